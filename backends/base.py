@@ -1,0 +1,163 @@
+"""The backend protocol: what every model runtime gives the app, and the events it streams."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from backends.gearbox import GearMode
+from kernels.gear import Gear
+
+Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
+Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
+
+
+class BackendError(Exception):
+    """A failure a user can act on; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    entropy: Literal["exact", "topk"]  # full-vocabulary entropy, or bounds from top-k logprobs
+    gears: Literal["per_token", "per_turn"]  # weights shifted per token, or a model variant per turn
+    hidden_states: bool  # can feed the activation entropy gate
+    vocab_size: int | None  # None when a server does not say
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    gear_mode: GearMode = GearMode.AUTO
+
+    def __post_init__(self) -> None:
+        if self.max_tokens <= 0:
+            raise ValueError(f"max tokens must be at least 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class TokenEvent:
+    """One generated token and everything measured about the step that produced it."""
+
+    text: str  # the text this token adds (may be "" while a multi-byte character is incomplete)
+    token_id: int | None
+    gear: Gear  # the gear the forward pass that produced this token read
+    next_gear: Gear  # what the policy chose for the next step
+    entropy_bits: float | None  # exact entropy of this step's distribution; None over top-k
+    step_ms: float  # wall time of this step, forward pass to event
+    logprob: float | None = None
+    varentropy_bits2: float | None = None
+    entropy_bits_lower: float | None = None  # top-k backends: H_lb
+    entropy_bits_upper: float | None = None  # top-k backends: H_lb + r ln(V - k); None if V unknown
+    missing_mass: float | None = None  # top-k backends: 1 - sum of the top-k probabilities
+    entropy_source: Literal["exact", "lower", "upper"] | None = "exact"  # which drives the gear
+    anomaly: str | None = None  # why the anomaly guard forced the high gear, if it did
+    gate_survival: tuple[bool, ...] | None = None  # per decoder layer: did this token pass the gate
+    flags: tuple[str, ...] = ()  # e.g. "speculative": a drafted token with no alternatives
+
+    @property
+    def driving_entropy(self) -> float | None:
+        """The entropy figure the gear policy ran on for this token."""
+        return {
+            "exact": self.entropy_bits,
+            "lower": self.entropy_bits_lower,
+            "upper": self.entropy_bits_upper,
+        }.get(self.entropy_source or "")
+
+
+@dataclass
+class Notice:
+    """Something the user should see that is not a token: a missing reading, a fault."""
+
+    text: str
+    level: Literal["info", "warning", "error"] = "info"
+
+
+@dataclass
+class ReplyDone:
+    """The last event of every reply, however it ended."""
+
+    reason: Literal["stop", "length", "cancelled", "error"]
+    tokens: int
+    seconds: float
+    first_token_s: float | None = None  # time to first token
+    error: str | None = None
+    stats: dict = field(default_factory=dict)
+
+
+Event = TokenEvent | Notice | ReplyDone
+
+
+class Backend(abc.ABC):
+    """A model runtime. Load once, then stream replies; cancel() may be called from any thread."""
+
+    name: str = "backend"
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    @abc.abstractmethod
+    def model_name(self) -> str: ...
+
+    @abc.abstractmethod
+    def load(self, progress: Progress | None = None) -> None:
+        """Load the model; raise BackendError with a readable message on failure."""
+
+    def unload(self) -> None:
+        """Free what load() took."""
+
+    @abc.abstractmethod
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Event]:
+        """Stream the reply to `messages`: TokenEvents, Notices, then one ReplyDone."""
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def memory_bytes(self) -> int | None:
+        """Memory the loaded model holds (all gears resident), or None if not known."""
+        return None
+
+
+class LocalBackend(Backend):
+    """A backend that computes in this process: a blocking generate(), run in a thread."""
+
+    @abc.abstractmethod
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
+        """Blocking generation; checks the cancel flag before every step."""
+
+    async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        end = object()
+
+        def produce() -> None:
+            try:
+                for event in self.generate(messages, params):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, end)
+
+        worker = threading.Thread(target=produce, name=f"{self.name}-generate", daemon=True)
+        worker.start()
+        try:
+            while (event := await queue.get()) is not end:
+                yield event
+        finally:
+            self.cancel()  # an abandoned stream must not leave the thread generating
+            await asyncio.to_thread(worker.join)

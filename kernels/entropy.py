@@ -1,0 +1,24 @@
+"""Next-token entropy and varentropy in bits, computed on the logits' device."""
+
+import math
+
+import torch
+
+LN2 = math.log(2.0)
+
+
+def entropy_varentropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shannon entropy H = -sum p log2 p and varentropy Var[-log2 p] over the last dim.
+
+    One pass over the log-probabilities; float32 regardless of the logits' dtype.
+    NaN or Inf logits give a NaN entropy, which the gear policy treats as an anomaly.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    # 0 * -inf is NaN: a token with probability zero contributes nothing.
+    plogp = torch.where(p > 0, p * logp, 0.0)
+    h = -plogp.sum(-1)
+    second = torch.where(p > 0, p * logp * logp, 0.0).sum(-1)
+    bad = ~torch.isfinite(logits).all(-1)
+    h = torch.where(bad, torch.nan, h)
+    return h / LN2, (second - h * h).clamp_min(0) / (LN2 * LN2)
