@@ -80,7 +80,8 @@ class Gearbox:
     def reset(self) -> None:
         """Start a new reply: the gear starts high, thresholds return to the defaults."""
         self.low, self.high = self.default_low, self.default_high
-        self.gear = self.mode.forced_gear or Gear.HIGH
+        forced = self.mode.forced_gear
+        self.gear = Gear.HIGH if forced is None else forced
         self._recent: deque[float] = deque(maxlen=self.config.window)
         self._since_shift = self.config.min_dwell  # the first decision may shift at once
         self._suspect_steps = 0

@@ -1,0 +1,70 @@
+"""A drop-in for nn.Linear that holds every gear of its weight and reads the selected one."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kernels.gear import Gear
+from kernels.matmul import geared_matmul
+from kernels.nested import GROUP_SIZE, NestedWeight, pack
+
+
+class GearSelector:
+    """One per model, shared by all its geared layers: a shift is one assignment here."""
+
+    def __init__(self, gear: Gear = Gear.HIGH):
+        self.gear = gear
+
+
+class GearedLinear(nn.Module):
+    def __init__(self, linear: nn.Linear, selector: GearSelector, group_size: int = GROUP_SIZE):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.selector = selector
+        nw = pack(linear.weight.data, group_size)
+        # Buffers, so .to(device) moves every plane together with the original weight.
+        self.register_buffer("weight", nw.weight)
+        self.register_buffer("h_codes", nw.h_codes)
+        self.register_buffer("h_scale", nw.h_scale)
+        self.register_buffer("h_zero", nw.h_zero)
+        self.register_buffer("l_codes", nw.l_codes)
+        self.register_buffer("l_scale", nw.l_scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.data)
+        self.group_size = nw.group_size
+
+    @property
+    def nested(self) -> NestedWeight:
+        return NestedWeight(
+            self.weight, self.h_codes, self.h_scale, self.h_zero, self.l_codes, self.l_scale, self.group_size
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = geared_matmul(x, self.nested, self.selector.gear)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+
+
+def decoder_layers(model: nn.Module, num_layers: int) -> nn.ModuleList:
+    """The model's stack of decoder layers: the ModuleList as long as the config says."""
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == num_layers:
+            return module
+    raise ValueError(f"no list of {num_layers} decoder layers found in {type(model).__name__}")
+
+
+def gear_decoder_layers(layers: nn.ModuleList, selector: GearSelector, progress=None) -> int:
+    """Swap every nn.Linear inside the decoder layers (attention and MLP projections) for a
+    GearedLinear. Embeddings and the LM head live outside the layers and stay as they are."""
+    swapped = 0
+    for i, layer in enumerate(layers):
+        for child in list(layer.modules()):
+            for attr, sub in list(child.named_children()):
+                if isinstance(sub, nn.Linear):
+                    setattr(child, attr, GearedLinear(sub, selector))
+                    swapped += 1
+        if progress:
+            progress((i + 1) / len(layers), f"packing gears: layer {i + 1}/{len(layers)}")
+    return swapped

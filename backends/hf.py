@@ -1,0 +1,355 @@
+"""Hugging Face Transformers backend: per-token gears on a local causal LM (CPU, or CUDA)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from backends.base import (
+    BackendError,
+    Capabilities,
+    Event,
+    GenerationParams,
+    LocalBackend,
+    Message,
+    Notice,
+    Progress,
+    ReplyDone,
+    TokenEvent,
+)
+from backends.detokenize import IncrementalDetokenizer
+from backends.gearbox import Gearbox, GearMode, PolicyConfig
+from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+from kernels.entropy import entropy_varentropy
+from kernels.gear import Gear
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local directory, or a repo id already in the Hugging Face cache. Never downloads."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise BackendError(f"{model} is a file; --model takes a model directory or a Hugging Face id")
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise BackendError(f"no such model directory: {model}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception:
+        raise BackendError(
+            f"{model!r} is neither a local directory nor a model in the Hugging Face cache; "
+            f"download it first (hf download {model}) or pass --model PATH"
+        ) from None
+
+
+def check_model_dir(path: Path, *, allow_pickle: bool, trust_remote_code: bool) -> None:
+    """Refuse, with a reason, what transformers would load unsafely or not at all."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise BackendError(f"{path} has no config.json: not a Hugging Face model directory")
+    if not any(path.glob("*.safetensors")):
+        if not any(path.glob("*.bin")):
+            raise BackendError(f"{path} holds no weights (no *.safetensors files)")
+        if not allow_pickle:
+            raise BackendError(
+                f"{path} has only pickle (.bin) weights, which can run code when loaded; "
+                "convert them to safetensors, or pass --allow-pickle if you trust their source"
+            )
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BackendError(f"{config_file} is not valid JSON: {e}") from None
+    if "auto_map" in config and not trust_remote_code:
+        raise BackendError(
+            f"{path} needs its own Python code to load (auto_map in config.json); "
+            "read that code, then pass --trust-remote-code to run it"
+        )
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError("--device cuda was asked for, but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | None, device: torch.device, stored: torch.dtype | None) -> torch.dtype:
+    if dtype not in (None, "auto"):
+        try:
+            return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+        except KeyError:
+            raise BackendError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16") from None
+    if device.type == "cpu":
+        return torch.float32  # CPU matmuls in 16-bit are slow; upcasting keeps 16-bit values exact
+    return stored if stored in (torch.float16, torch.bfloat16) else torch.float16
+
+
+def sample(logits: torch.Tensor, params: GenerationParams, generator: torch.Generator | None) -> torch.Tensor:
+    """The next token id as a 0-d tensor on the logits' device (no host sync)."""
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    if params.top_p < 1:
+        sorted_p, order = probs.sort(descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+        drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p.masked_fill(drop, 0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class EagerDecoder:
+    """Forward passes with the model as loaded and a dynamic KV cache: the CPU path."""
+
+    def __init__(self, model):
+        self.model = model
+        self.cache = None
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> torch.Tensor:
+        """Logits [T, V] for every prompt position; starts a fresh cache."""
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache(config=self.model.config)
+        x = torch.tensor([ids], device=self.model.device)
+        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
+
+    @torch.inference_mode()
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Logits [V] for the position after `token` (a 0-d id tensor on the device)."""
+        x = token.reshape(1, 1)
+        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
+
+
+@dataclass
+class TeacherForced:
+    """Scores of real text under one gear mode: what `bench quality` tabulates."""
+
+    logprobs: list[float]  # natural log p(actual next token), one per predicted position
+    top1: list[int]  # the model's most likely next token at each position
+    gears: list[Gear]  # the gear the forward pass at each position read
+    shifts: int
+
+
+class HFBackend(LocalBackend):
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+        policy: PolicyConfig | None = None,
+    ):
+        super().__init__()
+        self.model_id = model
+        self.requested_device, self.requested_dtype = device, dtype
+        self.trust_remote_code, self.allow_pickle = trust_remote_code, allow_pickle
+        self.policy = policy or PolicyConfig()
+        self.selector = GearSelector()
+        self.model = self.tokenizer = self.decoder = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        self._require_loaded()
+        return Capabilities(
+            entropy="exact",
+            gears="per_token",
+            hidden_states=True,
+            vocab_size=self.vocab_size,
+            device=str(self.device),
+        )
+
+    def _require_loaded(self) -> None:
+        if self.model is None:
+            raise BackendError("the model is not loaded yet")
+
+    def load(self, progress: Progress | None = None) -> None:
+        report = progress or (lambda fraction, text: None)
+        report(0.0, f"checking {self.model_id}")
+        path = resolve_model_dir(self.model_id)
+        check_model_dir(path, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code)
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        self.device = pick_device(self.requested_device)
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            if isinstance(stored, str):
+                stored = getattr(torch, stored, None)
+            dtype = pick_dtype(self.requested_dtype, self.device, stored)
+            report(0.05, "loading tokenizer")
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            report(0.1, f"loading weights ({dtype}, {self.device})")
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                trust_remote_code=self.trust_remote_code,
+                use_safetensors=any(path.glob("*.safetensors")),
+                local_files_only=True,
+            )
+        except BackendError:
+            raise
+        except Exception as e:
+            raise BackendError(f"could not load {path}: {type(e).__name__}: {e}") from None
+        model.to(self.device).eval()
+        layers = decoder_layers(model, config.num_hidden_layers)
+        self.geared_layers = gear_decoder_layers(
+            layers, self.selector, lambda f, text: report(0.5 + 0.5 * f, text)
+        )
+        self.model, self.config, self.path = model, config, path
+        self.num_layers = len(layers)
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.eos_ids = self._eos_ids()
+        self.max_positions = getattr(config, "max_position_embeddings", None)
+        self.decoder = EagerDecoder(model)
+        report(1.0, "ready")
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen = getattr(self.model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        ids.update(eos if isinstance(eos, list) else [eos])
+        return {i for i in ids if i is not None}
+
+    def unload(self) -> None:
+        self.model = self.tokenizer = self.decoder = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def memory_bytes(self) -> int | None:
+        if self.model is None:
+            return None
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt ids through the tokenizer's chat template where it has one."""
+        self._require_loaded()
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+                ids = ids["input_ids"]
+            return list(ids)
+        return self.tokenizer("\n\n".join(m["content"] for m in messages))["input_ids"]
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
+        self._require_loaded()
+        self._cancel.clear()
+        if not any(m.get("content", "").strip() for m in messages):
+            raise BackendError("the prompt is empty")
+        ids = self.encode_chat(messages)
+        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
+            keep = max(self.max_positions - params.max_tokens, 1)
+            if keep < len(ids):
+                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
+                ids = ids[-keep:]
+        yield from self._generate(ids, params)
+
+    def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
+        gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(self.device).manual_seed(params.seed)
+        detok = IncrementalDetokenizer(self.tokenizer)
+        start = step_start = time.perf_counter()
+        first_token_s = None
+        reason, produced = "length", 0
+
+        gear = self.selector.gear = gearbox.gear
+        logits = self.decoder.prefill(ids)
+        prompt_entropy, _ = entropy_varentropy(logits[:-1])
+        gearbox.calibrate(prompt_entropy.tolist())
+        logits = logits[-1]
+
+        for produced in range(1, params.max_tokens + 1):
+            token = sample(logits, params, generator)
+            h, varentropy = entropy_varentropy(logits)
+            logprob = torch.log_softmax(logits.float(), -1)[token]
+            # The one host sync of the step: every scalar crosses together.
+            token_id, h, varentropy, logprob = torch.stack(
+                [token.float(), h, varentropy, logprob]
+            ).tolist()
+            token_id = int(token_id)
+            decision = gearbox.step(h)
+            now = time.perf_counter()
+            first_token_s = first_token_s or now - start
+            yield TokenEvent(
+                text=detok.push(token_id),
+                token_id=token_id,
+                gear=gear,
+                next_gear=decision.gear,
+                entropy_bits=h,
+                varentropy_bits2=varentropy,
+                logprob=logprob,
+                step_ms=(now - step_start) * 1e3,
+                anomaly=decision.anomaly,
+            )
+            if token_id in self.eos_ids:
+                reason = "stop"
+                break
+            if produced == params.max_tokens:
+                break
+            if self._cancel.is_set():
+                reason = "cancelled"
+                break
+            step_start = time.perf_counter()
+            gear = self.selector.gear = decision.gear
+            logits = self.decoder.step(token)
+        if tail := detok.flush():
+            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None)
+        yield ReplyDone(
+            reason=reason,
+            tokens=produced,
+            seconds=time.perf_counter() - start,
+            first_token_s=first_token_s,
+            stats={"shifts": gearbox.shifts},
+        )
+
+    @torch.inference_mode()
+    def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:
+        """Score `ids` (starting with BOS) token by token under `mode`.
+
+        Forced modes run one forward pass over the whole sequence. Auto runs step by step
+        with the KV cache, each step's gear chosen from the previous step's entropy,
+        exactly as in generation, but fed the real next token instead of a sampled one."""
+        self._require_loaded()
+        ids = list(ids)
+        gearbox = Gearbox(self.vocab_size, mode, self.policy)
+        targets = torch.tensor(ids[1:], device=self.device)
+        if mode.forced_gear is not None:
+            self.selector.gear = mode.forced_gear
+            logits = self.decoder.prefill(ids)[:-1]
+            gears = [mode.forced_gear] * len(targets)
+        else:
+            rows, gears = [], []
+            self.selector.gear = gearbox.gear
+            logits = self.decoder.prefill(ids[:1])[-1]
+            for target in targets:
+                rows.append(logits)
+                gears.append(self.selector.gear)
+                h, _ = entropy_varentropy(logits)
+                self.selector.gear = gearbox.step(h.item()).gear
+                logits = self.decoder.step(target)
+            logits = torch.stack(rows[: len(targets)])
+        logprobs = torch.log_softmax(logits.float(), -1).gather(-1, targets[:, None])[:, 0]
+        return TeacherForced(logprobs.tolist(), logits.argmax(-1).tolist(), gears, gearbox.shifts)
+
+
+def perplexity(logprobs: Sequence[float]) -> float:
+    return math.exp(-sum(logprobs) / len(logprobs))
