@@ -1,0 +1,84 @@
+"""Any OpenAI-compatible server (llama.cpp's llama-server, vLLM, ...): /v1/models and streamed
+/v1/chat/completions as server-sent events, `data: {chunk}` lines ending with `data: [DONE]`.
+
+Each chunk's `choices[0].logprobs.content` holds one entry per token with its `top_logprobs`.
+llama.cpp adds token ids and, in /v1/models, the vocabulary size (`meta.n_vocab`); it does
+not cap `top_logprobs` (it returns up to the whole vocabulary), where OpenAI caps it at 20.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import httpx
+
+from backends.base import GenerationParams, Message
+from backends.http_backend import HTTPBackend, StreamFault, StreamPiece, error_text
+from backends.http_stream import ServerEvent, SSEDecoder
+
+DEFAULT_URL = "http://127.0.0.1:8080"  # llama-server's default
+
+
+class OpenAIBackend(HTTPBackend):
+    name = "openai"
+    default_url = DEFAULT_URL
+    server_label = "the OpenAI-compatible server"
+
+    @staticmethod
+    def normalize_url(url: str) -> str:
+        """Users often paste the API root (".../v1"); requests add /v1 themselves."""
+        url = url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def list_models(self, client: httpx.Client) -> list[dict]:
+        return [{**entry, "name": entry["id"]} for entry in self.request_json(client, "GET", "/v1/models")["data"]]
+
+    def read_vocab_size(self, client: httpx.Client, entry: dict) -> int | None:
+        n_vocab = (entry.get("meta") or {}).get("n_vocab")
+        return n_vocab if isinstance(n_vocab, int) and n_vocab > 1 else None
+
+    def chat_request(self, model: str, messages: Sequence[Message], params: GenerationParams) -> tuple[str, dict]:
+        body = {
+            "model": model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "stream": True,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        return "/v1/chat/completions", body
+
+    def decoder(self) -> SSEDecoder:
+        return SSEDecoder()
+
+    def piece(self, record: ServerEvent) -> StreamPiece | None:
+        if record.event == "error":
+            raise StreamFault(f"{self.server_label} reported an error mid-reply: {error_text(record.data.encode())}")
+        if record.data.strip() == "[DONE]":
+            return StreamPiece(end=True)
+        try:
+            chunk = json.loads(record.data)
+        except ValueError as e:
+            raise StreamFault(f"{self.server_label} sent malformed data ({e}): {record.data[:200]!r}") from None
+        if not isinstance(chunk, dict):
+            raise StreamFault(f"{self.server_label} sent data that is not a JSON object: {record.data[:200]!r}")
+        if "error" in chunk:
+            raise StreamFault(f"{self.server_label} reported an error mid-reply: {error_text(record.data.encode())}")
+        usage = chunk.get("usage") or {}
+        stats = {"completion_tokens": usage["completion_tokens"]} if "completion_tokens" in usage else {}
+        choices = chunk.get("choices") or []
+        if not choices:
+            return StreamPiece(server_stats=stats)
+        choice = choices[0]
+        logprobs = choice.get("logprobs")
+        return StreamPiece(
+            content=(choice.get("delta") or {}).get("content") or "",
+            logprobs=logprobs.get("content") if isinstance(logprobs, dict) else None,
+            finish=choice.get("finish_reason"),
+            server_stats=stats,
+        )
