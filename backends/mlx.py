@@ -1,0 +1,270 @@
+"""MLX backend: per-token gears on Apple Silicon, and on Linux CPU through mlx[cpu]."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+
+from backends.apple_power import ApplePower
+from backends.base import (
+    BackendError,
+    Capabilities,
+    Event,
+    GenerationParams,
+    LocalBackend,
+    Message,
+    Notice,
+    Progress,
+    ReplyDone,
+    TokenEvent,
+)
+from backends.detokenize import IncrementalDetokenizer
+from backends.gearbox import Gearbox, GearMode, PolicyConfig
+from backends.geared_linear import GearSelector
+from backends.hf import TeacherForced, resolve_model_dir
+from backends.mlx_geared_linear import GearingReport, gear_decoder_layers
+from kernels.gear import Gear
+from kernels.mlx_entropy import entropy_varentropy
+
+PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the [tokens, vocab] logits held at once
+
+
+def sample(logits: mx.array, params: GenerationParams, key: mx.array | None) -> mx.array:
+    """The next token id as a lazy 0-d array; greedy when the temperature is 0."""
+    if params.temperature == 0:
+        return mx.argmax(logits, axis=-1)
+    scaled = logits.astype(mx.float32) / params.temperature
+    logp = scaled - mx.logsumexp(scaled)
+    if params.top_p < 1:
+        sorted_logp = mx.sort(logp)[::-1]
+        sorted_p = mx.exp(sorted_logp)
+        # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+        kept = (mx.cumsum(sorted_p) - sorted_p < params.top_p).sum()
+        logp = mx.where(logp < mx.take(sorted_logp, kept - 1), -mx.inf, logp)
+    return mx.random.categorical(logp, key=key)
+
+
+def log_softmax_at(logits: mx.array, ids: mx.array) -> mx.array:
+    """Natural-log probability of `ids` under the distribution of each row of `logits`."""
+    x = logits.astype(mx.float32)
+    return mx.take_along_axis(x, ids[..., None], axis=-1)[..., 0] - mx.logsumexp(x, axis=-1)
+
+
+class MLXBackend(LocalBackend):
+    name = "mlx"
+
+    def __init__(self, model: str, *, trust_remote_code: bool = False, policy: PolicyConfig | None = None):
+        super().__init__()
+        self.model_id = model
+        self.trust_remote_code = trust_remote_code
+        self.policy = policy or PolicyConfig()
+        self.selector = GearSelector()
+        self.power = ApplePower()
+        self.model = self.tokenizer = None
+        self.gearing: GearingReport | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        self._require_loaded()
+        return Capabilities(
+            entropy="exact",
+            gears="per_token",
+            hidden_states=False,
+            vocab_size=self.vocab_size,
+            device=mx.default_device().type.name,
+        )
+
+    def _require_loaded(self) -> None:
+        if self.model is None:
+            raise BackendError("the model is not loaded yet")
+
+    def load(self, progress: Progress | None = None) -> None:
+        report = progress or (lambda fraction, text: None)
+        report(0.0, f"checking {self.model_id}")
+        path = resolve_model_dir(self.model_id)
+        if not any(path.glob("*.safetensors")):
+            raise BackendError(f"{path} holds no *.safetensors weights, the only kind mlx-lm loads")
+        import mlx_lm
+
+        report(0.1, f"loading weights with mlx-lm ({mx.default_device().type.name})")
+        try:
+            model, tokenizer, config = mlx_lm.load(
+                str(path), return_config=True, tokenizer_config={"trust_remote_code": self.trust_remote_code}
+            )
+        except Exception as e:  # mlx-lm raises bare ValueErrors, KeyErrors... for what it cannot read
+            raise BackendError(f"mlx-lm could not load {path}: {type(e).__name__}: {e}") from None
+        report(0.6, "building the low and mid gears")
+        self.selector.gear = Gear.HIGH
+        self.gearing = gear_decoder_layers(model.layers, self.selector)
+        self.model, self.tokenizer, self.config, self.path = model, tokenizer, config, path
+        # The width of the logits, not the tokenizer's length: some models pad the vocabulary.
+        self.vocab_size = model(mx.array([[0]]))[0, -1].shape[-1]
+        self.eos_ids = set(tokenizer.eos_token_ids)
+        self.max_positions = config.get("max_position_embeddings")
+        self._gearing_told = False
+        report(1.0, "ready")
+
+    def unload(self) -> None:
+        self.model = self.tokenizer = self.gearing = None
+        mx.clear_cache()
+
+    def memory_bytes(self) -> int | None:
+        """Bytes of every array the model holds: all three gears of every geared projection."""
+        if self.model is None:
+            return None
+        return sum(a.nbytes for _, a in tree_flatten(self.model.parameters()))
+
+    def memory_stats(self) -> dict[str, int]:
+        """MLX allocator figures: what is in use now, and the most since the reply began."""
+        return {"active_memory_bytes": mx.get_active_memory(), "peak_memory_bytes": mx.get_peak_memory()}
+
+    def power_reading(self) -> tuple[float | None, str]:
+        """(GPU watts, their source), or (None, why there is no reading): show "n/a — why"."""
+        return self.power.reading()
+
+    def encode_text(self, text: str) -> list[int]:
+        """Plain text to ids, starting with BOS where the model has one (for scoring text)."""
+        self._require_loaded()
+        ids = self.tokenizer.encode(text)
+        bos = self.tokenizer.bos_token_id
+        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+
+    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt ids through the tokenizer's chat template where it has one."""
+        self._require_loaded()
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+                ids = ids["input_ids"]
+            return list(ids)
+        return self.tokenizer.encode("\n\n".join(m["content"] for m in messages))
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
+        self._require_loaded()
+        self._cancel.clear()
+        if not any(m.get("content", "").strip() for m in messages):
+            raise BackendError("the prompt is empty")
+        if not self._gearing_told and (self.gearing.padded or self.gearing.kept):
+            self._gearing_told = True
+            yield Notice(self.gearing.describe())
+        ids = self.encode_chat(messages)
+        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
+            keep = max(self.max_positions - params.max_tokens, 1)
+            if keep < len(ids):
+                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
+                ids = ids[-keep:]
+        yield from self._generate(ids, params)
+
+    def _prefill(self, ids: list[int], cache: list) -> tuple[mx.array, list[float]]:
+        """Fill the KV cache with the prompt. Returns the logits after its last token and the
+        entropy at every earlier position (what calibrates the gear policy)."""
+        entropies: list[float] = []
+        for i in range(0, len(ids), PREFILL_CHUNK):
+            logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=cache)[0]
+            h, _ = entropy_varentropy(logits)
+            mx.eval(h)
+            entropies += h.tolist()
+        return logits[-1], entropies[:-1]
+
+    def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
+        key = step_key = None
+        if params.temperature > 0:
+            key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
+        detok = IncrementalDetokenizer(self.tokenizer)
+        mx.reset_peak_memory()
+        start = step_start = time.perf_counter()
+        first_token_s = None
+        reason, produced = "length", 0
+
+        gear = self.selector.gear = gearbox.gear
+        cache = make_prompt_cache(self.model)
+        logits, prompt_entropy = self._prefill(ids, cache)
+        gearbox.calibrate(prompt_entropy)
+
+        for produced in range(1, params.max_tokens + 1):
+            if key is not None:
+                key, step_key = mx.random.split(key)
+            token = sample(logits, params, step_key)
+            h, varentropy = entropy_varentropy(logits)
+            logprob = log_softmax_at(logits, token)
+            # The one evaluation of the step: forward pass, entropy and sample together.
+            mx.eval(token, h, varentropy, logprob)
+            token_id, h, varentropy, logprob = token.item(), h.item(), varentropy.item(), logprob.item()
+            decision = gearbox.step(h)
+            now = time.perf_counter()
+            first_token_s = first_token_s or now - start
+            yield TokenEvent(
+                text=detok.push(token_id),
+                token_id=token_id,
+                gear=gear,
+                next_gear=decision.gear,
+                entropy_bits=h,
+                varentropy_bits2=varentropy,
+                logprob=logprob,
+                step_ms=(now - step_start) * 1e3,
+                anomaly=decision.anomaly,
+            )
+            if token_id in self.eos_ids:
+                reason = "stop"
+                break
+            if produced == params.max_tokens:
+                break
+            if self._cancel.is_set():
+                reason = "cancelled"
+                break
+            step_start = time.perf_counter()
+            gear = self.selector.gear = decision.gear
+            logits = self.model(token.reshape(1, 1), cache=cache)[0, -1]
+        if tail := detok.flush():
+            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None)
+        yield ReplyDone(
+            reason=reason,
+            tokens=produced,
+            seconds=time.perf_counter() - start,
+            first_token_s=first_token_s,
+            stats={"shifts": gearbox.shifts, **self.memory_stats()},
+        )
+
+    def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:
+        """Score `ids` (starting with BOS) token by token under `mode`.
+
+        Forced modes run one forward pass over the whole sequence. Auto runs step by step
+        with the KV cache, each step's gear chosen from the previous step's entropy,
+        exactly as in generation, but fed the real next token instead of a sampled one."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        self._require_loaded()
+        ids = list(ids)
+        gearbox = Gearbox(self.vocab_size, mode, self.policy)
+        targets = mx.array(ids[1:])
+        if mode.forced_gear is not None:
+            self.selector.gear = mode.forced_gear
+            logits = self.model(mx.array([ids]))[0, :-1]
+            logprobs, top1 = log_softmax_at(logits, targets), mx.argmax(logits, axis=-1)
+            mx.eval(logprobs, top1)
+            return TeacherForced(logprobs.tolist(), top1.tolist(), [mode.forced_gear] * len(ids[1:]), 0)
+        logprobs, top1, gears = [], [], []
+        cache = make_prompt_cache(self.model)
+        self.selector.gear = gearbox.gear
+        logits = self.model(mx.array([ids[:1]]), cache=cache)[0, -1]
+        for target in ids[1:]:
+            gears.append(self.selector.gear)
+            h, _ = entropy_varentropy(logits)
+            logprob, best = log_softmax_at(logits, mx.array(target)), mx.argmax(logits)
+            mx.eval(h, logprob, best)
+            logprobs.append(logprob.item())
+            top1.append(best.item())
+            self.selector.gear = gearbox.step(h.item()).gear
+            logits = self.model(mx.array([[target]]), cache=cache)[0, -1]
+        return TeacherForced(logprobs, top1, gears, gearbox.shifts)
