@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from backends.base import BackendError
 from gearterm.errors import UsageError
 
 COMMANDS = {
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return handler(args) or 0
-    except UsageError as e:
+    except (UsageError, BackendError) as e:
         print(f"gearterm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,11 +1,5 @@
 """Errors a user can meet on the command line: printed as one line, exit code 2."""
 
-from backends.base import BackendError
-
 
 class UsageError(Exception):
     """Bad input from the user: a message that says what is wrong and what to do."""
-
-
-def as_usage_error(e: BackendError | ValueError) -> UsageError:
-    return UsageError(str(e))
