@@ -1,0 +1,463 @@
+"""The gearterm app: a chat beside live entropy, gear, gate, power and speed panes.
+
+The app is the controller: it owns the backend, the history store and the event queue.
+Model loading and generation run in workers off the UI loop (a thread for local backends,
+an async task for servers). Generation puts each event, stamped with the time it arrived,
+on a queue.Queue; a 20 Hz timer drains the queue and applies everything that arrived in one
+batch: one Markdown write, one database transaction, one refresh of the panes. Generation
+never waits for the UI, and the UI never waits for generation.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import CommandPalette
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input
+from textual.worker import Worker, WorkerState
+
+from backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
+from backends.gearbox import GearMode
+from gearterm.app.backend_choices import create_from_entry, discover_choices
+from gearterm.app.keys import KEYS
+from gearterm.app.messages import BackendReady, LoadProgress, ReplyFinished
+from gearterm.app.readings import Readings
+from gearterm.app.screens.backend_picker import BackendPicker
+from gearterm.app.screens.chat import ChatScreen
+from gearterm.app.screens.conversations import ConversationList
+from gearterm.app.screens.help import HelpScreen
+from gearterm.app.widgets.assistant_message import AssistantMessage
+from gearterm.app.widgets.power_pane import PowerView
+from gearterm.config import BackendEntry, Config
+from gearterm.export import export_conversation
+from gearterm.history import History, TokenRow
+from kernels.gear import Gear
+
+DRAIN_HZ = 20  # queue drains (and so Markdown writes) per second
+POWER_HZ = 2  # power pane refreshes per second
+
+
+@dataclass
+class Reply:
+    """The reply being streamed: where its events go."""
+
+    message_id: int
+    conversation_id: int
+    view: AssistantMessage
+    backend: Backend
+    entry: BackendEntry
+    text: str = ""
+    tokens: int = 0
+    live: bool = True  # False once the user left its conversation: it still finishes into the store
+
+
+class GeartermApp(App[None]):
+    CSS_PATH = "gearterm.tcss"
+    TITLE = "gearterm"
+    BINDINGS = [Binding(k.keys, k.action, k.title, id=k.id, tooltip=k.help, priority=k.id == "quit") for k in KEYS]
+
+    gear_mode: reactive[GearMode] = reactive(GearMode.AUTO, init=False)
+    gear_tint: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        config: Config,
+        entry: BackendEntry,
+        history: History,
+        *,
+        notes: Sequence[tuple[str, str]] = (),
+        create_backend: Callable[[BackendEntry, Config], Backend] = create_from_entry,
+        discover: Callable[[Config], tuple[list[BackendEntry], list[str]]] = discover_choices,
+        power: Callable[[], PowerView] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        """`notes` are (severity, text) shown once the screen is up: config problems and the like.
+        `power` gives the power pane its reading; `clock` stamps events (tests pass a fake one)."""
+        super().__init__()
+        self.config = config
+        self.history = history
+        self.notes = list(notes)
+        self.create_backend = create_backend
+        self.discover = discover
+        self.power = power
+        self.clock = clock
+        self.startup_entry = entry
+        self.keymap = {k.id: config.keymap.get(k.id, k.keys) for k in KEYS}
+
+        self.backend: Backend | None = None
+        self.entry: BackendEntry | None = None
+        self.loading_entry: BackendEntry | None = None
+        self.load_error: str | None = None
+        self.retired: list[Backend] = []  # replaced while streaming; unloaded when the reply ends
+        self.events: queue.Queue[tuple[float, object]] = queue.Queue()
+        self.reply: Reply | None = None
+        self.conversation_id: int | None = None
+        self.transcript: list[dict] = []  # what the next reply is conditioned on
+        self.readings = Readings()
+        self.set_reactive(GeartermApp.gear_mode, GearMode(config.gear))
+        self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
+        self.readings.gear_mode = self.gear_mode
+
+    def get_default_screen(self) -> Screen:
+        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits)
+        return self.chat_screen
+
+    def on_ready(self) -> None:
+        """The chat screen is laid out: show the notes, start the timers and the first load."""
+        self.set_keymap(self.config.keymap)
+        try:
+            self.theme = self.config.ui.theme
+        except Exception:  # InvalidThemeError; the theme list is long, so name where to look
+            self.notes.append(("warning", f"unknown theme {self.config.ui.theme!r} in [ui]; ctrl+p → Theme lists them"))
+        for severity, text in self.notes:
+            self.notify(text, severity=severity, timeout=15)
+        self.set_interval(1 / DRAIN_HZ, self._drain)
+        if self.power is not None:
+            self.set_interval(1 / POWER_HZ, self._show_power)
+        self._show_power()
+        self._refresh_panes()
+        self.load_backend(self.startup_entry)
+
+    def on_unmount(self) -> None:
+        if self.reply is not None:
+            self.reply.backend.cancel()
+        self.history.close()
+
+    # ---- backends ---------------------------------------------------------------------
+
+    def load_backend(self, entry: BackendEntry) -> None:
+        """Load `entry` in a thread; the current backend keeps serving until the new one is ready."""
+        self.loading_entry = entry
+        self.chat_screen.loading.start(entry.label)
+        self._load(entry)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load(self, entry: BackendEntry) -> None:
+        backend = self.create_backend(entry, self.config)
+        backend.load(lambda fraction, text: self.post_message(LoadProgress(entry, fraction, text)))
+        self.post_message(BackendReady(entry, backend))
+
+    @on(LoadProgress)
+    def _load_progress(self, event: LoadProgress) -> None:
+        if event.entry == self.loading_entry:
+            self.chat_screen.loading.step(event.fraction, f"loading {event.entry.label}: {event.text}")
+
+    @on(BackendReady)
+    def _backend_ready(self, event: BackendReady) -> None:
+        if event.entry != self.loading_entry:  # a load the user has since replaced
+            event.backend.unload()
+            return
+        old, self.backend, self.entry = self.backend, event.backend, event.entry
+        self.loading_entry, self.load_error = None, None
+        if old is not None:
+            if self.reply is not None and self.reply.backend is old:
+                self.retired.append(old)
+            else:
+                old.unload()
+        # The gear policy's own settings, where the backend has one, set the thresholds shown.
+        self.readings.set_capabilities(event.backend.capabilities, getattr(event.backend, "policy", None))
+        self.chat_screen.loading.stop()
+        self._show_status()
+        self._refresh_panes()
+        if old is not None:
+            self.notify(f"next replies come from {event.entry.label}", title="backend switched")
+
+    def _load_failed(self, error: str) -> None:
+        entry, self.loading_entry = self.loading_entry, None
+        self.chat_screen.loading.stop()
+        if self.backend is None:
+            self.load_error = f"could not load {entry.label if entry else 'the model'}: {error}"
+            self._show_status()
+            self.notify(f"{error}\nf2 picks another backend.", title="model failed to load", severity="error", timeout=20)
+        else:
+            self.notify(f"{error}\nstill using {self.entry.label}.", title="model failed to load", severity="error", timeout=20)
+
+    def _show_status(self) -> None:
+        status = self.chat_screen.status
+        if self.backend is None:
+            status.show_text(f"[b red]no model[/] — {self.load_error or 'loading…'}  (f2 picks a backend)")
+            return
+        caps = self.backend.capabilities
+        status.show_backend(self.entry.backend, self.backend.model_name, caps.device, self.backend.memory_bytes())
+
+    # ---- replies ----------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    async def _submit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.reply is not None:
+            self.notify("a reply is still streaming: esc stops it", severity="warning")
+            return
+        if self.backend is None:
+            why = self.load_error or "the model is still loading"
+            self.notify(f"{why}. f2 picks a backend.", title="no model to reply", severity="warning")
+            return
+        event.input.clear()
+        await self.start_reply(text)
+
+    async def start_reply(self, text: str) -> None:
+        backend, entry = self.backend, self.entry
+        if self.conversation_id is None:
+            self.conversation_id = self.history.new_conversation(text)
+        self.history.add_message(self.conversation_id, "user", text)
+        self.transcript.append({"role": "user", "content": text})
+        chat = self.chat_screen.chat
+        await chat.add_user(text)
+        message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
+        view = await chat.add_assistant(f"{entry.backend} · {backend.model_name}", tinted=self.gear_tint)
+        self.reply = Reply(message_id, self.conversation_id, view, backend, entry)
+        self.readings.new_reply(self.clock())
+        generation = self.config.generation
+        params = GenerationParams(
+            max_tokens=generation.max_tokens,
+            temperature=generation.temperature,
+            top_p=generation.top_p,
+            gear_mode=self.gear_mode,
+        )
+        messages = list(self.transcript)
+        if isinstance(backend, LocalBackend):
+            self._generate_in_thread(backend, messages, params)
+        else:
+            self._generate_async(backend, messages, params)
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _generate_in_thread(self, backend: LocalBackend, messages: list[dict], params: GenerationParams) -> None:
+        self._forward(backend.generate(messages, params))
+
+    @work(exclusive=True, group="generate", exit_on_error=False)
+    async def _generate_async(self, backend: Backend, messages: list[dict], params: GenerationParams) -> None:
+        ended = False
+        async for event in backend.stream(messages, params):
+            self.events.put((self.clock(), event))
+            ended = isinstance(event, ReplyDone)
+        if not ended:
+            self.events.put((self.clock(), ReplyDone("error", 0, 0.0, error="the backend stopped without ending the reply")))
+
+    def _forward(self, events: Iterable) -> None:
+        """Stamp and queue each event; nothing here touches the UI."""
+        put, clock, ended = self.events.put, self.clock, False
+        for event in events:
+            put((clock(), event))
+            ended = isinstance(event, ReplyDone)
+        if not ended:
+            put((clock(), ReplyDone("error", 0, 0.0, error="the backend stopped without ending the reply")))
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """Every worker failure of the app lands here."""
+        worker = event.worker
+        if event.state is WorkerState.CANCELLED and worker.group == "generate" and self.reply is not None:
+            self.events.put((self.clock(), ReplyDone("cancelled", self.reply.tokens, 0.0)))
+        if event.state is not WorkerState.ERROR:
+            return
+        error = worker.error
+        text = str(error) if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
+        if worker.group == "load":
+            self._load_failed(text)
+        elif worker.group == "generate":
+            self.events.put((self.clock(), ReplyDone("error", self.reply.tokens if self.reply else 0, 0.0, error=text)))
+        else:
+            self.notify(text, title=f"{worker.name} failed", severity="error")
+
+    async def _drain(self) -> None:
+        """Apply every event that arrived since the last tick, as one batch."""
+        batch = []
+        try:
+            while True:
+                batch.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        reply = self.reply
+        if not batch or reply is None:
+            return
+        pieces: list[tuple[str, Gear]] = []
+        rows: list[TokenRow] = []
+        done: ReplyDone | None = None
+        for at, event in batch:
+            if isinstance(event, TokenEvent):
+                if reply.live:
+                    self.readings.add(at, event)
+                pieces.append((event.text, event.gear))
+                rows.append(_token_row(len(rows) + reply.tokens, event))
+            elif isinstance(event, Notice):
+                self.notify(event.text, severity=event.level)
+            elif isinstance(event, ReplyDone) and done is None:
+                done = event
+        reply.tokens += len(rows)
+        reply.text += "".join(text for text, _ in pieces)
+        self._save(lambda: self.history.save_reply(
+            reply.message_id, reply.text, rows, end_reason=done.reason if done else None
+        ))
+        if reply.live:
+            await reply.view.append(pieces)
+        if done is not None:
+            await self._finish_reply(reply, done)
+        if reply.live:
+            self._refresh_panes()
+
+    async def _finish_reply(self, reply: Reply, done: ReplyDone) -> None:
+        self.reply = None
+        if reply.live:
+            self.readings.end_reply(done)
+            if reply.text:
+                self.transcript.append({"role": "assistant", "content": reply.text})
+            meta = f"{done.tokens} tokens · {done.seconds:.2f} s · {done.reason}"
+            if done.error:
+                meta += f" — {done.error}"
+            await reply.view.finish(meta)
+        if done.error:
+            self.notify(done.error, title="the reply failed", severity="error", timeout=15)
+        while self.retired:
+            self.retired.pop().unload()
+        self.post_message(ReplyFinished(reply.message_id, done.reason))
+
+    def _save(self, write: Callable[[], None]) -> None:
+        """A failed history write (disk full, file removed) is shown once per reply; the chat goes on."""
+        try:
+            write()
+        except sqlite3.Error as e:
+            self.notify(f"history not saved: {e}", severity="error")
+
+    def _refresh_panes(self) -> None:
+        self.chat_screen.show_readings(self.readings, self.entry.backend if self.entry else None)
+
+    def _show_power(self) -> None:
+        view = self.power() if self.power is not None else PowerView(None, "no power meter configured")
+        self.chat_screen.show_power(view)
+
+    def _leave_reply(self) -> None:
+        """Stop the streaming reply and detach it from the screen; it still ends in the store."""
+        if self.reply is not None:
+            self.reply.backend.cancel()
+            self.reply.live = False
+
+    # ---- actions ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The chat's keys do nothing while a picker or the help screen is open over it."""
+        if isinstance(self.screen, ModalScreen) and not isinstance(self.screen, CommandPalette):
+            return action == "quit"
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key in KEYS:
+            if key.id != "quit":  # Textual's own Quit command is already there
+                yield SystemCommand(key.title, f"{key.help} ({self.keymap[key.id]})", getattr(self, f"action_{key.action}"))
+
+    def action_help(self) -> None:
+        rows = [(self.keymap[k.id].replace(",", ", "), k.id, k.help) for k in KEYS]
+        note = "remap any key in the config file, e.g. [keymap] cycle_gear = \"f9\""
+        self.push_screen(HelpScreen(rows, note))
+
+    def action_switch_backend(self) -> None:
+        self.push_screen(BackendPicker(self.entry, lambda: self.discover(self.config)), self._backend_picked)
+
+    def _backend_picked(self, entry: BackendEntry | None) -> None:
+        if entry is None or entry == self.entry:
+            return
+        if self.reply is not None:
+            self.reply.backend.cancel()
+            self.notify("the streaming reply was stopped to switch backend")
+        self.load_backend(entry)
+
+    def action_cycle_gear(self) -> None:
+        self.gear_mode = self.gear_mode.next()
+
+    def watch_gear_mode(self, mode: GearMode) -> None:
+        self.readings.gear_mode = mode
+        self._refresh_panes()
+        later = " from the next reply" if self.reply is not None else ""
+        self.notify(f"gear mode {mode.value}{later}", timeout=2)
+
+    def action_toggle_tint(self) -> None:
+        self.gear_tint = not self.gear_tint
+
+    async def watch_gear_tint(self, tinted: bool) -> None:
+        for view in self.chat_screen.chat.replies:
+            await view.set_tint(tinted)
+
+    async def action_new_chat(self) -> None:
+        self._leave_reply()
+        self.conversation_id = None
+        self.transcript = []
+        self.readings.new_session()
+        await self.chat_screen.chat.clear()
+        self._refresh_panes()
+        self.chat_screen.prompt.focus()
+
+    def action_conversations(self) -> None:
+        where = f"saved in {self.history.path}" if self.history.path else "history is in memory only (not saved)"
+        self.push_screen(ConversationList(self.history.conversations(), where), self._open_conversation)
+
+    async def _open_conversation(self, conversation_id: int | None) -> None:
+        if conversation_id is None:
+            return
+        self._leave_reply()
+        chat = self.chat_screen.chat
+        await chat.clear()
+        self.readings.new_session()
+        self.transcript = []
+        for m in self.history.messages(conversation_id):
+            if m.role == "user":
+                await chat.add_user(m.content)
+            else:
+                pieces = [(t.text, Gear.parse(t.gear)) for t in self.history.tokens(m.id)]
+                view = await chat.add_assistant(
+                    f"{m.backend} · {m.model}", tinted=self.gear_tint, text=m.content, pieces=pieces
+                )
+                await view.finish(m.end_reason or "incomplete: the app stopped mid-reply")
+            if m.content:
+                self.transcript.append({"role": m.role, "content": m.content})
+        self.conversation_id = conversation_id
+        self._refresh_panes()
+
+    def action_copy_reply(self) -> None:
+        replies = self.chat_screen.chat.replies
+        if not replies or not replies[-1].text:
+            self.notify("no reply to copy yet", severity="warning")
+            return
+        self.copy_to_clipboard(replies[-1].text)
+        self.notify(f"copied the last reply ({len(replies[-1].text)} characters)", timeout=3)
+
+    def action_export(self) -> None:
+        if self.conversation_id is None:
+            self.notify("nothing to export yet: send a message first", severity="warning")
+            return
+        try:
+            markdown, trace = export_conversation(self.history, self.conversation_id, Path(self.config.ui.export_dir))
+        except OSError as e:
+            self.notify(f"could not export: {e}", severity="error")
+            return
+        self.notify(f"{markdown}\n{trace}", title="exported", timeout=8)
+
+    def action_cancel(self) -> None:
+        if self.reply is None:
+            return
+        self.reply.backend.cancel()
+        self.notify("stopping the reply", timeout=2)
+
+
+def _token_row(position: int, event: TokenEvent) -> TokenRow:
+    return TokenRow(
+        position=position,
+        text=event.text,
+        token_id=event.token_id,
+        entropy_bits=event.entropy_bits,
+        entropy_bits_lower=event.entropy_bits_lower,
+        entropy_bits_upper=event.entropy_bits_upper,
+        gear=event.gear.label,
+        step_ms=event.step_ms,
+    )

@@ -1,0 +1,54 @@
+"""What the backend picker offers (configured and discovered), and how a choice becomes a backend."""
+
+from __future__ import annotations
+
+from backends.base import Backend
+from gearterm.config import BackendEntry, Config
+
+LOCAL_BACKENDS = ("hf", "mlx")  # compute in this process; the others talk to a server
+
+
+def startup_entry(config: Config) -> BackendEntry:
+    """The backend the app opens with: the config file's, with the command-line flags applied."""
+    label = f"{config.backend}: {config.model or 'default model'}"
+    return BackendEntry(label=label, backend=config.backend, model=config.model, url=config.url)
+
+
+def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
+    """Configured entries first, then what is found here; notes say what could not be reached.
+
+    Runs in a worker thread: asking an Ollama server may take a moment."""
+    from backends.registry import available_backends
+
+    entries = [startup_entry(config), *config.backends]
+    notes: list[str] = []
+    available = available_backends()
+    for name in LOCAL_BACKENDS:
+        if name in available:
+            entries.append(BackendEntry(label=f"{name}: default model", backend=name))
+    if "ollama" in available:
+        from gearterm.models import list_models
+
+        try:
+            for model in list_models(config.ollama_url):
+                entries.append(BackendEntry(label=f"ollama: {model}", backend="ollama", model=str(model)))
+        except Exception as e:  # a server that is down or answers oddly is a note, not a failure
+            notes.append(f"no Ollama models from {config.ollama_url}: {e}")
+    unique: dict[tuple[str, str, str], BackendEntry] = {}
+    for entry in entries:
+        unique.setdefault((entry.backend, entry.model, entry.url), entry)
+    return list(unique.values()), notes
+
+
+def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
+    """A backend, not yet loaded; local backends with no model get the default model."""
+    from backends.registry import create_backend
+
+    model = entry.model
+    options = {}
+    if entry.backend in LOCAL_BACKENDS:
+        from gearterm.models import default_model
+
+        model = default_model(entry.model or None)
+        options["device"] = config.device
+    return create_backend(entry.backend, model, url=entry.url or None, **options)

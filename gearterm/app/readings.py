@@ -1,0 +1,139 @@
+"""What the side panes show, accumulated from the token events of this reply and this session.
+
+Plain Python on the UI thread: the drain tick feeds it events, the panes render from it.
+Times are stamped by the generation worker the moment the backend yields an event, so a
+20 Hz drain does not blur tokens/s or time to first token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from backends.base import Capabilities, ReplyDone, TokenEvent
+from backends.gearbox import Gearbox, GearMode, PolicyConfig
+from kernels.gear import Gear
+
+ENTROPY_HISTORY = 512  # tokens kept for the sparkline (wider than any pane)
+MEAN_WINDOW = 32  # tokens in the rolling mean shown under the sparkline
+
+
+@dataclass
+class GateCounts:
+    """Tokens that passed the activation entropy gate, per decoder layer."""
+
+    passed: list[int] = field(default_factory=list)
+    tokens: int = 0
+
+    def add(self, survival: tuple[bool, ...]) -> None:
+        if len(self.passed) != len(survival):
+            self.passed = [0] * len(survival)
+        self.passed = [p + bool(s) for p, s in zip(self.passed, survival)]
+        self.tokens += 1
+
+    @property
+    def per_layer(self) -> list[float]:
+        return [p / self.tokens for p in self.passed] if self.tokens else []
+
+    @property
+    def overall(self) -> float | None:
+        return sum(self.passed) / (self.tokens * len(self.passed)) if self.tokens and self.passed else None
+
+
+class Readings:
+    def __init__(self, capabilities: Capabilities | None = None, policy: PolicyConfig | None = None):
+        self.gear_mode = GearMode.AUTO
+        self.set_capabilities(capabilities, policy)
+        self.new_session()
+
+    def set_capabilities(self, capabilities: Capabilities | None, policy: PolicyConfig | None = None) -> None:
+        """A new backend: its vocabulary sets the entropy scale and the default thresholds."""
+        self.capabilities = capabilities
+        vocab = capabilities.vocab_size if capabilities else None
+        self.max_bits = math.log2(vocab) if vocab else None
+        if vocab:
+            box = Gearbox(vocab, config=policy)
+            self.low_bits, self.high_bits = box.default_low, box.default_high
+        else:
+            self.low_bits = self.high_bits = None
+
+    def new_session(self) -> None:
+        """A new chat: everything starts from zero."""
+        self.entropy: deque[float] = deque(maxlen=ENTROPY_HISTORY)
+        self.session_gears: Counter[Gear] = Counter()
+        self.session_shifts = 0
+        self.session_gate = GateCounts()
+        self.gear: Gear | None = None
+        self.next_gear: Gear | None = None
+        self.anomaly: str | None = None
+        self.new_reply(None)
+        self.last_done: ReplyDone | None = None
+
+    def new_reply(self, submitted_at: float | None) -> None:
+        self.submitted_at = submitted_at
+        self.reply_gears: Counter[Gear] = Counter()
+        self.reply_shifts = 0
+        self.reply_gate = GateCounts()
+        self.reply_tokens = 0
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.step_ms_total = 0.0
+        self.entropy_lower: float | None = None
+        self.entropy_upper: float | None = None
+        self.entropy_source: str | None = None
+        self._previous_gear: Gear | None = None
+
+    def add(self, at: float, event: TokenEvent) -> None:
+        """One token event, stamped `at` (seconds, the worker's clock) when the backend yielded it."""
+        if event.token_id is None and event.entropy_source is None:
+            return  # trailing text a detokenizer flushed: no forward pass behind it
+        self.reply_tokens += 1
+        self.first_token_at = self.first_token_at if self.first_token_at is not None else at
+        self.last_token_at = at
+        self.step_ms_total += event.step_ms
+        self.gear, self.next_gear, self.anomaly = event.gear, event.next_gear, event.anomaly
+        self.reply_gears[event.gear] += 1
+        self.session_gears[event.gear] += 1
+        if self._previous_gear is not None and event.gear != self._previous_gear:
+            self.reply_shifts += 1
+            self.session_shifts += 1
+        self._previous_gear = event.gear
+        if (h := event.driving_entropy) is not None and math.isfinite(h):
+            self.entropy.append(h)
+        self.entropy_source = event.entropy_source
+        self.entropy_lower, self.entropy_upper = event.entropy_bits_lower, event.entropy_bits_upper
+        if event.gate_survival is not None:
+            self.reply_gate.add(event.gate_survival)
+            self.session_gate.add(event.gate_survival)
+
+    def end_reply(self, done: ReplyDone) -> None:
+        self.last_done = done
+
+    @property
+    def entropy_now(self) -> float | None:
+        return self.entropy[-1] if self.entropy else None
+
+    @property
+    def entropy_mean(self) -> float | None:
+        recent = list(self.entropy)[-MEAN_WINDOW:]
+        return sum(recent) / len(recent) if recent else None
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Submit to first token: prompt prefill plus the first decode step."""
+        if self.first_token_at is None or self.submitted_at is None:
+            return None
+        return self.first_token_at - self.submitted_at
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode rate on the wall clock, first token to latest (prefill excluded)."""
+        if self.reply_tokens < 2 or self.last_token_at == self.first_token_at:
+            return None
+        return (self.reply_tokens - 1) / (self.last_token_at - self.first_token_at)
+
+    @property
+    def ms_per_token(self) -> float | None:
+        """Mean of the backend's own step times (forward pass to event)."""
+        return self.step_ms_total / self.reply_tokens if self.reply_tokens else None

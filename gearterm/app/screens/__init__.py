@@ -1,0 +1,1 @@
+"""One screen per file: the chat, and the modal pickers and help over it."""

@@ -1,0 +1,66 @@
+"""The main screen: the chat and prompt on the left, the live panes on the right, status below."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from gearterm.app.readings import Readings
+from gearterm.app.widgets.chat_view import ChatView
+from gearterm.app.widgets.entropy_pane import EntropyPane
+from gearterm.app.widgets.gate_pane import GatePane
+from gearterm.app.widgets.gear_pane import GearPane
+from gearterm.app.widgets.loading_bar import LoadingBar
+from gearterm.app.widgets.power_pane import PowerPane, PowerView
+from gearterm.app.widgets.speed_pane import SpeedPane
+from gearterm.app.widgets.status_bar import StatusBar
+
+
+class ChatScreen(Screen):
+    AUTO_FOCUS = "#prompt"
+
+    def __init__(self, entropy_ceiling_bits: float):
+        super().__init__()
+        self.entropy_ceiling_bits = entropy_ceiling_bits
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="chat-column"):
+                yield ChatView(id="chat")
+                yield LoadingBar(id="loading")
+                yield Input(placeholder="Message · enter sends · f1 keys · ctrl+p commands", id="prompt")
+            with VerticalScroll(id="panes"):
+                yield EntropyPane(self.entropy_ceiling_bits, id="entropy", classes="pane")
+                yield GearPane(id="gear", classes="pane")
+                yield GatePane(id="gate", classes="pane")
+                yield PowerPane(id="power", classes="pane")
+                yield SpeedPane(id="speed", classes="pane")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def prompt(self) -> Input:
+        return self.query_one("#prompt", Input)
+
+    @property
+    def loading(self) -> LoadingBar:
+        return self.query_one(LoadingBar)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def show_readings(self, readings: Readings, backend_name: str | None) -> None:
+        self.query_one(EntropyPane).show(readings)
+        self.query_one(GearPane).show(readings)
+        self.query_one(GatePane).show(readings, backend_name)
+        self.query_one(SpeedPane).show(readings)
+
+    def show_power(self, view: PowerView) -> None:
+        self.query_one(PowerPane).show(view)

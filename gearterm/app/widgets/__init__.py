@@ -1,0 +1,1 @@
+"""One widget per file: the chat, the prompt, and the panes beside them."""

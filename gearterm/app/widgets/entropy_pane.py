@@ -1,0 +1,72 @@
+"""The entropy pane: next-token entropy of the last tokens on a fixed scale, with the gear thresholds."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from gearterm.app.gear_colors import GEAR_COLORS
+from gearterm.app.readings import MEAN_WINDOW, Readings
+from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
+from kernels.gear import Gear
+
+UNKNOWN_VOCAB_BITS = 17.0  # log2 of a 128k vocabulary: the scale when a server does not say its size
+
+
+class EntropyPane(Vertical):
+    def __init__(self, ceiling_bits: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ceiling_bits = ceiling_bits  # from the config; 0 = log2 of the vocabulary
+        self._low = self._high = None
+
+    def compose(self) -> ComposeResult:
+        yield BoundedSparkline(color_of=self._color_of, id="entropy-sparkline")
+        yield Static(id="entropy-figures")
+
+    def on_mount(self) -> None:
+        self.border_title = "Entropy · bits per token"
+
+    def _color_of(self, bits: float) -> str:
+        if self._low is not None and bits < self._low:
+            return GEAR_COLORS[Gear.LOW]
+        if self._high is not None and bits > self._high:
+            return GEAR_COLORS[Gear.HIGH]
+        return GEAR_COLORS[Gear.MID]
+
+    def show(self, readings: Readings) -> None:
+        figures = self.query_one("#entropy-figures", Static)
+        if readings.capabilities is None:
+            self.query_one(BoundedSparkline).show((), (0.0, 1.0))
+            figures.update("n/a — no model loaded")
+            return
+        if self.ceiling_bits:
+            top, scale = self.ceiling_bits, f"0–{self.ceiling_bits:.2f} (ceiling from config)"
+        elif readings.max_bits:
+            top, scale = readings.max_bits, f"0–{readings.max_bits:.2f} = log2 V, V {readings.capabilities.vocab_size:,}"
+        else:
+            top, scale = UNKNOWN_VOCAB_BITS, f"0–{UNKNOWN_VOCAB_BITS:.0f} (server gives no vocabulary size)"
+        self._low, self._high = readings.low_bits, readings.high_bits
+        thresholds = tuple(t for t in (self._low, self._high) if t is not None)
+        self.query_one(BoundedSparkline).show(tuple(readings.entropy), (0.0, top), thresholds)
+
+        now, mean = readings.entropy_now, readings.entropy_mean
+        lines = [
+            f"now {_bits(now)}  mean {_bits(mean)} (last {MEAN_WINDOW} tokens)",
+            f"scale {scale}",
+        ]
+        if self._low is not None:
+            lines.append(f"┈ low gear below {self._low:.2f}, high above {self._high:.2f}")
+            lines.append("  [dim](defaults for V; moved per prompt)[/]")
+        if readings.capabilities.entropy == "topk":
+            lines.append(
+                f"top-k bounds now {_bits(readings.entropy_lower)}–{_bits(readings.entropy_upper)};"
+                f" the gear follows the {readings.entropy_source or 'lower'} bound"
+            )
+        if readings.anomaly:
+            lines.append(f"[b red]anomaly: {readings.anomaly} → high gear[/]")
+        figures.update("\n".join(lines))
+
+
+def _bits(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

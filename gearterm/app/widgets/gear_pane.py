@@ -1,0 +1,62 @@
+"""The gear pane: the gear of the latest token in large type, the gear mix, shifts and the mode."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Digits, Static
+
+from gearterm.app.gear_colors import GEAR_COLORS
+from gearterm.app.readings import Readings
+from kernels.gear import Gear
+
+MIX_BAR = 10  # cells in each gear mix bar
+
+
+class GearPane(Vertical):
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="gear-now"):
+            yield Digits("--", id="gear-bits")
+            yield Static(id="gear-label")
+        yield Static(id="gear-mix")
+
+    def on_mount(self) -> None:
+        self.border_title = "Gear · weight precision"
+
+    def show(self, readings: Readings) -> None:
+        gear = readings.gear
+        digits = self.query_one("#gear-bits", Digits)
+        digits.update(str(gear.bits) if gear is not None else "--")
+        for g in Gear:
+            digits.set_class(g is gear, f"gear-{g.label}")
+        label = f"-bit\n{gear.label} gear" if gear is not None else "\nno tokens yet"
+        if readings.next_gear is not None:
+            label += f"\nnext: {readings.next_gear.label}"
+        self.query_one("#gear-label", Static).update(label)
+
+        mix = Text(no_wrap=True, overflow="ellipsis")
+        mix.append(f"mode {readings.gear_mode.value}")
+        mix.append(" (f3 cycles)\n" if readings.gear_mode.value == "auto" else " (forced; f3 cycles)\n", style="dim")
+        _append_mix(mix, "reply", readings.reply_gears)
+        _append_mix(mix, "session", readings.session_gears)
+        mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
+        self.query_one("#gear-mix", Static).update(mix)
+
+
+def _append_mix(text: Text, name: str, counts: Counter) -> None:
+    """A bar split by gear, then the share of tokens each gear produced."""
+    total = sum(counts.values())
+    text.append(f"{name:<7} ")
+    if not total:
+        text.append("·" * MIX_BAR, style="dim")
+        text.append(" no tokens\n", style="dim")
+        return
+    cells = {g: round(MIX_BAR * counts[g] / total) for g in Gear}
+    cells[max(Gear, key=lambda g: counts[g])] += MIX_BAR - sum(cells.values())  # rounding lands on the largest
+    for g in Gear:
+        text.append("█" * cells[g], style=GEAR_COLORS[g])
+    shares = " ".join(f"{g.label[0].upper()}{100 * counts[g] / total:.0f}" for g in Gear)
+    text.append(f" {shares}% n={total}\n")

@@ -1,0 +1,22 @@
+"""The status bar: which backend, model and device the next reply comes from, and its memory."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    def show_backend(self, backend: str, model: str, device: str, memory_bytes: int | None) -> None:
+        memory = "n/a — backend does not report it" if memory_bytes is None else f"{_size(memory_bytes)} weights, all gears"
+        self.update(f"[b]{backend}[/] · {model} · {device} · memory {memory}")
+
+    def show_text(self, text: str) -> None:
+        self.update(text)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

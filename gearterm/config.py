@@ -1,0 +1,269 @@
+"""The user's settings: a TOML file in the user config dir, every key with a default.
+
+A wrong file never stops the app: each unknown key, wrong type or bad value is reported
+with its file and line and the default is used instead; command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.gearbox import GearMode
+from gearterm.app.keys import KEY_IDS
+
+CONFIG_ENV = "GEARTERM_CONFIG"
+DATA_ENV = "GEARTERM_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    theme: str = "textual-dark"
+    gear_tint: bool = False  # start with reply tokens tinted by gear
+    entropy_ceiling_bits: float = 0.0  # top of the entropy sparkline; 0 = log2 of the vocabulary
+    export_dir: str = "."  # where the export key writes its Markdown and JSONL files
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One line of the backend picker, from a [backends.LABEL] table."""
+
+    label: str
+    backend: str
+    model: str = ""  # "" = the backend's default model
+    url: str = ""  # "" = the backend's default server
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = ""  # path, Hugging Face id or server model name; "" = the packaged default model
+    backend: str = "hf"
+    gear: str = "auto"  # auto, low, mid or high
+    url: str = ""  # server of an HTTP backend; "" = its default
+    device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
+    ollama_url: str = "http://localhost:11434"  # where the backend picker looks for Ollama models
+    generation: GenerationConfig = GenerationConfig()
+    ui: UIConfig = UIConfig()
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. cycle_gear = "f9"
+    backends: tuple[BackendEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """--config, else $GEARTERM_CONFIG, else config.toml in the XDG config dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get(CONFIG_ENV):
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("gearterm")) / "config.toml"
+
+
+def data_dir() -> Path:
+    """$GEARTERM_DATA_DIR, else the XDG data dir: where the history database lives."""
+    if env := os.environ.get(DATA_ENV):
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("gearterm"))
+
+
+def load_config(path: Path) -> tuple[Config, list[ConfigProblem]]:
+    """Read `path` (absent = all defaults). Never raises for bad content: problems come back listed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(), []
+    except (OSError, UnicodeDecodeError) as e:
+        return Config(), [ConfigProblem(path, None, f"cannot read the config file ({e}); using defaults")]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = re.search(r"at line (\d+)", str(e))
+        return Config(), [
+            ConfigProblem(path, int(line.group(1)) if line else None, f"TOML syntax error: {e}; using defaults")
+        ]
+    return _Reader(path, text).config(data)
+
+
+def apply_flags(config: Config, *, model=None, backend=None, gear=None, url=None) -> Config:
+    """Command-line flags win over the file; None leaves a setting as it is."""
+    flags = {"model": model, "backend": backend, "gear": gear, "url": url}
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+
+class _Reader:
+    """Turns parsed TOML into a Config, collecting a problem for every key it cannot use."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.lines = text.splitlines()
+        self.problems: list[ConfigProblem] = []
+
+    def config(self, data: dict) -> tuple[Config, list[ConfigProblem]]:
+        values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends"})
+        if values.get("gear", "auto") not in {m.value for m in GearMode}:
+            self._problem((), "gear", f"gear must be one of auto, low, mid, high, not {values['gear']!r}")
+            del values["gear"]
+        generation = self._table(data, "generation", GenerationConfig)
+        ui = self._table(data, "ui", UIConfig)
+        config = Config(
+            **values,
+            generation=self._checked_generation(generation),
+            ui=self._checked_ui(ui),
+            keymap=self._keymap(data.get("keymap", {})),
+            backends=self._backends(data.get("backends", {})),
+        )
+        return config, self.problems
+
+    def _table(self, data: dict, name: str, cls):
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            self._problem((), name, f"{name} must be a table ([{name}]), not {_type_name(table)}")
+            return cls()
+        return cls(**self._section(cls, table, (name,)))
+
+    def _section(self, cls, table: dict, where: tuple[str, ...], skip=frozenset()) -> dict:
+        """The keys of `table` that are fields of `cls` with the right type."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in table.items():
+            if key in skip:
+                continue
+            if key not in fields:
+                known = ", ".join(sorted((set(fields) | set(skip)) - {"label"}))
+                self._problem(where, key, f"unknown key {_dotted(where, key)!r} (known here: {known})")
+                continue
+            expected = _SCALARS[fields[key].type]
+            if (ok := _coerce(value, expected)) is None:
+                self._problem(
+                    where,
+                    key,
+                    f"{_dotted(where, key)} must be {_type_name(expected())}, not {_type_name(value)} "
+                    f"({value!r}); using the default",
+                )
+                continue
+            values[key] = ok
+        return values
+
+    def _checked_generation(self, g: GenerationConfig) -> GenerationConfig:
+        where = ("generation",)
+        if g.max_tokens < 1:
+            self._problem(where, "max_tokens", f"generation.max_tokens must be at least 1, not {g.max_tokens}")
+            g = dataclasses.replace(g, max_tokens=GenerationConfig.max_tokens)
+        if g.temperature < 0:
+            self._problem(where, "temperature", f"generation.temperature must be >= 0, not {g.temperature}")
+            g = dataclasses.replace(g, temperature=GenerationConfig.temperature)
+        if not 0 < g.top_p <= 1:
+            self._problem(where, "top_p", f"generation.top_p must be in (0, 1], not {g.top_p}")
+            g = dataclasses.replace(g, top_p=GenerationConfig.top_p)
+        return g
+
+    def _checked_ui(self, ui: UIConfig) -> UIConfig:
+        if ui.entropy_ceiling_bits < 0:
+            self._problem(
+                ("ui",),
+                "entropy_ceiling_bits",
+                f"ui.entropy_ceiling_bits must be >= 0 (0 = log2 of the vocabulary), not {ui.entropy_ceiling_bits}",
+            )
+            ui = dataclasses.replace(ui, entropy_ceiling_bits=0.0)
+        return ui
+
+    def _keymap(self, table) -> dict[str, str]:
+        if not isinstance(table, dict):
+            self._problem((), "keymap", f"keymap must be a table ([keymap]), not {_type_name(table)}")
+            return {}
+        keymap = {}
+        for binding_id, keys in table.items():
+            if binding_id not in KEY_IDS:
+                self._problem(
+                    ("keymap",),
+                    binding_id,
+                    f"unknown binding id {binding_id!r} in [keymap] (known: {', '.join(sorted(KEY_IDS))})",
+                )
+            elif not isinstance(keys, str) or not keys.strip():
+                self._problem(
+                    ("keymap",), binding_id, f'keymap.{binding_id} must be keys as a string, e.g. "f9" or "f9,ctrl+g"'
+                )
+            else:
+                keymap[binding_id] = keys
+        return keymap
+
+    def _backends(self, table) -> tuple[BackendEntry, ...]:
+        if not isinstance(table, dict):
+            self._problem((), "backends", "backends must be tables: [backends.LABEL] with backend, model, url")
+            return ()
+        entries = []
+        for label, entry in table.items():
+            if not isinstance(entry, dict):
+                self._problem(("backends",), label, f"backends.{label} must be a table with backend, model, url")
+                continue
+            values = self._section(BackendEntry, {k: v for k, v in entry.items() if k != "label"}, ("backends", label))
+            if "backend" not in values:
+                self._problem(("backends",), label, f'backends.{label} needs a backend name, e.g. backend = "ollama"')
+                continue
+            entries.append(BackendEntry(label=label, **values))
+        return tuple(entries)
+
+    def _problem(self, where: tuple[str, ...], key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.path, self._line_of(where, key), message))
+
+    def _line_of(self, where: tuple[str, ...], key: str) -> int | None:
+        """The line that sets `key` in table `where` (tomllib keeps no positions, so look)."""
+        table: tuple[str, ...] = ()
+        header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+        assignment = re.compile(r'^\s*("?)' + re.escape(key) + r'\1\s*=')
+        for number, line in enumerate(self.lines, start=1):
+            if m := header.match(line):
+                table = tuple(part.strip().strip('"') for part in m.group(1).split("."))
+                if table == (*where, key):
+                    return number
+            elif table == where and assignment.match(line):
+                return number
+        return None
+
+
+_SCALARS = {"str": str, "int": int, "float": float, "bool": bool}  # field annotations are strings here
+
+
+def _coerce(value, expected: type):
+    """`value` as `expected`, or None when TOML gave another type (ints pass as floats)."""
+    if expected is bool:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None
+    if expected is float and isinstance(value, int):
+        return float(value)
+    return value if isinstance(value, expected) else None
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table", list: "an array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _dotted(where: tuple[str, ...], key: str) -> str:
+    return ".".join((*where, key))

@@ -1,0 +1,196 @@
+"""Conversation history: SQLite in the user data dir (WAL), with the per-token trace of every reply.
+
+A reply is written while it streams (its row starts incomplete and gains text and tokens at
+each UI tick), so a crash loses at most the last tick and leaves the reply marked incomplete.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+DB_NAME = "history.sqlite3"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+    content TEXT NOT NULL,
+    complete INTEGER NOT NULL,  -- 0 while a reply streams; stays 0 if the app died mid-reply
+    end_reason TEXT,            -- stop, length, cancelled, error
+    backend TEXT,
+    model TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS tokens (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    token_id INTEGER,
+    entropy_bits REAL,          -- exact entropy, or NULL where the backend gives top-k bounds
+    entropy_bits_lower REAL,
+    entropy_bits_upper REAL,
+    gear TEXT NOT NULL,         -- low, mid or high: the weights that produced this token
+    step_ms REAL,
+    PRIMARY KEY (message_id, position)
+);
+"""
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    position: int
+    text: str
+    token_id: int | None
+    entropy_bits: float | None
+    entropy_bits_lower: float | None
+    entropy_bits_upper: float | None
+    gear: str
+    step_ms: float | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    role: str
+    content: str
+    complete: bool
+    end_reason: str | None
+    backend: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: int
+    title: str
+    updated_at: float
+    messages: int
+
+
+class History:
+    """One SQLite connection, used from the UI thread only. path None = in memory (not saved)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        if path is not None and not path.exists():
+            # Create the file ourselves so it is private (0600) from its first byte;
+            # SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        self.db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if path is not None:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a killed process; only power loss can drop the last commits.
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def new_conversation(self, title: str) -> int:
+        now = time.time()
+        with self._transaction():
+            cur = self.db.execute(
+                "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)",
+                (title.strip().splitlines()[0][:80] if title.strip() else "untitled", now, now),
+            )
+        return cur.lastrowid
+
+    def add_message(self, conversation_id: int, role: str, content: str, *, backend=None, model=None) -> int:
+        return self._insert_message(conversation_id, role, content, True, backend, model)
+
+    def begin_reply(self, conversation_id: int, *, backend: str, model: str) -> int:
+        """An assistant message that is incomplete until save_reply(..., end_reason=...)."""
+        return self._insert_message(conversation_id, "assistant", "", False, backend, model)
+
+    def save_reply(
+        self, message_id: int, content: str, tokens: Sequence[TokenRow], *, end_reason: str | None = None
+    ) -> None:
+        """Append `tokens` and set the reply's text so far; end_reason marks it complete."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(message_id, *astuple(t)) for t in tokens],
+            )
+            self.db.execute(
+                "UPDATE messages SET content = ?, complete = ?, end_reason = ? WHERE id = ?",
+                (content, end_reason is not None, end_reason, message_id),
+            )
+
+    def conversations(self) -> list[ConversationSummary]:
+        rows = self.db.execute(
+            "SELECT c.id, c.title, c.updated_at, COUNT(m.id) FROM conversations c "
+            "LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC"
+        )
+        return [ConversationSummary(*row) for row in rows]
+
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        rows = self.db.execute(
+            "SELECT id, role, content, complete, end_reason, backend, model FROM messages "
+            "WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+        return [StoredMessage(i, role, content, bool(done), reason, b, m) for i, role, content, done, reason, b, m in rows]
+
+    def tokens(self, message_id: int) -> list[TokenRow]:
+        rows = self.db.execute(
+            "SELECT position, text, token_id, entropy_bits, entropy_bits_lower, entropy_bits_upper, gear, step_ms "
+            "FROM tokens WHERE message_id = ? ORDER BY position",
+            (message_id,),
+        )
+        return [TokenRow(*row) for row in rows]
+
+    def _insert_message(self, conversation_id, role, content, complete, backend, model) -> int:
+        now = time.time()
+        with self._transaction():
+            cur = self.db.execute(
+                "INSERT INTO messages (conversation_id, role, content, complete, backend, model, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, complete, backend, model, now),
+            )
+            self.db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+        return cur.lastrowid
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK on error (the connection runs in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN")
+
+    def __exit__(self, kind, value, traceback):
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def open_history(directory: Path) -> tuple[History, str | None]:
+    """The history database in `directory`, or an in-memory one and the reason it could not be saved."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return History(directory / DB_NAME), None
+    except (OSError, sqlite3.Error) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return History(None), (
+            f"history is not being saved: cannot write {directory} ({reason}). "
+            "Set GEARTERM_DATA_DIR to a writable folder to keep conversations."
+        )
