@@ -53,6 +53,11 @@ def _band(bits: int) -> Gear:
     return Gear.LOW if bits < 6 else Gear.MID if bits < 12 else Gear.HIGH
 
 
+def _closeness(v: Variant, gear: Gear) -> tuple:
+    """Nearest nominal bits first; ties go to the K-quant medium mix (Ollama's default tag)."""
+    return abs(v.bits - gear.bits), v.quantization.lower() != f"q{v.bits}_k_m", v.name
+
+
 def propose_gear_models(model: str, available: Iterable[str]) -> dict[Gear, str]:
     """Map each gear to `model` or a sibling that differs from it only by quantization.
 
@@ -70,7 +75,7 @@ def propose_gear_models(model: str, available: Iterable[str]) -> dict[Gear, str]
     for gear in Gear:
         band = [v for v in family if _band(v.bits) == gear]
         if gear not in chosen and band:
-            chosen[gear] = min(band, key=lambda v: (abs(v.bits - gear.bits), v.name)).name
+            chosen[gear] = min(band, key=lambda v: _closeness(v, gear)).name
     if Gear.HIGH not in chosen:
         chosen[Gear.HIGH] = family[-1].name
     if Gear.MID not in chosen:
