@@ -1,0 +1,145 @@
+"""The Transformers backend end to end, on the real stories260K weights and a tiny random Llama."""
+
+import asyncio
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from backends.base import GenerationParams, ReplyDone, TokenEvent
+from backends.gearbox import GearMode
+from backends.geared_linear import GearedLinear, GearSelector
+from backends.hf import HFBackend, perplexity
+from kernels.gear import Gear
+from kernels.nested import dequantize
+
+STORY = [{"role": "user", "content": "Once upon a time"}]
+
+
+def run(backend, mode=GearMode.AUTO, max_tokens=40, messages=STORY, **kw):
+    events = list(backend.generate(messages, GenerationParams(max_tokens=max_tokens, gear_mode=mode, **kw)))
+    tokens = [e for e in events if isinstance(e, TokenEvent) and e.token_id is not None]
+    return tokens, events[-1]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_geared_linear_matches_nn_linear_per_gear(bias):
+    torch.manual_seed(0)
+    linear = nn.Linear(200, 48, bias=bias)
+    selector = GearSelector()
+    geared = GearedLinear(linear, selector)
+    x = torch.randn(2, 5, 200)
+    for gear in Gear:
+        selector.gear = gear
+        expected = nn.functional.linear(x, dequantize(geared.nested, gear), linear.bias)
+        torch.testing.assert_close(geared(x), expected)
+    selector.gear = Gear.HIGH
+    assert torch.equal(geared(x), linear(x))  # bit-exact: the same op on the same weight
+
+
+def test_every_decoder_projection_is_geared_and_nothing_else(stories_backend):
+    model = stories_backend.model
+    geared = [n for n, m in model.named_modules() if isinstance(m, GearedLinear)]
+    assert len(geared) == 5 * 7 == stories_backend.geared_layers
+    assert all(".layers." in n for n in geared)
+    assert not isinstance(model.get_output_embeddings(), GearedLinear)
+    assert isinstance(model.get_input_embeddings(), nn.Embedding)
+
+
+def test_forced_high_greedy_equals_transformers_generate(stories_backend, stories_hf):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(stories_hf)
+    plain = AutoModelForCausalLM.from_pretrained(stories_hf)
+    prompt = tok("Once upon a time", return_tensors="pt")
+    expected = plain.generate(**prompt, max_new_tokens=60, do_sample=False)[0, prompt.input_ids.shape[1] :]
+    tokens, done = run(stories_backend, GearMode.HIGH, max_tokens=60)
+    assert [t.token_id for t in tokens] == expected.tolist()
+    assert done.reason == "length" and done.tokens == 60
+    # The streamed deltas add up to the decoded reply.
+    assert "".join(t.text for t in tokens) == tok.decode(expected, skip_special_tokens=True)
+
+
+def test_first_token_entropy_is_the_exact_full_vocabulary_entropy(stories_backend, stories_hf):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(stories_hf)
+    ids = torch.tensor([stories_backend.encode_chat(STORY)])
+    p = torch.softmax(plain(ids).logits[0, -1].double(), -1)
+    expected = -(p * p.log2()).sum().item()
+    tokens, _ = run(stories_backend, GearMode.HIGH, max_tokens=1)
+    assert tokens[0].entropy_bits == pytest.approx(expected, abs=1e-4)
+    assert tokens[0].logprob == pytest.approx(math.log(p.max().item()), abs=1e-4)
+
+
+@pytest.mark.parametrize("mode,gear", [(GearMode.LOW, Gear.LOW), (GearMode.MID, Gear.MID), (GearMode.HIGH, Gear.HIGH)])
+def test_each_forced_gear_produces_text_and_entropy(stories_backend, mode, gear):
+    tokens, _ = run(stories_backend, mode, max_tokens=20)
+    assert len(tokens) == 20 and "".join(t.text for t in tokens).strip()
+    assert all(t.gear == gear for t in tokens)
+    assert all(math.isfinite(t.entropy_bits) and 0 <= t.entropy_bits <= 9 for t in tokens)
+
+
+def test_auto_shifts_and_each_step_picks_the_next_gear(stories_backend):
+    tokens, done = run(stories_backend, GearMode.AUTO, max_tokens=80)
+    assert len({t.gear for t in tokens}) >= 2 and done.stats["shifts"] >= 1
+    for now, after in zip(tokens, tokens[1:]):
+        assert after.gear == now.next_gear  # step t's entropy chose the gear of step t + 1
+
+
+def test_low_gear_really_reads_other_weights(stories_backend):
+    """Forced gears must change the computation: the three gears' entropies differ."""
+    first = {mode: run(stories_backend, mode, max_tokens=1)[0][0].entropy_bits for mode in (GearMode.LOW, GearMode.MID, GearMode.HIGH)}
+    assert len(set(first.values())) == 3
+
+
+def test_sampling_is_reproducible_with_a_seed(stories_backend):
+    a, _ = run(stories_backend, GearMode.HIGH, max_tokens=30, temperature=1.0, seed=7)
+    b, _ = run(stories_backend, GearMode.HIGH, max_tokens=30, temperature=1.0, seed=7)
+    greedy, _ = run(stories_backend, GearMode.HIGH, max_tokens=30)
+    assert [t.token_id for t in a] == [t.token_id for t in b]
+    assert [t.token_id for t in a] != [t.token_id for t in greedy]
+    nucleus, _ = run(stories_backend, GearMode.HIGH, max_tokens=30, temperature=1.0, top_p=1e-6, seed=3)
+    assert [t.token_id for t in nucleus] == [t.token_id for t in greedy]  # top-p that keeps one token
+
+
+async def test_cancel_stops_within_one_token(stories_backend):
+    seen = 0
+    async for event in stories_backend.stream(STORY, GenerationParams(max_tokens=400)):
+        if isinstance(event, TokenEvent):
+            seen += 1
+            if seen == 5:
+                stories_backend.cancel()
+        elif isinstance(event, ReplyDone):
+            done = event
+    assert done.reason == "cancelled"
+    assert done.tokens <= 6 and seen <= 6
+    tokens, again = run(stories_backend, max_tokens=5)  # usable for the next reply
+    assert again.reason == "length" and len(tokens) == 5
+
+
+def test_teacher_forced_high_gear_perplexity_equals_plain_transformers(stories_backend, stories_hf, tinystories_text):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(stories_hf)
+    paragraphs = [p for p in tinystories_text.read_text().split("\n\n") if p.strip()][:8]
+    ours, theirs = [], []
+    for paragraph in paragraphs:
+        ids = stories_backend.encode_text(paragraph.strip())
+        ours += stories_backend.teacher_force(ids, GearMode.HIGH).logprobs
+        x = torch.tensor([ids])
+        logp = torch.log_softmax(plain(x).logits[0, :-1].float(), -1)
+        theirs += logp.gather(-1, x[0, 1:, None])[:, 0].tolist()
+    assert perplexity(ours) == pytest.approx(perplexity(theirs), rel=1e-3)
+    auto = stories_backend.teacher_force(ids, GearMode.AUTO)
+    assert len(auto.logprobs) == len(ids) - 1 and len(set(auto.gears)) >= 2
+
+
+def test_tiny_random_llama_loads_and_generates(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    backend.load()
+    assert backend.geared_layers == 2 * 7
+    tokens, done = run(backend, GearMode.AUTO, max_tokens=8, messages=[{"role": "user", "content": "Once upon"}])
+    assert done.tokens == len(tokens) <= 8
+    assert backend.memory_bytes() > sum(p.numel() * 4 for p in backend.model.parameters())

@@ -1,0 +1,78 @@
+"""Fixtures shared across the suite: the real models in ../shared, and a tiny random Llama."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+STORIES_HF = SHARED / "models" / "stories260K-hf"
+STORIES_GGUF = SHARED / "models" / "stories260K-gguf" / "stories260K-f32.gguf"
+TINYSTORIES_TEXT = SHARED / "data" / "tinystories-valid-head" / "tinystories_val.txt"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def stories_hf() -> Path:
+    """stories260K as a Hugging Face directory: real pretrained weights, vocab 512."""
+    return _need(STORIES_HF)
+
+
+@pytest.fixture(scope="session")
+def tinystories_text() -> Path:
+    return _need(TINYSTORIES_TEXT)
+
+
+@pytest.fixture(scope="session")
+def stories_backend(stories_hf):
+    """The Transformers backend loaded on stories260K, shared by the tests that only read it."""
+    from backends.hf import HFBackend
+
+    backend = HFBackend(str(stories_hf), device="cpu")
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A tiny Llama with random weights and its own byte-level tokenizer, built in a temp dir:
+    for tests that need a loadable model directory but not real weights (no ../shared needed)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(["Once upon a time there was a tiny model that shifted gears."] * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(path)
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=160,  # not a multiple of 128: exercises the padded last group
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    return path

@@ -1,0 +1,102 @@
+"""`gearterm run` and `gearterm bench quality` as a user meets them: output formats and bad input."""
+
+import json
+
+import pytest
+
+from gearterm.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_lines_and_summary(capsys, stories_hf):
+    code, out, _ = run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "Once upon a time", "--max-tokens", "12", "--json")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    tokens, summary = lines[:-1], lines[-1]["summary"]
+    assert len(tokens) == 12
+    assert all(set(t) == {"text", "token_id", "gear", "entropy_bits"} for t in tokens)
+    assert {t["gear"] for t in tokens} <= {"low", "mid", "high"}
+    assert summary["tokens"] == 12 and summary["backend"] == "hf"
+    assert sum(summary["gear_mix"].values()) == pytest.approx(1.0)
+    mix = {g: sum(t["gear"] == g for t in tokens) / 12 for g in ("low", "mid", "high")}
+    assert summary["gear_mix"] == pytest.approx(mix)
+    mean = sum(t["entropy_bits"] for t in tokens) / 12
+    assert summary["mean_entropy_bits"] == pytest.approx(mean)
+    assert summary["shifts"] == sum(a["gear"] != b["gear"] for a, b in zip(tokens, tokens[1:]))
+    assert summary["tok_per_s"] > 0
+
+
+def test_plain_output_is_the_reply_then_a_summary(capsys, stories_hf):
+    code, out, err = run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "Once upon a time", "--gear", "high", "--max-tokens", "8")
+    assert code == 0
+    assert out.startswith(", there was a little girl")
+    assert "8 tokens" in err and "gear mix low 0% mid 0% high 100%" in err and "0 shifts" in err
+
+
+def _one_clean_error(code, out, err, fragment):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gearterm: error:") and fragment in lines[0], err
+    assert "Traceback" not in err + out
+
+
+def test_missing_model_path(capsys, tmp_path):
+    result = run_cli(capsys, "run", "--model", str(tmp_path / "nope"), "--prompt", "hi")
+    _one_clean_error(*result, "no such model directory")
+
+
+def test_directory_without_weights(capsys, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(tmp_path), "--prompt", "hi"), "no weights")
+
+
+def test_directory_without_config(capsys, tmp_path):
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(tmp_path), "--prompt", "hi"), "no config.json")
+
+
+def test_pickle_only_model_needs_opt_in(capsys, tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(tmp_path), "--prompt", "hi"), "--allow-pickle")
+
+
+def test_remote_code_model_needs_opt_in(capsys, tmp_path):
+    (tmp_path / "config.json").write_text('{"auto_map": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(tmp_path), "--prompt", "hi"), "--trust-remote-code")
+
+
+def test_unknown_hub_id_is_not_downloaded(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    result = run_cli(capsys, "run", "--model", "someone/not-cached", "--prompt", "hi")
+    _one_clean_error(*result, "not-cached")
+
+
+def test_empty_prompt(capsys, stories_hf):
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "  "), "prompt is empty")
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_max_tokens_must_be_positive(capsys, stories_hf, n):
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--max-tokens", n), "max tokens")
+
+
+def test_unknown_gear_mode(capsys, stories_hf):
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--gear", "turbo"), "turbo")
+
+
+def test_bench_quality_json(capsys, stories_hf, tinystories_text):
+    code, out, _ = run_cli(capsys, "bench", "quality", "--model", str(stories_hf), "--text", str(tinystories_text), "--tokens", "300", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["tokens"] >= 300 and set(result["modes"]) == {"high", "mid", "low", "auto"}
+    high, low, auto = result["modes"]["high"], result["modes"]["low"], result["modes"]["auto"]
+    assert high["ppl_delta_pct"] == 0 and high["top1_agreement"] == 1
+    assert low["ppl"] > high["ppl"] and low["top1_agreement"] < 1  # int4 costs something on real weights
+    assert low["gear_mix"] == {"low": 1.0, "mid": 0.0, "high": 0.0}
+    assert sum(auto["gear_mix"].values()) == pytest.approx(1.0) and auto["shifts"] > 0
