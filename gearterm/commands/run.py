@@ -54,6 +54,16 @@ def load_backend(args: argparse.Namespace, progress=None):
     return backend
 
 
+def terminal_progress(fraction: float, text: str) -> None:
+    """A one-line progress bar on stderr while a model loads, only when a person is watching."""
+    if not sys.stderr.isatty():
+        return
+    width = 24
+    bar = "#" * round(fraction * width)
+    end = "\n" if fraction >= 1 else ""
+    print(f"\r\033[Kloading [{bar:<{width}}] {fraction:4.0%} {text}", end=end, file=sys.stderr, flush=True)
+
+
 def generation_params(args: argparse.Namespace):
     from backends.base import GenerationParams
     from backends.gearbox import GearMode
@@ -136,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("the prompt is empty: pass --prompt TEXT")
     params = generation_params(args)
     try:
-        backend = load_backend(args)
+        backend = load_backend(args, terminal_progress)
     except BackendError as e:
         raise UsageError(str(e)) from None
 
