@@ -26,7 +26,9 @@ from backends.base import (
 from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
 from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+from backends.hidden_tap import HiddenStateTap
 from kernels.entropy import entropy_varentropy
+from kernels.gate import gate_passed
 from kernels.gear import Gear
 
 
@@ -154,14 +156,17 @@ class HFBackend(LocalBackend):
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
         policy: PolicyConfig | None = None,
+        gate: bool = True,
     ):
+        """`gate`: run the activation entropy gate on every layer's hidden state each token."""
         super().__init__()
         self.model_id = model
         self.requested_device, self.requested_dtype = device, dtype
         self.trust_remote_code, self.allow_pickle = trust_remote_code, allow_pickle
         self.policy = policy or PolicyConfig()
         self.selector = GearSelector()
-        self.model = self.tokenizer = self.decoder = None
+        self.gate = gate
+        self.model = self.tokenizer = self.decoder = self.tap = None
 
     @property
     def model_name(self) -> str:
@@ -227,6 +232,8 @@ class HFBackend(LocalBackend):
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         self.eos_ids = self._eos_ids()
         self.max_positions = getattr(config, "max_position_embeddings", None)
+        # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
+        self.tap = HiddenStateTap(layers, config.hidden_size, dtype, self.device) if self.gate else None
         self.decoder = EagerDecoder(model)
         report(1.0, "ready")
 
@@ -238,7 +245,7 @@ class HFBackend(LocalBackend):
         return {i for i in ids if i is not None}
 
     def unload(self) -> None:
-        self.model = self.tokenizer = self.decoder = None
+        self.model = self.tokenizer = self.decoder = self.tap = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -298,10 +305,12 @@ class HFBackend(LocalBackend):
             token = sample(logits, params, generator)
             h, varentropy = entropy_varentropy(logits)
             logprob = torch.log_softmax(logits.float(), -1)[token]
+            scalars = torch.stack([token.float(), h, varentropy, logprob])
+            if self.tap is not None:
+                # Per layer: did the hidden state of the pass that produced this token pass the gate.
+                scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
             # The one host sync of the step: every scalar crosses together.
-            token_id, h, varentropy, logprob = torch.stack(
-                [token.float(), h, varentropy, logprob]
-            ).tolist()
+            token_id, h, varentropy, logprob, *passed = scalars.tolist()
             token_id = int(token_id)
             decision = gearbox.step(h)
             now = time.perf_counter()
@@ -316,6 +325,7 @@ class HFBackend(LocalBackend):
                 logprob=logprob,
                 step_ms=(now - step_start) * 1e3,
                 anomaly=decision.anomaly,
+                gate_survival=tuple(p > 0.5 for p in passed) if self.tap is not None else None,
             )
             if token_id in self.eos_ids:
                 reason = "stop"
