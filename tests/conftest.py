@@ -76,3 +76,52 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
     )
     LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
     return path
+
+
+# Runs in a child process so the server's threads never compete with the test's event loop.
+_LLAMA_SERVER = """
+import sys
+import xllamacpp as xlc
+
+p = xlc.CommonParams()
+p.model.path = sys.argv[1]
+p.n_ctx = 512
+p.hostnames = ["127.0.0.1"]
+p.port = 0  # a free port
+p.verbosity = -1
+# One thread: on a busy 2-core machine llama.cpp's spinning thread pool stalls for seconds.
+p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 1
+# f32 attention and KV cache: top logprobs then agree with Transformers to ~1e-5 (see PROVENANCE.md).
+p.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
+p.cache_type_k = p.cache_type_v = xlc.ggml_type.GGML_TYPE_F32
+server = xlc.Server(p)
+print(server.listening_address, flush=True)
+sys.stdin.read()  # serve until the test session closes our stdin (or dies)
+"""
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> str:
+    """A real llama.cpp server (xllamacpp) on 127.0.0.1 serving stories260K-f32.gguf: its base URL."""
+    import subprocess
+    import sys
+
+    gguf = _need(STORIES_GGUF)
+    pytest.importorskip("xllamacpp", reason="xllamacpp (llama.cpp's server) is not installed")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LLAMA_SERVER, str(gguf)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        pytest.fail(f"the llama.cpp server did not start (exit code {proc.wait()})")
+    yield url
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
