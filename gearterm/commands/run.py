@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--json", action="store_true", help="one JSON object per token, then a summary line")
+    parser.add_argument("--no-gate", action="store_true", help="skip the activation entropy gate (hf backend)")
 
 
 def load_backend(args: argparse.Namespace, progress=None):
@@ -42,6 +43,7 @@ def load_backend(args: argparse.Namespace, progress=None):
         options = {"trust_remote_code": args.trust_remote_code}
         if args.backend == "hf":
             options.update(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+            options["gate"] = not getattr(args, "no_gate", False)  # only `run` has the flag
     model = args.model
     if model is None and args.backend in ("hf", "mlx"):
         from gearterm.models import default_model
@@ -91,6 +93,8 @@ def token_json(event) -> dict:
         "gear": event.gear.label,
         "entropy_bits": event.entropy_bits,
     }
+    if event.gate_survival is not None:
+        row["gate_survival"] = list(event.gate_survival)
     if event.entropy_source != "exact":
         row.update(
             entropy_bits_lower=event.entropy_bits_lower,
