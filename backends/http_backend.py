@@ -15,7 +15,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
@@ -290,19 +289,23 @@ class HTTPBackend(Backend):
             async with httpx.AsyncClient(
                 base_url=self.url, timeout=self.timeout, trust_env=False, follow_redirects=False
             ) as client:
-                async with client.stream("POST", path, json=body) as response:
+                request = client.build_request("POST", path, json=body)
+                # A server may take minutes to answer (Ollama loads the model first): cancellable too.
+                response = await self._unless_cancelled(client.send(request, stream=True), cancelled)
+                try:
                     if response.status_code != 200:
                         raise StreamFault(await self._status_fault(response, model))
                     decoder = self.decoder()
-                    async with aclosing(self._chunks(response, cancelled)) as chunks:
-                        async for chunk in chunks:
-                            for event in turn.take_all(decoder.feed(chunk)):
-                                yield event
-                            if turn.ended:
-                                break
-                        else:
-                            for event in turn.take_all(decoder.finish()):
-                                yield event
+                    chunks = response.aiter_bytes()
+                    while not turn.ended:
+                        chunk = await self._unless_cancelled(anext(chunks, _END), cancelled)
+                        records = decoder.finish() if chunk is _END else decoder.feed(chunk)
+                        for event in turn.take_all(records):
+                            yield event
+                        if chunk is _END:
+                            break
+                finally:
+                    await response.aclose()
             if turn.finish is None:
                 raise StreamFault(
                     f"{self.server_label} closed the stream before the reply ended "
@@ -339,32 +342,23 @@ class HTTPBackend(Backend):
             return f"model {model!r} not found on {where}: {message}"
         return f"{where} answered HTTP {status}: {message}"
 
-    async def _chunks(self, response: httpx.Response, cancelled: asyncio.Event) -> AsyncIterator[bytes]:
-        """The body's chunks, ended at once by cancel() even while the server is silent."""
-        chunks = response.aiter_bytes()
-
-        async def next_chunk():
-            try:
-                return await anext(chunks)
-            except StopAsyncIteration:
-                return _END
-
+    async def _unless_cancelled(self, awaitable, cancelled: asyncio.Event):
+        """Await `awaitable`, or raise _Cancelled as soon as cancel() is called, even while
+        the server is silent."""
+        task = asyncio.ensure_future(awaitable)
         waiter = asyncio.ensure_future(cancelled.wait())
         try:
-            while not self._cancel.is_set():
-                pending = asyncio.ensure_future(next_chunk())
-                await asyncio.wait({pending, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if not pending.done():
-                    pending.cancel()
-                    await asyncio.wait({pending})  # let the read unwind before the response closes
-                    break
-                chunk = pending.result()
-                if chunk is _END:
-                    return
-                yield chunk
-            raise _Cancelled
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the consumer itself was cancelled
+            task.cancel()
+            raise
         finally:
             waiter.cancel()
+        if task.done():
+            return task.result()  # a cancel that came with it is seen at the next await
+        task.cancel()
+        await asyncio.wait({task})  # let the read unwind before the response closes
+        raise _Cancelled
 
 
 class _Turn:

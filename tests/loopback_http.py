@@ -30,6 +30,7 @@ class Reply:
     headers: dict = field(default_factory=dict)
     framing: str = "chunked"  # "chunked", or "close": the body ends when the connection closes
     drop: bool = False  # end by dropping the connection without finishing the body
+    hold_headers: Hold | None = None  # answer nothing at all until released (a model loading)
 
     @classmethod
     def json(cls, obj, status: int = 200) -> "Reply":
@@ -76,6 +77,8 @@ class LoopbackServer:
         self._thread.start()
 
     def _send(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        if reply.hold_headers is not None:
+            self._wait(reply.hold_headers)
         handler.send_response(reply.status)
         handler.send_header("Content-Type", reply.content_type)
         for k, v in reply.headers.items():
@@ -99,8 +102,7 @@ class LoopbackServer:
                     handler.wfile.write(step)
                 handler.wfile.flush()
             elif isinstance(step, Hold):
-                while not step.release.wait(0.05) and not self.stopping.is_set():
-                    pass
+                self._wait(step)
             else:
                 self.stopping.wait(step)
         if reply.drop:
@@ -111,6 +113,10 @@ class LoopbackServer:
         if reply.framing == "chunked":
             handler.wfile.write(b"0\r\n\r\n")
             handler.wfile.flush()
+
+    def _wait(self, hold: Hold) -> None:
+        while not hold.release.wait(0.05) and not self.stopping.is_set():
+            pass
 
     def paths(self) -> list[str]:
         return [path for _, path, _ in self.requests]

@@ -298,6 +298,28 @@ async def test_cancel_from_another_thread_ends_a_silent_stream_at_once(server, w
 
 
 @pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
+async def test_cancel_before_the_server_answers(server, wire_class):
+    """A server can sit on a request for minutes (Ollama loads the model first)."""
+    wire, backend = make(wire_class, server)
+    hold = Hold()
+    server.routes[("POST", wire.chat_path)] = lambda body: Reply(
+        steps=good_reply(wire), content_type=wire.content_type, hold_headers=hold
+    )
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, threading.Thread(target=backend.cancel).start)
+    try:
+        start = loop.time()
+        events = await collect(backend)
+        elapsed = loop.time() - start
+    finally:
+        hold.release.set()
+    assert events[-1].reason == "cancelled" and events[-1].tokens == 0 and not errors(events)
+    assert elapsed < 3.0  # the read timeout is 5 s
+    script(server, wire, *good_reply(wire))
+    assert (await collect(backend))[-1].reason == "stop"
+
+
+@pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
 async def test_only_the_configured_url_is_contacted(server, wire_class, monkeypatch):
     elsewhere = LoopbackServer()
     try:

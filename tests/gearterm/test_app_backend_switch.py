@@ -3,6 +3,8 @@ llama.cpp server over the OpenAI-compatible API, then back; the conversation car
 
 import time
 
+import pytest
+
 from backends.base import GenerationParams, TokenEvent
 from backends.gearbox import GearMode
 from backends.hf import HFBackend
@@ -43,6 +45,7 @@ def greedy_reference(backend: HFBackend, messages, max_tokens: int) -> str:
     return "".join(e.text for e in events if isinstance(e, TokenEvent))
 
 
+@pytest.mark.slow
 async def test_switch_between_transformers_and_llama_cpp_mid_conversation(stories_hf, stories_backend, llama_server):
     hf = BackendEntry(label="stories260K in-process", backend="hf", model=str(stories_hf))
     server = BackendEntry(label="stories260K on llama.cpp", backend="openai", model=str(STORIES_GGUF), url=llama_server)
