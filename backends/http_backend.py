@@ -283,6 +283,8 @@ class HTTPBackend(Backend):
         loop = asyncio.get_running_loop()
         cancelled = asyncio.Event()
         self._wake = (loop, cancelled)
+        if self._cancel.is_set():  # cancel() came while the notices above were handed out
+            cancelled.set()
         path, body = self.chat_request(model, messages, params)
         reason, error = None, None
         try:
