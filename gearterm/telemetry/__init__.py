@@ -1,0 +1,1 @@
+"""Readings of the machine the model runs on: GPU power and energy per token."""
