@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels.gear import Gear
-from kernels.matmul import geared_matmul
+from kernels.matmul import fused_kernels_available, geared_matmul
 from kernels.nested import GROUP_SIZE, NestedWeight, pack
+from kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
 
 class GearSelector:
@@ -24,27 +25,41 @@ class GearedLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.selector = selector
         nw = pack(linear.weight.data, group_size)
+        # The layout is chosen once, where the weight lives: on a GPU the fused kernels read
+        # the codes as interleaved 32-bit words; elsewhere the reference reads nibble pairs.
+        self.words = fused_kernels_available(nw.weight.device)
+        if self.words:
+            planes = to_word_planes(nw)
+            h_codes, l_codes = planes.h_words, planes.l_words
+        else:
+            h_codes, l_codes = nw.h_codes, nw.l_codes
         # Buffers, so .to(device) moves every plane together with the original weight.
         self.register_buffer("weight", nw.weight)
-        self.register_buffer("h_codes", nw.h_codes)
+        self.register_buffer("h_codes", h_codes)
         self.register_buffer("h_scale", nw.h_scale)
         self.register_buffer("h_zero", nw.h_zero)
-        self.register_buffer("l_codes", nw.l_codes)
+        self.register_buffer("l_codes", l_codes)
         self.register_buffer("l_scale", nw.l_scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.data)
         self.group_size = nw.group_size
 
     @property
+    def planes(self) -> NestedWeight | WordPlanes:
+        """What the matmul reads: the planes in this layer's layout."""
+        kind = WordPlanes if self.words else NestedWeight
+        return kind(self.weight, self.h_codes, self.h_scale, self.h_zero, self.l_codes, self.l_scale, self.group_size)
+
+    @property
     def nested(self) -> NestedWeight:
-        return NestedWeight(
-            self.weight, self.h_codes, self.h_scale, self.h_zero, self.l_codes, self.l_scale, self.group_size
-        )
+        """The planes in the reference layout (converted, where the layer holds words)."""
+        planes = self.planes
+        return to_nested(planes) if self.words else planes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gear = self.selector.gear
         if gear == Gear.HIGH:
             return F.linear(x, self.weight, self.bias)  # nn.Linear's own op: bit-exact
-        y = geared_matmul(x, self.nested, gear)
+        y = geared_matmul(x, self.planes, gear)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:

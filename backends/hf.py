@@ -23,6 +23,7 @@ from backends.base import (
     ReplyDone,
     TokenEvent,
 )
+from backends.cuda_decoder import GraphDecoder
 from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
 from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
@@ -234,7 +235,12 @@ class HFBackend(LocalBackend):
         self.max_positions = getattr(config, "max_position_embeddings", None)
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
         self.tap = HiddenStateTap(layers, config.hidden_size, dtype, self.device) if self.gate else None
-        self.decoder = EagerDecoder(model)
+        if self.device.type == "cuda":
+            report(0.99, "capturing a CUDA graph per gear")
+            self.decoder = GraphDecoder(model, self.selector, self.max_positions)
+            self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
+        else:
+            self.decoder = EagerDecoder(model)
         report(1.0, "ready")
 
     def _eos_ids(self) -> set[int]:

@@ -1,0 +1,98 @@
+"""Decode steps on a CUDA GPU as captured graphs, one per gear: a shift picks which graph
+replays next. Nothing is copied or requantized at a shift, and a step costs one graph
+launch instead of a thousand kernel launches from Python.
+
+Same interface as hf.EagerDecoder. The KV cache is transformers' StaticCache: its tensors
+and its position counter (a device tensor the cache advances in place) keep their
+addresses, so the graphs captured over them stay valid from reply to reply.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from backends.base import BackendError
+from backends.geared_linear import GearSelector
+from kernels.gear import Gear
+
+
+# Every step attends over the whole static cache (masked), so its length costs bandwidth at
+# every token: 2048 positions of a Llama-3-8B are 0.25 GB read per step.
+CACHE_TOKENS = 2048
+_WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before it resets it
+
+
+class GraphDecoder:
+    def __init__(self, model, selector: GearSelector, context: int | None = None):
+        """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS."""
+        from transformers import StaticCache
+
+        self.model, self.selector = model, selector
+        self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
+        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input
+        self.length = 0  # tokens in the cache, mirrored on the host to refuse an overflow
+        self.launched_at = 0.0  # perf_counter() just before the last replay: shift latency
+        self.graphs: dict[Gear, torch.cuda.CUDAGraph] = {}
+        self.logits: dict[Gear, torch.Tensor] = {}
+        self._capture()
+
+    @torch.inference_mode()
+    def _forward_step(self) -> torch.Tensor:
+        """The decode step as captured: position and cache slot come from the cache itself."""
+        out = self.model(input_ids=self.token, past_key_values=self.cache, use_cache=True)
+        return out.logits[0, -1]
+
+    @torch.inference_mode()
+    def _capture(self) -> None:
+        gear_before = self.selector.gear
+        self.prefill([0])  # allocates the cache's tensors, outside any graph's memory pool
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm up off the capture stream: Triton compiles, cuBLAS plans
+            for gear in Gear:
+                self.selector.gear = gear
+                for _ in range(2):
+                    self._forward_step()
+        torch.cuda.current_stream().wait_stream(side)
+        # One pool for all gears: only one graph runs at a time, so they can share scratch.
+        pool = torch.cuda.graph_pool_handle()
+        for gear in Gear:
+            self.selector.gear = gear  # the geared layers read it while the graph is recorded
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                self.logits[gear] = self._forward_step()
+            self.graphs[gear] = graph
+        self.selector.gear = gear_before
+        self.cache.reset()
+        self.length = 0
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> torch.Tensor:
+        """Logits [T, V] for every prompt position, run eagerly; starts the cache afresh."""
+        self._reserve(len(ids), reset=True)
+        self.cache.reset()
+        x = torch.tensor([ids], device=self.model.device)
+        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
+
+    @torch.inference_mode()
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Logits [V] for the position after `token` (a 0-d id tensor on the device), from the
+        graph of the gear the selector holds now."""
+        self._reserve(1)
+        self.token.copy_(token.reshape(1, 1))
+        graph, logits = self.graphs[self.selector.gear], self.logits[self.selector.gear]
+        self.launched_at = time.perf_counter()
+        graph.replay()
+        return logits.clone()  # the graph overwrites its output at its next replay
+
+    def _reserve(self, tokens: int, reset: bool = False) -> None:
+        length = tokens if reset else self.length + tokens
+        if length > self.max_cache_len:
+            raise BackendError(
+                f"the conversation needs {length} positions but the GPU's KV cache holds {self.max_cache_len}; "
+                "start a new conversation or ask for fewer tokens"
+            )
+        self.length = length

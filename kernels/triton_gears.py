@@ -1,0 +1,244 @@
+"""Fused low/mid gear matmuls in Triton: the packed int4 planes are read once and
+dequantized in registers; no 16-bit weight is ever materialized.
+
+y = x @ W_gear^T with W_gear = dequantize(planes, gear) as kernels.nested defines it
+(its reference_matmul is the ground truth these kernels are tested against). The gear is
+a compile-time constant: the low gear's kernel never touches plane L.
+
+- batch 1 (decode): a GEMV on CUDA cores. Per group it accumulates sum(x * code) and uses
+  sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
+  instructions: a mask-or that drops its nibble into a float's mantissa, an FMA that makes
+  the exact code of it, and the FMA into the dot.
+- batch 2 and up: a GEMM whose dequantized tiles go through tl.dot (tensor cores).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.gear import Gear
+from kernels.nested import L_CENTER
+from kernels.word_planes import NIBBLES, WordPlanes
+
+# OR-ing an integer below 2**20 into the mantissa of float32 2**23 gives exactly 2**23 + it:
+# an int-to-float conversion without the conversion unit, which is 1/8 of the FMA rate.
+_MAGIC = 0x4B000000
+_MAGIC_VALUE = tl.constexpr(8388608.0)
+_L_CENTER = tl.constexpr(L_CENTER)
+_NIBBLES = tl.constexpr(NIBBLES)
+
+
+@triton.jit
+def _code(q, q_hi, magic, J: tl.constexpr):
+    """Nibble J of every word as an exact float32 code 0..15.
+
+    Nibbles 0-4 sit at bits 4J.. of q and go into the mantissa where they are (worth
+    16**J each); nibbles 5-7 do the same from q_hi = q >> 12. One FMA scales by 16**-J
+    and removes 2**23, both exact. `magic` (= _MAGIC) comes in as an argument: a register
+    operand leaves the mask as the instruction's one immediate, so the mask-or is a single
+    LOP3 instead of a LOP3 plus a move that re-creates a constant."""
+    if J < 5:
+        bits = (q & (0xF << (4 * J))) | magic
+        step = 1.0 / (1 << (4 * J))
+    else:
+        bits = (q_hi & (0xF << (4 * (J - 3)))) | magic
+        step = 1.0 / (1 << (4 * (J - 3)))
+    return bits.to(tl.float32, bitcast=True) * step - _MAGIC_VALUE * step
+
+
+@triton.jit
+def _gemv_kernel(
+    x_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr,
+    N, K, G, magic,
+    GS: tl.constexpr,  # channels per group
+    WPG: tl.constexpr,  # words per group
+    WPG_P2: tl.constexpr,  # WPG rounded up to a power of two (the tile's width)
+    MID: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    EVEN: tl.constexpr,  # no row, group, word or channel past the end: no masks
+):  # fmt: skip
+    # Every tensor is 3-D [rows, groups, words] (x and the scales with a dimension of 1),
+    # so all share the weight tile's layout and nothing is shuffled through shared memory.
+    rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N))[:, None, None]
+    gi = tl.arange(0, BLOCK_G)[None, :, None]
+    wi = tl.arange(0, WPG_P2)[None, None, :]
+    row_ok = rows < N
+    word_ok = wi < WPG
+    words_per_row = G * WPG
+    acc = tl.zeros([BLOCK_N, BLOCK_G, WPG_P2], dtype=tl.float32)
+    for g0 in range(0, G, BLOCK_G):
+        g = g0 + gi
+        word = rows * words_per_row + g * WPG + wi
+        scale = rows * G + g
+        if EVEN:
+            q = tl.load(hw_ptr + word)
+            s = tl.load(hs_ptr + scale).to(tl.float32)
+            z = tl.load(hz_ptr + scale).to(tl.float32)
+        else:
+            smask = row_ok & (g < G)
+            wmask = smask & word_ok
+            q = tl.load(hw_ptr + word, mask=wmask, other=0)
+            s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+            z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+        q_hi = q >> 12
+        if MID:
+            if EVEN:
+                ql = tl.load(lw_ptr + word)
+                ls = tl.load(ls_ptr + scale).to(tl.float32)
+            else:
+                ql = tl.load(lw_ptr + word, mask=wmask, other=0)
+                ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+            ql_hi = ql >> 12
+        for j in tl.static_range(_NIBBLES):
+            channel = g * GS + j * WPG + wi
+            if EVEN:
+                xj = tl.load(x_ptr + channel).to(tl.float32)
+            else:
+                # Past the group's last word, or its last channel, or `in`: zero, or the
+                # group's zero point would be added for channels that are not there.
+                inside = word_ok & (j * WPG + wi < GS) & (channel < K)
+                xj = tl.load(x_ptr + channel, mask=inside, other=0.0).to(tl.float32)
+            if j == 0:
+                dot_h = _code(q, q_hi, magic, j) * xj
+                xsum = xj
+                if MID:
+                    dot_l = _code(ql, ql_hi, magic, j) * xj
+            else:
+                dot_h += _code(q, q_hi, magic, j) * xj
+                xsum += xj
+                if MID:
+                    dot_l += _code(ql, ql_hi, magic, j) * xj
+        # Separate statements: two FMAs into acc, where one expression costs a third add.
+        acc += s * dot_h
+        acc += z * xsum
+        if MID:
+            acc += ls * dot_l
+            acc -= (_L_CENTER * ls) * xsum
+    y = tl.sum(tl.sum(acc, axis=2), axis=1)
+    out = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    tl.store(y_ptr + out, y, mask=out < N)
+
+
+@triton.jit
+def _gemm_kernel(
+    x_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr,
+    M, N, K, G, stride_xm, stride_ym, magic,
+    GS: tl.constexpr,
+    WPG: tl.constexpr,
+    WPG_P2: tl.constexpr,
+    MID: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    EVEN: tl.constexpr,
+    IEEE: tl.constexpr,  # float32 inputs: full-precision dot instead of tf32
+):  # fmt: skip
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    ms = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    # One tile of BLOCK_G groups, flattened: the words of consecutive groups are consecutive.
+    kk = tl.arange(0, BLOCK_G * WPG_P2)
+    gk = kk // WPG_P2
+    wk = kk % WPG_P2
+    row_ok = rows < N
+    m_ok = ms < M
+    words_per_row = G * WPG
+    acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
+    for g0 in range(0, G, BLOCK_G):
+        g = g0 + gk
+        word = rows[:, None] * words_per_row + (g * WPG + wk)[None, :]
+        scale = rows[:, None] * G + g[None, :]
+        if EVEN:
+            q = tl.load(hw_ptr + word)
+            s = tl.load(hs_ptr + scale).to(tl.float32)
+            z = tl.load(hz_ptr + scale).to(tl.float32)
+        else:
+            smask = row_ok[:, None] & (g < G)[None, :]
+            wmask = smask & (wk < WPG)[None, :]
+            q = tl.load(hw_ptr + word, mask=wmask, other=0)
+            s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+            z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+        q_hi = q >> 12
+        if MID:
+            if EVEN:
+                ql = tl.load(lw_ptr + word)
+                ls = tl.load(ls_ptr + scale).to(tl.float32)
+            else:
+                ql = tl.load(lw_ptr + word, mask=wmask, other=0)
+                ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+            ql_hi = ql >> 12
+            # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
+            z -= _L_CENTER * ls
+        for j in tl.static_range(_NIBBLES):
+            channel = g * GS + j * WPG + wk
+            xoff = ms[:, None] * stride_xm + channel[None, :]
+            if EVEN:
+                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None], other=0.0)
+            else:
+                inside = (wk < WPG) & (j * WPG + wk < GS) & (channel < K)
+                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None] & inside[None, :], other=0.0)
+            w = _code(q, q_hi, magic, j) * s + z
+            if MID:
+                w += _code(ql, ql_hi, magic, j) * ls
+            if IEEE:
+                acc += tl.dot(w, tl.trans(xj), input_precision="ieee")
+            else:
+                acc += tl.dot(w.to(xj.dtype), tl.trans(xj))
+    y = y_ptr + ms[None, :] * stride_ym + rows[:, None]
+    tl.store(y, acc, mask=row_ok[:, None] & m_ok[None, :])
+
+
+def gemv_config(n: int, k: int, gear: Gear) -> dict:
+    """Block sizes for batch 1: (rows per program, groups per step, warps). Many programs of a
+    few rows each, every thread holding several rows, so each x it loads serves them all."""
+    return {"BLOCK_N": 4, "BLOCK_G": 32 if k >= 4096 else 16, "num_warps": 4}
+
+
+def gemm_config(m: int, n: int, k: int, gear: Gear) -> dict:
+    block_m = 16 if m <= 16 else 32 if m <= 32 else 64
+    return {"BLOCK_M": block_m, "BLOCK_N": 64, "BLOCK_G": 2, "num_warps": 4}
+
+
+def _geometry(planes: WordPlanes) -> dict:
+    wpg = planes.words_per_group
+    return {"GS": planes.group_size, "WPG": wpg, "WPG_P2": triton.next_power_of_2(wpg)}
+
+
+def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | None = None) -> torch.Tensor:
+    """x [..., in] @ W_gear^T for the low or mid gear, on the device the planes live on.
+    `config` overrides the block sizes (the kernel benchmark's sweep uses it)."""
+    if gear == Gear.HIGH:
+        raise ValueError("the high gear reads the original weight: use F.linear")
+    n, k = planes.shape
+    if x.shape[-1] != k:
+        raise ValueError(f"x has {x.shape[-1]} input channels, the weight {k}")
+    geometry = _geometry(planes)
+    if planes.groups > 1 and planes.group_size % NIBBLES:
+        raise ValueError(f"group size {planes.group_size} splits a word across groups: use a multiple of 8")
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m, groups = x2.shape[0], planes.groups
+    y = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    args = (planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale)
+    full = k == groups * planes.group_size and geometry["WPG"] * NIBBLES == planes.group_size
+    full = full and geometry["WPG"] == geometry["WPG_P2"]
+    if m == 1:
+        cfg = dict(config or gemv_config(n, k, gear))
+        even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0
+        grid = (triton.cdiv(n, cfg["BLOCK_N"]),)
+        _gemv_kernel[grid](x2, *args, y, n, k, groups, _MAGIC, MID=gear == Gear.MID, EVEN=even, **geometry, **cfg)
+    else:
+        cfg = dict(config or gemm_config(m, n, k, gear))
+        # tl.dot needs at least 16 along K: small groups take several per step.
+        cfg["BLOCK_G"] = max(cfg["BLOCK_G"], 16 // geometry["WPG_P2"])
+        even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0
+        grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]))
+        _gemm_kernel[grid](
+            x2, *args, y, m, n, k, groups, x2.stride(0), y.stride(0), _MAGIC,
+            MID=gear == Gear.MID, EVEN=even, IEEE=x.dtype == torch.float32, **geometry, **cfg,
+        )  # fmt: skip
+    return y.reshape(*lead, n)
