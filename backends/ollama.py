@@ -18,7 +18,7 @@ from backends.http_backend import HTTPBackend, StreamFault, StreamPiece
 from backends.http_stream import NDJSONDecoder
 
 DEFAULT_URL = "http://127.0.0.1:11434"
-MAX_TOP_LOGPROBS = 20  # Ollama rejects more
+MAX_TOP_LOGPROBS = 20  # Ollama allows 0..20
 
 
 class OllamaBackend(HTTPBackend):
