@@ -5,6 +5,8 @@ its reference; one launch instead of about twenty matters in eager decode on a G
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -21,7 +23,7 @@ def _edge(k, step, delta, first, last):
 
 
 @triton.jit
-def _gate_kernel(x_ptr, entropy_ptr, comp_ptr, d, stride, BLOCK: tl.constexpr):
+def _gate_kernel(x_ptr, xlogx_ptr, entropy_ptr, comp_ptr, d, stride, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     offs = tl.arange(0, BLOCK)
     inside = offs < d
@@ -48,11 +50,13 @@ def _gate_kernel(x_ptr, entropy_ptr, comp_ptr, d, stride, BLOCK: tl.constexpr):
     idx = tl.minimum(tl.maximum(idx, 0), 63)
     idx = tl.where((x >= _edge(idx + 1, step, delta, first, last)) & (idx != 63), idx + 1, idx)
     idx = tl.where(inside, idx, 0)
-    counts = tl.histogram(idx, BINS).to(tl.float64)
+    counts = tl.histogram(idx, BINS)
     counts = tl.where(k == 0, counts - pad, counts)  # padding was counted in bin 0
-    xlogx = tl.sum(counts * tl.log(tl.maximum(counts, 1.0)), 0)  # 0 log 0 = 0
+    # Entropy in bits = (N ln N - sum c ln c) / (N ln 2), every c ln c read from a float64
+    # table: no float64 logarithm or literal in the kernel (both would round through float32).
+    ln2 = tl.load(xlogx_ptr + 2) / 2
     n = d.to(tl.float64)
-    bits = tl.log(n) / 0.6931471805599453 - xlogx / (0.6931471805599453 * n)
+    bits = (tl.load(xlogx_ptr + d) - tl.sum(tl.load(xlogx_ptr + counts), 0)) / (n * ln2)
     entropy = bits / 6.0
     entropy = tl.where((nonfinite > 0) | (narrow > 0), float("nan"), entropy)
     tl.store(entropy_ptr + row, entropy)
@@ -63,12 +67,16 @@ def _gate_kernel(x_ptr, entropy_ptr, comp_ptr, d, stride, BLOCK: tl.constexpr):
     byte_counts += tl.histogram((raw >> 8) & 0xFF, 256)
     byte_counts += tl.histogram((raw >> 16) & 0xFF, 256)
     byte_counts += tl.histogram((raw >> 24) & 0xFF, 256)
-    b = byte_counts.to(tl.float64)
-    b = tl.where(tl.arange(0, 256) == 0, b - 4 * pad, b)
-    blogb = tl.sum(b * tl.log(tl.maximum(b, 1.0)), 0)
-    m = 4.0 * n
-    byte_bits = tl.log(m) / 0.6931471805599453 - blogb / (0.6931471805599453 * m)
+    byte_counts = tl.where(tl.arange(0, 256) == 0, byte_counts - 4 * pad, byte_counts)
+    byte_bits = (tl.load(xlogx_ptr + 4 * d) - tl.sum(tl.load(xlogx_ptr + byte_counts), 0)) / (4 * n * ln2)
     tl.store(comp_ptr + row, byte_bits / 8.0)
+
+
+@functools.cache
+def _xlogx_table(d: int, device: torch.device) -> torch.Tensor:
+    """c ln c for c = 0 .. 4d (the most a byte count can reach), float64."""
+    c = torch.arange(4 * d + 1, dtype=torch.float64, device=device)
+    return torch.special.xlogy(c, c)
 
 
 def fused_gate_metrics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +90,15 @@ def fused_gate_metrics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     warps = max(1, min(8, block // 256))
     # No fused multiply-add: the edges must round exactly as numpy's separate mul and add do.
     _gate_kernel[(n,)](
-        x, entropy, compressibility, d, x.stride(0), BLOCK=block, num_warps=warps, enable_fp_fusion=False
+        x,
+        _xlogx_table(max(d, 1), x.device),
+        entropy,
+        compressibility,
+        d,
+        x.stride(0),
+        BLOCK=block,
+        num_warps=warps,
+        enable_fp_fusion=False,
     )
     return entropy, compressibility
 
