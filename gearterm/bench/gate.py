@@ -292,7 +292,10 @@ def print_tables(result: dict) -> None:
         print(f"{path:<10} {s['survival'][path]:>8.2%} {cells}")
     print(f"fast agrees with exact on {s['agreement_fast_vs_exact']:.2%} of vectors; checks: {s['checks']}")
     r = result["real"]
-    print(f"\nreal hidden states: {result['model']}, {r['positions']} positions x {len(r['agreement_per_layer'])} layers, d={r['dim']}")
+    print(
+        f"\nreal hidden states: {result['model']} ({result['dtype']} on {result['device']}), "
+        f"{r['positions']} positions x {len(r['agreement_per_layer'])} layers, d={r['dim']}"
+    )
     print(f"{'layer':<6} {'survival exact':>15} {'survival fast':>14} {'agreement':>10}")
     for i, agree in enumerate(r["agreement_per_layer"]):
         print(f"{i:<6} {r['survival_per_layer']['exact'][i]:>15.2%} {r['survival_per_layer']['fast'][i]:>14.2%} {agree:>10.2%}")
@@ -327,7 +330,8 @@ def main(args: argparse.Namespace) -> int:
     chunks = paragraphs(backend, text, args.tokens)
     if not chunks:
         raise UsageError(f"{args.text} has no paragraph of two or more tokens")
-    result.update(model=str(args.model), tokens=sum(len(c) - 1 for c in chunks), device=str(backend.device))
+    dtype = str(backend.model.get_input_embeddings().weight.dtype).removeprefix("torch.")
+    result.update(model=str(args.model), tokens=sum(len(c) - 1 for c in chunks), device=str(backend.device), dtype=dtype)
     result["real"] = run_real(backend, chunks)
     result["enforce"] = run_enforce(backend, chunks) if args.enforce else None
     result["overhead"] = None
