@@ -19,7 +19,8 @@ def test_json_lines_and_summary(capsys, stories_hf):
     lines = [json.loads(line) for line in out.splitlines()]
     tokens, summary = lines[:-1], lines[-1]["summary"]
     assert len(tokens) == 12
-    assert all(set(t) == {"text", "token_id", "gear", "entropy_bits"} for t in tokens)
+    assert all(set(t) == {"text", "token_id", "gear", "entropy_bits", "gate_survival"} for t in tokens)
+    assert all(len(t["gate_survival"]) == 5 for t in tokens)  # one decision per decoder layer
     assert {t["gear"] for t in tokens} <= {"low", "mid", "high"}
     assert summary["tokens"] == 12 and summary["backend"] == "hf"
     assert sum(summary["gear_mix"].values()) == pytest.approx(1.0)
