@@ -141,20 +141,24 @@ def gate_metrics(
 ) -> GateMetrics:
     """Entropy, compressibility and the pass decision of every row of x [n, d].
 
-    fast: everything on x's device, no host sync (one fused Triton kernel on CUDA).
-    exact: the entropy on x's device, zlib on the CPU."""
+    fast: everything on x's device, no host sync: numpy on the CPU, one fused Triton
+    kernel on CUDA, torch operations elsewhere. exact: the same entropy, zlib on the CPU."""
     if x.dim() != 2 or x.shape[1] == 0:
         raise ValueError(f"the gate takes a batch of vectors [n, d] with d >= 1, got shape {tuple(x.shape)}")
-    if mode == "fast" and _fused_available(x):
+    if mode not in ("fast", "exact"):
+        raise ValueError(f"unknown gate mode {mode!r}: use fast or exact")
+    if x.device.type == "cpu":
+        from kernels.gate_numpy import numpy_gate_entropies
+
+        entropy, byte_h = (torch.from_numpy(a) for a in numpy_gate_entropies(x.detach().float().numpy()))
+        compressibility = byte_h if mode == "fast" else zlib_ratio(x)
+    elif mode == "fast" and _fused_available(x):
         from kernels.gate_triton import fused_gate_metrics
 
         entropy, compressibility = fused_gate_metrics(x)
-    elif mode == "fast":
-        entropy, compressibility = histogram_entropy(x), byte_entropy(x)
-    elif mode == "exact":
-        entropy, compressibility = histogram_entropy(x), zlib_ratio(x)
     else:
-        raise ValueError(f"unknown gate mode {mode!r}: use fast or exact")
+        entropy = histogram_entropy(x)
+        compressibility = byte_entropy(x) if mode == "fast" else zlib_ratio(x)
     # NaN entropy compares False: a refused vector never passes.
     passed = (entropy <= thresholds.entropy) & (compressibility <= thresholds.compressibility)
     return GateMetrics(entropy, compressibility, passed)

@@ -43,20 +43,22 @@ def loop_gate(v: np.ndarray) -> tuple[float, float, float]:
 
 
 def check_against_loop(rows: np.ndarray, device: str) -> None:
+    """Every path: gate_metrics (numpy on the CPU, fused Triton on CUDA) and the torch ops."""
     x = torch.from_numpy(rows).to(device)
     exact, fast = gate_metrics(x, "exact"), gate_metrics(x, "fast")
     counts, refused = histogram_counts(x)
+    torch_entropy, torch_bytes = histogram_entropy(x), byte_entropy(x)
     for i, v in enumerate(rows):
         entropy, ratio, bytes_h = loop_gate(v)
         expected_counts = loop_counts(v)
         assert bool(refused[i]) == (expected_counts is None), v
         if expected_counts is not None:
             np.testing.assert_array_equal(counts[i].cpu().numpy(), expected_counts)
-        for metrics in (exact, fast):
-            got = metrics.entropy[i].item()
+        for got in (exact.entropy[i].item(), fast.entropy[i].item(), torch_entropy[i].item()):
             assert (np.isnan(got) and np.isnan(entropy)) or abs(got - entropy) < 1e-12, (v, got, entropy)
         assert exact.compressibility[i].item() == ratio
         assert abs(fast.compressibility[i].item() - bytes_h) < 1e-12
+        assert abs(torch_bytes[i].item() - bytes_h) < 1e-12
         assert bool(exact.passed[i]) == bool(entropy <= 0.8 and ratio <= 0.9)
         assert bool(fast.passed[i]) == bool(entropy <= 0.8 and bytes_h <= 0.9)
 
