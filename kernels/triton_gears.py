@@ -30,6 +30,15 @@ _L_CENTER = tl.constexpr(L_CENTER)
 _NIBBLES = tl.constexpr(NIBBLES)
 
 
+# tl.zeros and tl.sum are jit functions of Triton's standard library, decorated when triton
+# is first imported: in a process that imported it before setting TRITON_INTERPRET (a test
+# session), they stay compiled and cannot run in the interpreter. tl.full, tl.reduce and
+# this module's own helpers can, and compile to the same code.
+@triton.jit
+def _add(a, b):
+    return a + b
+
+
 @triton.jit
 def _code(q, q_hi, magic, J: tl.constexpr):
     """Nibble J of every word as an exact float32 code 0..15.
@@ -68,7 +77,7 @@ def _gemv_kernel(
     row_ok = rows < N
     word_ok = wi < WPG
     words_per_row = G * WPG
-    acc = tl.zeros([BLOCK_N, BLOCK_G, WPG_P2], dtype=tl.float32)
+    acc = tl.full([BLOCK_N, BLOCK_G, WPG_P2], 0.0, tl.float32)
     for g0 in range(0, G, BLOCK_G):
         g = g0 + gi
         word = rows * words_per_row + g * WPG + wi
@@ -117,7 +126,7 @@ def _gemv_kernel(
         if MID:
             acc += ls * dot_l
             acc -= (_L_CENTER * ls) * xsum
-    y = tl.sum(tl.sum(acc, axis=2), axis=1)
+    y = tl.reduce(tl.reduce(acc, 2, _add), 1, _add)
     out = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     tl.store(y_ptr + out, y, mask=out < N)
 
@@ -145,7 +154,7 @@ def _gemm_kernel(
     row_ok = rows < N
     m_ok = ms < M
     words_per_row = G * WPG
-    acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
+    acc = tl.full([BLOCK_N, BLOCK_M], 0.0, tl.float32)
     for g0 in range(0, G, BLOCK_G):
         g = g0 + gk
         word = rows[:, None] * words_per_row + (g * WPG + wk)[None, :]

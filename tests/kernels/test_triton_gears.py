@@ -1,0 +1,172 @@
+"""The fused low/mid gear kernels against kernels.nested's reference, on the CPU through
+Triton's interpreter (CI has no GPU), and the word layout they read.
+
+TRITON_INTERPRET must be set when a kernel is decorated and while it runs: it is set here
+to import kernels.triton_gears (re-imported, if something imported it compiled) and for
+this module's tests, and put back in between, so it reaches nothing else."""
+
+import importlib
+import os
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+
+def _set_interpret(value: str | None) -> str | None:
+    before = os.environ.get("TRITON_INTERPRET")
+    if value is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = value
+    return before
+
+
+_before = _set_interpret("1")
+try:
+    if "kernels.triton_gears" in sys.modules:
+        triton_gears = importlib.reload(sys.modules["kernels.triton_gears"])
+    else:
+        triton_gears = importlib.import_module("kernels.triton_gears")
+finally:
+    _set_interpret(_before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _interpreted():
+    before = _set_interpret("1")
+    yield
+    _set_interpret(before)
+
+
+from kernels.gear import Gear  # noqa: E402
+from kernels.matmul import geared_matmul  # noqa: E402
+from kernels.nested import pack, reference_matmul, unpack_nibbles  # noqa: E402
+from kernels.word_planes import WordPlanes, to_nested, to_word_planes  # noqa: E402
+
+gear_matmul = triton_gears.gear_matmul
+GEARS = [Gear.LOW, Gear.MID]
+# (out, in): odd sizes, `in` below one group (group = in), not a multiple of 128 or of 8.
+SHAPES = [(8, 128), (5, 37), (13, 300), (16, 64), (7, 100), (3, 1), (9, 260)]
+
+
+def planes_for(out_features: int, in_features: int, seed: int) -> tuple:
+    torch.manual_seed(seed)
+    nw = pack(torch.randn(out_features, in_features) * 0.05)
+    return nw, to_word_planes(nw)
+
+
+def assert_matches_reference(y: torch.Tensor, x: torch.Tensor, nw, gear: Gear) -> None:
+    """Against the reference in float64: float32 inputs agree to rounding, 16-bit ones to
+    the rounding of the 16-bit output. Every element is compared: none left unwritten."""
+    ref = reference_matmul(x.double(), nw, gear)
+    assert y.shape == ref.shape and y.dtype == x.dtype
+    assert torch.isfinite(y).all()
+    scale = ref.abs().max().item() + 1e-6
+    rtol = 1e-5 if x.dtype == torch.float32 else 2e-3
+    err = (y.double() - ref).abs().max().item()
+    assert err <= rtol * scale, f"max abs error {err:.3g} vs reference max {scale:.3g}"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("batch", [1, 2, 5, 16, 17])
+def test_kernels_match_reference(shape, batch):
+    nw, planes = planes_for(*shape, seed=batch)
+    for dtype in (torch.float32, torch.float16):
+        x = torch.randn(batch, shape[1]).to(dtype)
+        for gear in GEARS:
+            assert_matches_reference(gear_matmul(x, planes, gear), x, nw, gear)
+
+
+@pytest.mark.parametrize(
+    "lead, config",
+    [
+        ((1, 1), {"BLOCK_N": 2, "BLOCK_G": 2, "num_warps": 1}),
+        ((2, 2), {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_G": 2, "num_warps": 1}),
+    ],
+)
+def test_unmasked_path_when_everything_divides(lead, config):
+    """Whole groups and blocks that divide rows and groups: the kernels' no-mask branch.
+    Leading dimensions of x are kept."""
+    nw, planes = planes_for(8 if config.get("BLOCK_M") is None else 32, 512, seed=3)
+    x = torch.randn(*lead, 512, dtype=torch.float16)
+    for gear in GEARS:
+        y = gear_matmul(x, planes, gear, config)
+        assert y.shape == (*lead, planes.shape[0])
+        assert_matches_reference(y.reshape(-1, y.shape[-1]), x.reshape(-1, 512), nw, gear)
+
+
+def test_gears_differ_and_mid_is_closer_to_the_weight():
+    nw, planes = planes_for(16, 256, seed=7)
+    x = torch.randn(1, 256)
+    exact = x.double() @ nw.weight.double().T
+    low, mid = (gear_matmul(x, planes, gear).double() for gear in GEARS)
+    assert not torch.equal(low, mid)
+    assert (mid - exact).norm() < 0.5 * (low - exact).norm()
+
+
+def test_geared_matmul_sends_words_to_the_kernels_and_nibbles_to_the_reference():
+    nw, planes = planes_for(12, 200, seed=11)
+    x = torch.randn(2, 200)
+    for gear in GEARS:
+        assert torch.allclose(geared_matmul(x, planes, gear), reference_matmul(x, nw, gear), atol=1e-5)
+    assert torch.equal(geared_matmul(x, planes, Gear.HIGH), x @ nw.weight.T)
+
+
+def test_high_gear_is_not_a_kernel():
+    _, planes = planes_for(4, 16, seed=0)
+    with pytest.raises(ValueError, match="original weight"):
+        gear_matmul(torch.randn(1, 16), planes, Gear.HIGH)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_word_layout_round_trips(shape):
+    nw, planes = planes_for(*shape, seed=1)
+    back = to_nested(planes)
+    assert torch.equal(back.h_codes, nw.h_codes) and torch.equal(back.l_codes, nw.l_codes)
+    assert planes.h_scale is nw.h_scale  # scales are shared, not copied
+    assert planes.h_words.dtype == torch.int32
+    assert planes.h_words.shape == (shape[0], planes.groups * planes.words_per_group)
+    assert planes.nbytes(Gear.LOW) < planes.nbytes(Gear.MID) < planes.nbytes(Gear.HIGH) or shape[1] < 8
+
+
+def test_word_layout_puts_a_groups_channels_in_nibble_order():
+    """Nibble j of word w holds channel j * wpg + w of its group."""
+    nw, planes = planes_for(2, 300, seed=5)  # 3 groups of 128, 16 words each; the last is padded
+    codes = unpack_nibbles(nw.h_codes)
+    words = planes.h_words.to(torch.int64) & 0xFFFFFFFF
+    for group, word, nibble in [(0, 0, 0), (0, 15, 7), (1, 3, 5), (2, 2, 2)]:
+        channel = group * 128 + nibble * 16 + word
+        code = (words[:, group * 16 + word] >> (4 * nibble)) & 0xF
+        expected = codes[:, channel] if channel < 300 else torch.zeros(2, dtype=torch.uint8)
+        assert torch.equal(code, expected.to(torch.int64))
+
+
+def test_cpu_layers_keep_the_reference_layout():
+    from backends.geared_linear import GearedLinear, GearSelector
+
+    layer = GearedLinear(torch.nn.Linear(40, 6), GearSelector())
+    assert layer.h_codes.dtype == torch.uint8 and not isinstance(layer.planes, WordPlanes)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_graph_decoder_replays_the_eager_tokens(stories_hf):
+    from transformers import AutoModelForCausalLM
+
+    from backends.cuda_decoder import GraphDecoder
+    from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+    from backends.hf import EagerDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()
+    selector = GearSelector(Gear.HIGH)
+    gear_decoder_layers(decoder_layers(model, model.config.num_hidden_layers), selector)
+    tokens = {}
+    for name, decoder in [("eager", EagerDecoder(model)), ("graph", GraphDecoder(model, selector, 64))]:
+        logits, tokens[name] = decoder.prefill([1, 400, 34])[-1], []
+        for _ in range(16):
+            token = logits.argmax(-1)
+            tokens[name].append(int(token))
+            logits = decoder.step(token)
+    assert tokens["graph"] == tokens["eager"]
