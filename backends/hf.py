@@ -219,7 +219,16 @@ class HFBackend(LocalBackend):
             raise
         except Exception as e:
             raise BackendError(f"could not load {path}: {type(e).__name__}: {e}") from None
-        model.to(self.device).eval()
+        self.path = path
+        self.attach(model.to(self.device), self.tokenizer, progress)
+
+    def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
+        """Gear a model already built on its device and get it ready to generate: the part of
+        load() after the files are read (benchmarks hand in models built from a config)."""
+        report = progress or (lambda fraction, text: None)
+        self.device, self.tokenizer = model.device, tokenizer
+        config, dtype = model.config, model.dtype
+        model.eval()
         if self.device.type == "cpu" and model.num_parameters() < SMALL_MODEL_PARAMS:
             # A small model's matmuls are too short to split across threads: the threads'
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
@@ -228,7 +237,7 @@ class HFBackend(LocalBackend):
         self.geared_layers = gear_decoder_layers(
             layers, self.selector, lambda f, text: report(0.5 + 0.5 * f, text)
         )
-        self.model, self.config, self.path = model, config, path
+        self.model, self.config = model, config
         self.num_layers = len(layers)
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         self.eos_ids = self._eos_ids()
