@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-BINS = 64
+BINS = tl.constexpr(64)
 
 
 @triton.jit
