@@ -1,0 +1,299 @@
+"""`gearterm bench decode`: tokens/s, shift latency, memory and joules per token of each gear
+mode at batch 1, beside plain transformers `generate` in the same process.
+
+`--shape llama3-8b` (or another named shape) builds a Llama from its config with random
+weights directly on the GPU: no download. `--model PATH` decodes a real model instead.
+The geared runs go through HFBackend's own generation loop (CUDA graph per gear, one host
+sync per token), greedy, for a fixed number of tokens (end-of-sequence is ignored).
+
+Random weights make a near-uniform next-token distribution (15.8 of 17 bits), which the
+anomaly guard pins to the high gear; the random LM head is therefore scaled to logits of
+standard deviation 6.5, whose entropies (about 1 to 5 bits) cross the policy's thresholds
+the way a real model's do, so auto mode shifts. Speed does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from gearterm.errors import UsageError
+
+SHAPES = {
+    "llama3-8b": dict(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
+    ),
+    "llama3-1b": dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, rope_theta=500000.0,
+        max_position_embeddings=8192, tie_word_embeddings=True,
+    ),
+    "tiny": dict(
+        hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
+        num_key_value_heads=4, vocab_size=4096, max_position_embeddings=2048,
+    ),
+}  # fmt: skip
+MODES = ("high", "mid", "low", "auto")
+LOGIT_STD = 6.5
+BASELINE = "transformers generate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--shape", choices=sorted(SHAPES), help="a Llama config with random weights (default llama3-8b)")
+    source.add_argument("--model", help="a model directory or Hugging Face id, instead of random weights")
+    parser.add_argument("--tokens", type=int, default=256, help="tokens decoded per mode (default 256)")
+    parser.add_argument("--prompt-tokens", type=int, default=32, help="random prompt length for --shape (default 32)")
+    parser.add_argument("--baseline-tokens", type=int, default=64, help="tokens for plain generate (default 64)")
+    parser.add_argument(
+        "--energy-seconds", type=float, default=3.0, help="decode at least this long per mode for joules (default 3)"
+    )
+    parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu to try the plumbing on a tiny shape")
+    parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
+    parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
+
+
+class IdsTokenizer:
+    """What the generation loop asks of a tokenizer, for a model that has none: ids as text."""
+
+    eos_token_id = None
+
+    def decode(self, ids, skip_special_tokens=True) -> str:
+        return "".join(f"<{i}>" for i in ids)
+
+
+def random_llama(shape: str, dtype, device):
+    """A LlamaForCausalLM of a named shape, initialized on the device (normal, std 0.02)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**SHAPES[shape], bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(config, dtype=dtype)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.normal_(0.0, LOGIT_STD / math.sqrt(config.hidden_size))
+    model.generation_config.eos_token_id = None
+    return model.eval()
+
+
+def real_model(name: str, dtype, device):
+    """A model from a directory or the Hugging Face cache, on the device, not yet geared."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from backends.base import BackendError
+    from backends.hf import check_model_dir, resolve_model_dir
+
+    try:
+        path = resolve_model_dir(name)
+        check_model_dir(path, allow_pickle=False, trust_remote_code=False)
+    except BackendError as e:
+        raise UsageError(str(e)) from None
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    return model.to(device).eval(), tokenizer
+
+
+def tensor_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def baseline_generate(model, prompt: list[int], tokens: int, torch) -> dict:
+    """Plain `generate`, greedy, dynamic cache, eager: the steady per-token rate."""
+    from transformers import GenerationConfig
+    from transformers.generation.streamers import BaseStreamer
+
+    class Stamps(BaseStreamer):
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):  # first the prompt, then each new token after its host sync
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    ids = torch.tensor([prompt], device=model.device)
+    config = GenerationConfig(
+        max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=0, eos_token_id=None
+    )
+    model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)  # warm-up
+    stamps = Stamps()
+    model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, streamer=stamps)
+    decoded = stamps.times[1:]
+    seconds = decoded[-1] - decoded[0]
+    return {"tokens": len(decoded), "tok_per_s": (len(decoded) - 1) / seconds}
+
+
+def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> dict:
+    """One reply through HFBackend's loop. Decision-to-launch latency: from the moment a
+    token's event (carrying the next gear) reaches us to the launch of the next step's
+    graph, split into steps that shift gear and steps that stay."""
+    from backends.base import GenerationParams, TokenEvent
+    from backends.gearbox import GearMode
+
+    params = GenerationParams(max_tokens=tokens, temperature=0.0, gear_mode=GearMode(mode))
+    arrivals, events, shift_us, stay_us = [], [], [], []
+    for event in backend._generate(prompt, params):
+        now = time.perf_counter()
+        if not isinstance(event, TokenEvent) or event.token_id is None:
+            continue
+        launched = getattr(backend.decoder, "launched_at", None)
+        if events and launched is not None:
+            latency = (launched - arrivals[-1]) * 1e6
+            (shift_us if events[-1].next_gear != events[-1].gear else stay_us).append(latency)
+        arrivals.append(now)
+        events.append(event)
+        if meter is not None:
+            meter.record_token(event.gear)
+    seconds = arrivals[-1] - arrivals[0]
+    return {
+        "tokens": len(events),
+        "tok_per_s": (len(events) - 1) / seconds,
+        "shift_us": statistics.median(shift_us) if shift_us else None,
+        "stay_us": statistics.median(stay_us) if stay_us else None,
+        "shifts": sum(e.next_gear != e.gear for e in events[:-1]),
+        "gear_mix": {g: sum(e.gear.label == g for e in events) / len(events) for g in ("low", "mid", "high")},
+    }
+
+
+def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, meter) -> dict:
+    """Joules per token from the energy counter over a window of whole replies >= `seconds`."""
+    with meter.window() as window:
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            decode(backend, prompt, tokens, mode, meter)
+    return {
+        "joules_per_token": window.joules_per_token,
+        "energy_window_s": window.seconds,
+        "energy_tokens": sum(window.tokens.values()),
+        "energy_note": window.note or None,
+    }
+
+
+def print_table(result: dict) -> None:
+    print(f"device {result['device']}  date {result['date']}  model {result['model']} ({result['dtype']})")
+    print(f"prompt {result['prompt_tokens']} tokens, {result['tokens']} decoded per mode, batch 1, greedy")
+    print(
+        f"{'mode':<32} {'tok/s':>7} {'ms/token':>9} {'shift us':>9} {'stay us':>8} {'GPU GB':>7} "
+        f"{'J/token':>8} {'J window':>14} {'gear mix l/m/h':>15} {'shifts':>6}"
+    )
+
+    def fmt(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    for r in result["rows"]:
+        window = f"{r['energy_window_s']:.1f}s/{r['energy_tokens']}t" if r.get("energy_window_s") else "n/a"
+        mix = "/".join(f"{r['gear_mix'][g]:.0%}" for g in ("low", "mid", "high")) if r.get("gear_mix") else ""
+        print(
+            f"{r['mode']:<32} {r['tok_per_s']:>7.1f} {r['ms_per_token']:>9.2f} {fmt(r.get('shift_us'), '.1f'):>9} "
+            f"{fmt(r.get('stay_us'), '.1f'):>8} {r['gpu_mem_gb']:>7.2f} {fmt(r.get('joules_per_token'), '.3f'):>8} "
+            f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6}"
+        )
+    m = result["memory"]
+    print(
+        f"weights: 16-bit model {m['model_16bit_gb']:.2f} GB; all gears resident {m['all_gears_gb']:.2f} GB "
+        f"({m['all_gears_vs_16bit']:.2f}x); allocated with KV cache and graphs {m['allocated_gb']:.2f} GB"
+    )
+    for note in result["notes"]:
+        print(f"note: {note}")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from backends.hf import HFBackend
+
+    for name in ("tokens", "prompt_tokens", "baseline_tokens"):
+        if getattr(args, name) < 2:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 2")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("bench decode needs a CUDA GPU (torch sees none); --device cpu runs the plumbing only")
+    dtype = getattr(torch, args.dtype)
+    notes = []
+    if args.model:
+        model, tokenizer = real_model(args.model, dtype, device)
+        name = args.model
+        prompt = tokenizer("Once upon a time, in a quiet village by the sea, there lived")["input_ids"]
+    else:
+        name = f"random {args.shape or 'llama3-8b'}"
+        model, tokenizer = random_llama(args.shape or "llama3-8b", dtype, device), IdsTokenizer()
+        generator = torch.Generator().manual_seed(1)
+        prompt = torch.randint(model.config.vocab_size, (args.prompt_tokens,), generator=generator).tolist()
+    weights_16bit = tensor_bytes(model)
+
+    baseline = baseline_generate(model, prompt, args.baseline_tokens, torch)
+
+    backend = HFBackend(name, device=str(device), gate=False)
+    backend.attach(model, tokenizer)
+    backend.eos_ids = set()  # a fixed number of tokens per mode
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    weights_all = tensor_bytes(model)
+    allocated = torch.cuda.memory_allocated() if device.type == "cuda" else weights_all
+
+    from gearterm.telemetry.power import PowerMeter
+
+    meter = PowerMeter(interval_s=0.1).start() if device.type == "cuda" else None
+    if meter is None or meter.unavailable or meter.energy_unavailable:
+        notes.append(f"joules n/a: {meter.unavailable or meter.energy_unavailable if meter else 'no GPU'}")
+    rows = [
+        {
+            "mode": f"{BASELINE} ({args.dtype})",
+            "tok_per_s": baseline["tok_per_s"],
+            "ms_per_token": 1e3 / baseline["tok_per_s"],
+            "shift_us": None,
+            "gpu_mem_gb": weights_16bit / 1e9,
+            "joules_per_token": None,
+            "tokens": baseline["tokens"],
+        }
+    ]
+    for mode in MODES:
+        decode(backend, prompt, args.tokens, mode)  # warm-up: first replies pay one-time costs
+        run = decode(backend, prompt, args.tokens, mode)
+        row = {
+            "mode": mode,
+            "tok_per_s": run["tok_per_s"],
+            "ms_per_token": 1e3 / run["tok_per_s"],
+            "shift_us": run["shift_us"],
+            "gpu_mem_gb": allocated / 1e9,
+            "joules_per_token": None,
+            "weights_vs_16bit": weights_all / weights_16bit,
+            **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens")},
+        }
+        if meter is not None and not (meter.unavailable or meter.energy_unavailable):
+            row.update(energy(backend, prompt, args.tokens, mode, args.energy_seconds, meter))
+        rows.append(row)
+    if meter is not None:
+        meter.stop()
+    result = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "date": str(datetime.date.today()),
+        "model": name if args.model else f"{name} weights",
+        "dtype": args.dtype,
+        "prompt_tokens": len(prompt),
+        "tokens": args.tokens,
+        "rows": rows,
+        "memory": {
+            "model_16bit_gb": weights_16bit / 1e9,
+            "all_gears_gb": weights_all / 1e9,
+            "all_gears_vs_16bit": weights_all / weights_16bit,
+            "allocated_gb": allocated / 1e9,
+        },
+        "notes": notes,
+    }
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print_table(result)
+    return 0
