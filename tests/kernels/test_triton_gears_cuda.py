@@ -6,7 +6,7 @@ import torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-SHAPES = [(8, 128), (5, 37), (13, 300), (16, 64), (7, 100), (3, 1), (9, 260), (4096, 4096), (1024, 14336)]
+SHAPES = [(5, 37), (13, 300), (7, 100), (3, 1), (4096, 4096), (1024, 14336)]
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # relative to the output's max
 
 
