@@ -22,7 +22,7 @@ def _edge(k, step, delta, first, last):
     return tl.where(k == 64, last, y + first)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["d"])  # d == 1 would otherwise become a Python int in the kernel
 def _gate_kernel(x_ptr, xlogx_ptr, entropy_ptr, comp_ptr, d, stride, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     offs = tl.arange(0, BLOCK)
