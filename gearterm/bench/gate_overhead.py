@@ -98,9 +98,10 @@ def gate_in_graph(layers: int, d: int) -> dict:
     return {"graph_us_without": base, "graph_us_with": gated, "gate_us": gated - base}
 
 
-def llama8b(steps: int = 48, rounds: int = 3, meter=None) -> dict:
+def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
     """Eager decode of the Llama-3-8B shape (random bf16 weights, dynamic cache), one host sync
-    per step as in HFBackend, with the gate (tap + fused kernel) on and off, interleaved."""
+    per step as in HFBackend, with the gate (tap + fused kernel) on and off, interleaved after
+    one untimed round (the GPU's clocks and cuBLAS warm up over the first seconds)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -124,11 +125,11 @@ def llama8b(steps: int = 48, rounds: int = 3, meter=None) -> dict:
     times = {"off": [], "on": []}
     energy = {"off": [], "on": []}
 
-    def phase(name: str) -> None:
+    def phase(name: str, record: bool = True) -> None:
         tap = HiddenStateTap(layers, config.hidden_size, torch.bfloat16, torch.device("cuda")) if name == "on" else None
         token = decoder.prefill(prompt)[-1].argmax(-1)
         token.item()
-        with meter.window() if meter is not None else nullcontext() as window:
+        with meter.window() if meter is not None and record else nullcontext() as window:
             for _ in range(steps):
                 start = time.perf_counter()
                 token = decoder.step(token).argmax(-1)
@@ -136,14 +137,17 @@ def llama8b(steps: int = 48, rounds: int = 3, meter=None) -> dict:
                 if tap is not None:
                     scalars = torch.cat([scalars, gate_passed(tap.last_hidden).float()])
                 scalars.tolist()
-                times[name].append(time.perf_counter() - start)
-                if meter is not None:
+                if record:
+                    times[name].append(time.perf_counter() - start)
+                if meter is not None and record:
                     meter.record_token(f"gate {name}")
         if window is not None:
             energy[name].append((window.joules, window.seconds, steps))
         if tap is not None:
             tap.remove()
 
+    phase("off", record=False)
+    phase("on", record=False)
     for _ in range(rounds):
         phase("off")
         phase("on")
