@@ -15,7 +15,8 @@ def startup_entry(config: Config) -> BackendEntry:
 
 
 def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
-    """Configured entries first, then what is found here; notes say what could not be reached.
+    """Configured entries first, then what is found here (the Hugging Face cache, Ollama's list);
+    notes say what could not be reached.
 
     Runs in a worker thread: asking an Ollama server may take a moment."""
     from backends.registry import available_backends
@@ -26,14 +27,16 @@ def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
     for name in LOCAL_BACKENDS:
         if name in available:
             entries.append(BackendEntry(label=f"{name}: default model", backend=name))
-    if "ollama" in available:
-        from gearterm.models import list_models
+    from gearterm.models import list_models
 
-        try:
-            for model in list_models(config.ollama_url):
-                entries.append(BackendEntry(label=f"ollama: {model}", backend="ollama", model=str(model)))
-        except Exception as e:  # a server that is down or answers oddly is a note, not a failure
-            notes.append(f"no Ollama models from {config.ollama_url}: {e}")
+    ollama_url = config.ollama_url if "ollama" in available else None
+    found = list_models(ollama_url)
+    for model in found:
+        # The pocket model is already there as each local backend's default model.
+        if model.source != "pocket" and model.backend in available:
+            entries.append(BackendEntry(label=f"{model.backend}: {model.name}", backend=model.backend, model=model.name))
+    if ollama_url and not any(model.source == "ollama" for model in found):
+        notes.append(f"no Ollama models from {ollama_url}")
     unique: dict[tuple[str, str, str], BackendEntry] = {}
     for entry in entries:
         unique.setdefault((entry.backend, entry.model, entry.url), entry)
