@@ -31,7 +31,7 @@ class GraphDecoder:
 
         self.model, self.selector = model, selector
         self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
-        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.cache = StaticCache(config=model.config, max_cache_len=self.max_cache_len)
         self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input
         self.length = 0  # tokens in the cache, mirrored on the host to refuse an overflow
         self.launched_at = 0.0  # perf_counter() just before the last replay: shift latency

@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu to try the plumbing on a tiny shape")
+    parser.add_argument("--gate", action="store_true", help="activation entropy gate on (compare with a run without)")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
 
@@ -232,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
 
     baseline = baseline_generate(model, prompt, args.baseline_tokens, torch)
 
-    backend = HFBackend(name, device=str(device), gate=False)
+    backend = HFBackend(name, device=str(device), gate=args.gate)
     backend.attach(model, tokenizer)
     backend.eos_ids = set()  # a fixed number of tokens per mode
     if device.type == "cuda":
