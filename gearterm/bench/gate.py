@@ -322,6 +322,10 @@ def main(args: argparse.Namespace) -> int:
         text = args.text.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read --text {args.text}: {e}") from None
+    try:
+        import scipy  # noqa: F401  (the per-vector baseline is numpy + scipy + zlib)
+    except ImportError:
+        raise UsageError("bench gate times the seed's scipy loop: pip install scipy (or gearterm[dev])") from None
     from backends.hf import HFBackend
 
     result = {"synthetic": run_synthetic(args.vectors, args.dim)}
