@@ -10,7 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
@@ -125,7 +125,11 @@ class History:
         with self._transaction():
             self.db.executemany(
                 "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(message_id, *astuple(t)) for t in tokens],
+                [
+                    (message_id, t.position, t.text, t.token_id, t.entropy_bits, t.entropy_bits_lower,
+                     t.entropy_bits_upper, t.gear, t.step_ms)
+                    for t in tokens
+                ],
             )
             self.db.execute(
                 "UPDATE messages SET content = ?, complete = ?, end_reason = ? WHERE id = ?",

@@ -10,6 +10,7 @@ never waits for the UI, and the UI never waits for generation.
 
 from __future__ import annotations
 
+import gc
 import queue
 import sqlite3
 import time
@@ -36,14 +37,15 @@ from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
-from gearterm.app.widgets.assistant_message import AssistantMessage
-from gearterm.app.widgets.power_pane import PowerView
+from gearterm.app.chat_entries import ReplyEntry
 from gearterm.config import BackendEntry, Config
 from gearterm.export import export_conversation
 from gearterm.history import History, TokenRow
+from gearterm.telemetry.power import PowerMeter, PowerReading
 from kernels.gear import Gear
 
-DRAIN_HZ = 20  # queue drains (and so Markdown writes) per second
+DRAIN_HZ = 20  # queue drains (and so chat writes) per second
+PANE_HZ = 10  # pane redraws per second at most: each costs a few ms of rendering, and keys come first
 POWER_HZ = 2  # power pane refreshes per second
 
 
@@ -53,9 +55,9 @@ class Reply:
 
     message_id: int
     conversation_id: int
-    view: AssistantMessage
+    entry: ReplyEntry  # where its text is drawn
     backend: Backend
-    entry: BackendEntry
+    source: BackendEntry
     text: str = ""
     tokens: int = 0
     live: bool = True  # False once the user left its conversation: it still finishes into the store
@@ -78,11 +80,12 @@ class GeartermApp(App[None]):
         notes: Sequence[tuple[str, str]] = (),
         create_backend: Callable[[BackendEntry, Config], Backend] = create_from_entry,
         discover: Callable[[Config], tuple[list[BackendEntry], list[str]]] = discover_choices,
-        power: Callable[[], PowerView] | None = None,
+        power: PowerMeter | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
         """`notes` are (severity, text) shown once the screen is up: config problems and the like.
-        `power` gives the power pane its reading; `clock` stamps events (tests pass a fake one)."""
+        `power`, a started meter, feeds the power pane (None: metering is off); `clock` stamps
+        events (tests pass a fake one)."""
         super().__init__()
         self.config = config
         self.history = history
@@ -104,12 +107,13 @@ class GeartermApp(App[None]):
         self.conversation_id: int | None = None
         self.transcript: list[dict] = []  # what the next reply is conditioned on
         self.readings = Readings()
+        self.panes_stale, self.panes_at = False, 0.0
         self.set_reactive(GeartermApp.gear_mode, GearMode(config.gear))
         self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
         self.readings.gear_mode = self.gear_mode
 
     def get_default_screen(self) -> Screen:
-        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits)
+        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint)
         return self.chat_screen
 
     def on_ready(self) -> None:
@@ -121,6 +125,7 @@ class GeartermApp(App[None]):
             self.notes.append(("warning", f"unknown theme {self.config.ui.theme!r} in [ui]; ctrl+p → Theme lists them"))
         for severity, text in self.notes:
             self.notify(text, severity=severity, timeout=15)
+        _freeze_startup_objects()
         self.set_interval(1 / DRAIN_HZ, self._drain)
         if self.power is not None:
             self.set_interval(1 / POWER_HZ, self._show_power)
@@ -169,6 +174,7 @@ class GeartermApp(App[None]):
         self.chat_screen.loading.stop()
         self._show_status()
         self._refresh_panes()
+        _freeze_startup_objects()
         if old is not None:
             self.notify(f"next replies come from {event.entry.label}", title="backend switched")
 
@@ -193,7 +199,7 @@ class GeartermApp(App[None]):
     # ---- replies ----------------------------------------------------------------------
 
     @on(Input.Submitted, "#prompt")
-    async def _submit(self, event: Input.Submitted) -> None:
+    def _submit(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if not text:
             return
@@ -205,20 +211,22 @@ class GeartermApp(App[None]):
             self.notify(f"{why}. f2 picks a backend.", title="no model to reply", severity="warning")
             return
         event.input.clear()
-        await self.start_reply(text)
+        self.start_reply(text)
 
-    async def start_reply(self, text: str) -> None:
+    def start_reply(self, text: str) -> None:
         backend, entry = self.backend, self.entry
         if self.conversation_id is None:
             self.conversation_id = self.history.new_conversation(text)
         self.history.add_message(self.conversation_id, "user", text)
         self.transcript.append({"role": "user", "content": text})
         chat = self.chat_screen.chat
-        await chat.add_user(text)
+        chat.add_user(text)
         message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
-        view = await chat.add_assistant(f"{entry.backend} · {backend.model_name}", tinted=self.gear_tint)
-        self.reply = Reply(message_id, self.conversation_id, view, backend, entry)
+        reply_entry = chat.add_reply(f"{entry.backend} · {backend.model_name}")
+        self.reply = Reply(message_id, self.conversation_id, reply_entry, backend, entry)
         self.readings.new_reply(self.clock())
+        if self.power is not None:
+            self.power.mark_reply()
         generation = self.config.generation
         params = GenerationParams(
             max_tokens=generation.max_tokens,
@@ -271,7 +279,7 @@ class GeartermApp(App[None]):
         else:
             self.notify(text, title=f"{worker.name} failed", severity="error")
 
-    async def _drain(self) -> None:
+    def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
         batch = []
         try:
@@ -279,9 +287,12 @@ class GeartermApp(App[None]):
                 batch.append(self.events.get_nowait())
         except queue.Empty:
             pass
-        reply = self.reply
-        if not batch or reply is None:
-            return
+        if batch and self.reply is not None:
+            self._apply(self.reply, batch)
+        if self.panes_stale and time.monotonic() - self.panes_at >= 1 / PANE_HZ:
+            self._refresh_panes()
+
+    def _apply(self, reply: Reply, batch: list[tuple[float, object]]) -> None:
         pieces: list[tuple[str, Gear]] = []
         rows: list[TokenRow] = []
         done: ReplyDone | None = None
@@ -289,6 +300,8 @@ class GeartermApp(App[None]):
             if isinstance(event, TokenEvent):
                 if reply.live:
                     self.readings.add(at, event)
+                if self.power is not None and event.token_id is not None:
+                    self.power.record_token(event.gear)
                 pieces.append((event.text, event.gear))
                 rows.append(_token_row(len(rows) + reply.tokens, event))
             elif isinstance(event, Notice):
@@ -301,13 +314,12 @@ class GeartermApp(App[None]):
             reply.message_id, reply.text, rows, end_reason=done.reason if done else None
         ))
         if reply.live:
-            await reply.view.append(pieces)
+            self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
-            await self._finish_reply(reply, done)
-        if reply.live:
-            self._refresh_panes()
+            self._finish_reply(reply, done)
+        self.panes_stale = self.panes_stale or reply.live
 
-    async def _finish_reply(self, reply: Reply, done: ReplyDone) -> None:
+    def _finish_reply(self, reply: Reply, done: ReplyDone) -> None:
         self.reply = None
         if reply.live:
             self.readings.end_reply(done)
@@ -316,7 +328,7 @@ class GeartermApp(App[None]):
             meta = f"{done.tokens} tokens · {done.seconds:.2f} s · {done.reason}"
             if done.error:
                 meta += f" — {done.error}"
-            await reply.view.finish(meta)
+            self.chat_screen.chat.finish(reply.entry, meta)
         if done.error:
             self.notify(done.error, title="the reply failed", severity="error", timeout=15)
         while self.retired:
@@ -331,11 +343,12 @@ class GeartermApp(App[None]):
             self.notify(f"history not saved: {e}", severity="error")
 
     def _refresh_panes(self) -> None:
+        self.panes_stale, self.panes_at = False, time.monotonic()
         self.chat_screen.show_readings(self.readings, self.entry.backend if self.entry else None)
 
     def _show_power(self) -> None:
-        view = self.power() if self.power is not None else PowerView(None, "no power meter configured")
-        self.chat_screen.show_power(view)
+        reading = self.power.reading() if self.power is not None else PowerReading(None, "power metering is off")
+        self.chat_screen.show_power(reading)
 
     def _leave_reply(self) -> None:
         """Stop the streaming reply and detach it from the screen; it still ends in the store."""
@@ -385,16 +398,15 @@ class GeartermApp(App[None]):
     def action_toggle_tint(self) -> None:
         self.gear_tint = not self.gear_tint
 
-    async def watch_gear_tint(self, tinted: bool) -> None:
-        for view in self.chat_screen.chat.replies:
-            await view.set_tint(tinted)
+    def watch_gear_tint(self, tinted: bool) -> None:
+        self.chat_screen.chat.set_tint(tinted)
 
-    async def action_new_chat(self) -> None:
+    def action_new_chat(self) -> None:
         self._leave_reply()
         self.conversation_id = None
         self.transcript = []
         self.readings.new_session()
-        await self.chat_screen.chat.clear()
+        self.chat_screen.chat.clear()
         self._refresh_panes()
         self.chat_screen.prompt.focus()
 
@@ -402,23 +414,21 @@ class GeartermApp(App[None]):
         where = f"saved in {self.history.path}" if self.history.path else "history is in memory only (not saved)"
         self.push_screen(ConversationList(self.history.conversations(), where), self._open_conversation)
 
-    async def _open_conversation(self, conversation_id: int | None) -> None:
+    def _open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
             return
         self._leave_reply()
         chat = self.chat_screen.chat
-        await chat.clear()
+        chat.clear()
         self.readings.new_session()
         self.transcript = []
         for m in self.history.messages(conversation_id):
             if m.role == "user":
-                await chat.add_user(m.content)
+                chat.add_user(m.content)
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in self.history.tokens(m.id)]
-                view = await chat.add_assistant(
-                    f"{m.backend} · {m.model}", tinted=self.gear_tint, text=m.content, pieces=pieces
-                )
-                await view.finish(m.end_reason or "incomplete: the app stopped mid-reply")
+                reply_entry = chat.add_reply(f"{m.backend} · {m.model}", m.content, pieces)
+                chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
             if m.content:
                 self.transcript.append({"role": m.role, "content": m.content})
         self.conversation_id = conversation_id
@@ -448,6 +458,16 @@ class GeartermApp(App[None]):
             return
         self.reply.backend.cancel()
         self.notify("stopping the reply", timeout=2)
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive now out of the garbage collector's sight.
+
+    A full collection walks every object torch, transformers and Textual made at startup:
+    pauses of 200 ms on a 2-core machine, felt as frozen keys. Those objects live as long
+    as the app, so there is nothing to gain from walking them again."""
+    gc.collect()
+    gc.freeze()
 
 
 def _token_row(position: int, event: TokenEvent) -> TokenRow:

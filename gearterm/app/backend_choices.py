@@ -34,7 +34,8 @@ def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
     for model in found:
         # The pocket model is already there as each local backend's default model.
         if model.source != "pocket" and model.backend in available:
-            entries.append(BackendEntry(label=f"{model.backend}: {model.name}", backend=model.backend, model=model.name))
+            url = model.location if model.source == "ollama" else ""  # the server it was found on
+            entries.append(BackendEntry(f"{model.backend}: {model.name}", model.backend, model.name, url))
     if ollama_url and not any(model.source == "ollama" for model in found):
         notes.append(f"no Ollama models from {ollama_url}")
     unique: dict[tuple[str, str, str], BackendEntry] = {}

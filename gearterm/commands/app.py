@@ -42,7 +42,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"gearterm: {text}", file=sys.stderr)
 
     from gearterm.app.app import GeartermApp
+    from gearterm.telemetry.power import PowerMeter
 
-    app = GeartermApp(config, startup_entry(config), history, notes=notes)
-    app.run()
+    with PowerMeter() as meter:
+        app = GeartermApp(config, startup_entry(config), history, notes=notes, power=meter)
+        app.run()
     return app.return_code or 0

@@ -8,27 +8,29 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from gearterm.app.readings import Readings
-from gearterm.app.widgets.chat_view import ChatView
+from gearterm.app.widgets.chat_log import ChatLog
 from gearterm.app.widgets.entropy_pane import EntropyPane
 from gearterm.app.widgets.gate_pane import GatePane
 from gearterm.app.widgets.gear_pane import GearPane
 from gearterm.app.widgets.loading_bar import LoadingBar
-from gearterm.app.widgets.power_pane import PowerPane, PowerView
+from gearterm.app.widgets.power_pane import PowerPane
 from gearterm.app.widgets.speed_pane import SpeedPane
 from gearterm.app.widgets.status_bar import StatusBar
+from gearterm.telemetry.power import PowerReading
 
 
 class ChatScreen(Screen):
     AUTO_FOCUS = "#prompt"
 
-    def __init__(self, entropy_ceiling_bits: float):
+    def __init__(self, entropy_ceiling_bits: float, tinted: bool):
         super().__init__()
         self.entropy_ceiling_bits = entropy_ceiling_bits
+        self.tinted = tinted
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
-                yield ChatView(id="chat")
+                yield ChatLog(tinted=self.tinted, id="chat")
                 yield LoadingBar(id="loading")
                 yield Input(placeholder="Message · enter sends · f1 keys · ctrl+p commands", id="prompt")
             with VerticalScroll(id="panes"):
@@ -41,8 +43,8 @@ class ChatScreen(Screen):
         yield Footer()
 
     @property
-    def chat(self) -> ChatView:
-        return self.query_one(ChatView)
+    def chat(self) -> ChatLog:
+        return self.query_one(ChatLog)
 
     @property
     def prompt(self) -> Input:
@@ -59,8 +61,8 @@ class ChatScreen(Screen):
     def show_readings(self, readings: Readings, backend_name: str | None) -> None:
         self.query_one(EntropyPane).show(readings)
         self.query_one(GearPane).show(readings)
-        self.query_one(GatePane).show(readings, backend_name)
-        self.query_one(SpeedPane).show(readings)
+        self.query_one(GatePane).show_readings(readings, backend_name)
+        self.query_one(SpeedPane).show_readings(readings)
 
-    def show_power(self, view: PowerView) -> None:
+    def show_power(self, view: PowerReading) -> None:
         self.query_one(PowerPane).show(view)

@@ -3,17 +3,27 @@
 Textual's Sparkline rescales to the min and max of its data, so the same bar height means
 different things from one moment to the next; pinned bounds (as nvitop draws history) let
 the eye compare over time, and threshold rows show where the gear policy shifts.
+Drawn line by line from segments (runs of one colour), as it redraws up to 20 times a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 BARS = " ▁▂▃▄▅▆▇█"  # index = eighths of a cell filled
+THRESHOLD = "┈"
+
+
+@lru_cache(maxsize=64)
+def _style(color: str | None) -> Style:
+    return Style(dim=True) if color is None else Style(color=color)
 
 
 class BoundedSparkline(Widget):
@@ -21,7 +31,7 @@ class BoundedSparkline(Widget):
     BoundedSparkline { height: 4; }
     """
 
-    data: reactive[tuple[float, ...]] = reactive((), layout=False)
+    data: reactive[tuple[float, ...]] = reactive(())
     bounds: reactive[tuple[float, float]] = reactive((0.0, 1.0))
     thresholds: reactive[tuple[float, ...]] = reactive(())
 
@@ -36,35 +46,35 @@ class BoundedSparkline(Widget):
         self.color_of = color_of or (lambda value: "#5fafff")
 
     def show(self, values: Sequence[float], bounds: tuple[float, float], thresholds: Sequence[float] = ()) -> None:
-        """Keep only as many values as there are columns; assigning new tuples triggers the refresh."""
+        """Keep only as many values as there are columns; assigning new tuples triggers the redraw."""
         width = max(self.size.width, 1)
         self.data = tuple(values[-width:])
         self.bounds = bounds
         self.thresholds = tuple(thresholds)
 
-    def render(self) -> Text:
+    def render_line(self, y: int) -> Strip:
         width, rows = self.size.width, max(self.size.height, 1)
+        row = rows - 1 - y  # 0 = bottom row
         lo, hi = self.bounds
         span = (hi - lo) or 1.0
-        values = self.data[-width:] if width else ()
-        pad = width - len(values)
 
         def fraction(v: float) -> float:
             return min(max((v - lo) / span, 0.0), 1.0)
 
-        threshold_rows = {min(int(fraction(t) * rows), rows - 1) for t in self.thresholds}
-        eighths = [round(fraction(v) * rows * 8) for v in values]
-        colors = [self.color_of(v) for v in values]
-        text = Text(no_wrap=True, overflow="crop")
-        for row in reversed(range(rows)):
-            empty = "┈" if row in threshold_rows else " "
-            text.append(empty * pad, style="dim")
-            for filled, color in zip(eighths, colors):
-                cell = min(max(filled - row * 8, 0), 8)
-                if cell:
-                    text.append(BARS[cell], style=color)
-                else:
-                    text.append(empty, style="dim")
-            if row:
-                text.append("\n")
-        return text
+        empty = THRESHOLD if any(min(int(fraction(t) * rows), rows - 1) == row for t in self.thresholds) else " "
+        values = self.data[-width:] if width else ()
+        cells: list[tuple[str, str | None]] = [(empty, None)] * (width - len(values))
+        for v in values:
+            filled = min(max(round(fraction(v) * rows * 8) - row * 8, 0), 8)
+            cells.append((BARS[filled], self.color_of(v)) if filled else (empty, None))
+        segments: list[Segment] = []
+        run_text, run_color = "", None
+        for char, color in cells:
+            if color != run_color and run_text:
+                segments.append(Segment(run_text, _style(run_color)))
+                run_text = ""
+            run_text += char
+            run_color = color
+        if run_text:
+            segments.append(Segment(run_text, _style(run_color)))
+        return Strip(segments, width).apply_style(self.rich_style)

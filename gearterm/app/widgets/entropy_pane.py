@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import MEAN_WINDOW, Readings
 from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
+from gearterm.app.widgets.pane_text import PaneText
 from kernels.gear import Gear
 
 UNKNOWN_VOCAB_BITS = 17.0  # log2 of a 128k vocabulary: the scale when a server does not say its size
@@ -22,7 +22,7 @@ class EntropyPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield BoundedSparkline(color_of=self._color_of, id="entropy-sparkline")
-        yield Static(id="entropy-figures")
+        yield PaneText(id="entropy-figures")
 
     def on_mount(self) -> None:
         self.border_title = "Entropy · bits per token"
@@ -35,10 +35,10 @@ class EntropyPane(Vertical):
         return GEAR_COLORS[Gear.MID]
 
     def show(self, readings: Readings) -> None:
-        figures = self.query_one("#entropy-figures", Static)
+        figures = self.query_one("#entropy-figures", PaneText)
         if readings.capabilities is None:
             self.query_one(BoundedSparkline).show((), (0.0, 1.0))
-            figures.update("n/a — no model loaded")
+            figures.show("n/a — no model loaded")
             return
         if self.ceiling_bits:
             top, scale = self.ceiling_bits, f"0–{self.ceiling_bits:.2f} (ceiling from config)"
@@ -65,7 +65,7 @@ class EntropyPane(Vertical):
             )
         if readings.anomaly:
             lines.append(f"[b red]anomaly: {readings.anomaly} → high gear[/]")
-        figures.update("\n".join(lines))
+        figures.show("\n".join(lines))
 
 
 def _bits(value: float | None) -> str:

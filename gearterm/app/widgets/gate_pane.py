@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from gearterm.app.readings import Readings
+from gearterm.app.widgets.pane_text import PaneText
 
 BAR = 10  # cells per layer bar
 
 
-class GatePane(Static):
+class GatePane(PaneText):
     def on_mount(self) -> None:
         self.border_title = "Gate · survival per layer"
 
-    def show(self, readings: Readings, backend_name: str | None) -> None:
-        self.update(_render(readings, backend_name))
+    def show_readings(self, readings: Readings, backend_name: str | None) -> None:
+        self.show(_render(readings, backend_name))
 
 
 def _render(readings: Readings, backend_name: str | None) -> Text | str:

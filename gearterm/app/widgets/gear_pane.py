@@ -7,10 +7,11 @@ from collections import Counter
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Digits, Static
+from textual.widgets import Digits
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import Readings
+from gearterm.app.widgets.pane_text import PaneText
 from kernels.gear import Gear
 
 MIX_BAR = 10  # cells in each gear mix bar
@@ -20,8 +21,8 @@ class GearPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="gear-now"):
             yield Digits("--", id="gear-bits")
-            yield Static(id="gear-label")
-        yield Static(id="gear-mix")
+            yield PaneText(id="gear-label")
+        yield PaneText(id="gear-mix")
 
     def on_mount(self) -> None:
         self.border_title = "Gear · weight precision"
@@ -29,13 +30,15 @@ class GearPane(Vertical):
     def show(self, readings: Readings) -> None:
         gear = readings.gear
         digits = self.query_one("#gear-bits", Digits)
-        digits.update(str(gear.bits) if gear is not None else "--")
+        value = str(gear.bits) if gear is not None else "--"
+        if digits.value != value:
+            digits.update(value)
         for g in Gear:
             digits.set_class(g is gear, f"gear-{g.label}")
         label = f"-bit\n{gear.label} gear" if gear is not None else "\nno tokens yet"
         if readings.next_gear is not None:
             label += f"\nnext: {readings.next_gear.label}"
-        self.query_one("#gear-label", Static).update(label)
+        self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")
         mix.append(f"mode {readings.gear_mode.value}")
@@ -43,7 +46,7 @@ class GearPane(Vertical):
         _append_mix(mix, "reply", readings.reply_gears)
         _append_mix(mix, "session", readings.session_gears)
         mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
-        self.query_one("#gear-mix", Static).update(mix)
+        self.query_one("#gear-mix", PaneText).show(mix)
 
 
 def _append_mix(text: Text, name: str, counts: Counter) -> None:

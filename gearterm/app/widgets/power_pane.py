@@ -2,57 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
+from gearterm.app.widgets.pane_text import PaneText
+from gearterm.telemetry.power import PowerReading
 from kernels.gear import Gear
-
-
-@dataclass(frozen=True)
-class PowerView:
-    """What the pane shows; watts None means no meter, and `note` says why."""
-
-    watts: float | None
-    note: str  # where the figure comes from, or why there is none
-    history: Sequence[float] = ()
-    top_watts: float = 0.0  # fixed top of the history scale (the power limit where known)
-    joules_per_token_reply: float | None = None
-    joules_per_token_by_gear: Mapping[Gear, float] = field(default_factory=dict)
 
 
 class PowerPane(Vertical):
     def compose(self) -> ComposeResult:
         yield BoundedSparkline(color_of=lambda w: "#af87ff", id="power-sparkline")
-        yield Static(id="power-figures")
+        yield PaneText(id="power-figures")
 
     def on_mount(self) -> None:
         self.border_title = "Power"
 
-    def show(self, view: PowerView) -> None:
+    def show(self, view: PowerReading) -> None:
         sparkline = self.query_one(BoundedSparkline)
-        figures = self.query_one("#power-figures", Static)
+        figures = self.query_one("#power-figures", PaneText)
         if view.watts is None:
-            sparkline.display = False
-            figures.update(f"n/a — {view.note}")
+            if sparkline.display:
+                sparkline.display = False
+            figures.show(f"n/a — {view.note}")
             return
-        sparkline.display = True
-        sparkline.show(view.history, (0.0, view.top_watts or max(view.history, default=1.0)))
-        lines = [
-            f"{view.watts:.0f} W now  [dim]({view.note})[/]",
-            f"[dim]scale 0–{view.top_watts:.0f} W[/]",
-            f"{_joules(view.joules_per_token_reply)} J/token this reply",
-        ]
+        if not sparkline.display:
+            sparkline.display = True
+        if view.power_limit_watts:
+            top, scale = view.power_limit_watts, f"scale 0–{view.power_limit_watts:.0f} W (the power limit)"
+        else:
+            top = max(view.history)
+            scale = f"scale 0–{top:.0f} W (highest seen; no power limit reported)"
+        sparkline.show(view.history, (0.0, top))
+        lines = [f"{view.watts:.0f} W now  [dim]({view.note})[/]", f"[dim]{scale}[/]"]
+        if view.energy_note:
+            lines.append(f"J/token n/a — {view.energy_note}")
+        else:
+            lines.append(
+                f"{_joules(view.joules_per_token_reply)} J/token this reply, {_joules(view.joules_per_token)} session"
+            )
         per_gear = "  ".join(
             f"[{GEAR_COLORS[g]}]{g.label}[/] {_joules(view.joules_per_token_by_gear.get(g))}" for g in Gear
         )
         lines.append(f"J/token by gear: {per_gear}")
-        figures.update("\n".join(lines))
+        figures.show("\n".join(lines))
 
 
 def _joules(value: float | None) -> str:

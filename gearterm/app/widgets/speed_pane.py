@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from textual.widgets import Static
 
 from gearterm.app.readings import Readings
+from gearterm.app.widgets.pane_text import PaneText
 
 
-class SpeedPane(Static):
+class SpeedPane(PaneText):
     def on_mount(self) -> None:
         self.border_title = "Speed"
 
-    def show(self, readings: Readings) -> None:
+    def show_readings(self, readings: Readings) -> None:
         if readings.submitted_at is None:
             lines = ["n/a — no reply yet"]
         else:
@@ -23,7 +23,7 @@ class SpeedPane(Static):
             ]
         if done := readings.last_done:
             lines.append(f"[dim]last: {done.tokens} tokens, {done.seconds:.2f} s, {done.reason}[/]")
-        self.update("\n".join(lines))
+        self.show("\n".join(lines))
 
 
 def _fmt(value: float | None, spec: str) -> str:

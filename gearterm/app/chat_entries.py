@@ -1,0 +1,124 @@
+"""What the chat log draws: user messages and replies, each rendered to lines at a width and cached.
+
+A reply streams into its last segment. The text is cut into segments at blank lines outside
+code fences, and an update re-renders only the last one, so the cost of a write stays flat
+however long the reply grows. When the reply ends, one final full update renders the whole
+text as a single Markdown document, which also mends lists cut at a segment edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console, RenderableType
+from rich.markdown import Markdown
+from rich.padding import Padding
+from rich.style import Style
+from rich.text import Text
+from textual.strip import Strip
+
+from gearterm.app.gear_colors import GEAR_COLORS
+from kernels.gear import Gear
+
+SEGMENT_CHARS = 600  # a streaming segment longer than this closes at its next blank line
+USER_STYLE = Style(bgcolor="#1e2f45")
+QUIET = Style(dim=True)
+
+
+def render_lines(renderable: RenderableType, width: int, console: Console) -> list[Strip]:
+    options = console.options.update_width(max(width, 1))
+    return [Strip(line, width) for line in console.render_lines(renderable, options, pad=True)]
+
+
+@dataclass
+class UserEntry:
+    text: str
+    _cache: tuple[int, list[Strip]] | None = None
+
+    def lines(self, width: int, console: Console) -> list[Strip]:
+        if self._cache is None or self._cache[0] != width:
+            body = Padding(Text(self.text), (0, 1), style=USER_STYLE, expand=True)
+            self._cache = (width, render_lines(Text("you", style=QUIET), width, console) + render_lines(body, width, console))
+        return self._cache[1] + [Strip.blank(width)]
+
+
+@dataclass
+class Segment:
+    text: str = ""
+    pieces: list[tuple[str, Gear]] = field(default_factory=list)  # (token text, gear); empty for old replies
+    _cache: tuple[tuple, list[Strip]] | None = None
+
+    def lines(self, width: int, tinted: bool, console: Console) -> list[Strip]:
+        key = (width, tinted, len(self.text))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, render_lines(self._content(tinted), width, console))
+        return self._cache[1]
+
+    def _content(self, tinted: bool) -> RenderableType:
+        if not tinted:
+            return Markdown(self.text)
+        if not self.pieces:  # a reply saved without its token trace
+            return Text(self.text)
+        text = Text()
+        for piece, gear in self.pieces:
+            text.append(piece, style=GEAR_COLORS[gear])
+        return text
+
+
+@dataclass
+class ReplyEntry:
+    heading: str
+    segments: list[Segment]
+    meta: str = ""
+
+    @classmethod
+    def new(cls, heading: str, text: str = "", pieces: Sequence[tuple[str, Gear]] = ()) -> "ReplyEntry":
+        return cls(heading, [Segment(text, list(pieces))])
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    def append(self, pieces: Sequence[tuple[str, Gear]]) -> None:
+        live = self.segments[-1]
+        live.pieces.extend(pieces)
+        live.text += "".join(text for text, _ in pieces)
+        if len(live.text) > SEGMENT_CHARS and (cut := _cut(live)) is not None:
+            closed, rest = live.pieces[:cut], live.pieces[cut:]
+            self.segments[-1:] = [
+                Segment("".join(t for t, _ in closed), closed),
+                Segment("".join(t for t, _ in rest), rest),
+            ]
+
+    def finish(self, meta: str) -> None:
+        """The final full update: one segment, rendered as one document."""
+        self.segments = [Segment(self.text, [p for s in self.segments for p in s.pieces])]
+        self.meta = meta
+
+    def lines(self, width: int, tinted: bool, console: Console) -> list[Strip]:
+        lines = render_lines(Text(self.heading, style=QUIET), width, console)
+        for i, segment in enumerate(self.segments):
+            if i and not tinted:
+                lines.append(Strip.blank(width))  # the blank line Markdown puts between blocks
+            lines += segment.lines(width, tinted, console)
+        if self.meta:
+            lines += render_lines(Text(self.meta, style=QUIET), width, console)
+        return lines + [Strip.blank(width)]
+
+
+def _cut(segment: Segment) -> int | None:
+    """The last token boundary on a blank line outside a code fence, if any."""
+    starts, position = [], 0
+    for piece, _ in segment.pieces:
+        starts.append(position)
+        position += len(piece)
+    text = segment.text
+    for i in range(len(segment.pieces) - 1, 0, -1):
+        at = starts[i]
+        on_blank_line = text.endswith("\n\n", 0, at) or text.startswith("\n\n", at) or (
+            text.endswith("\n", 0, at) and text.startswith("\n", at)
+        )
+        if on_blank_line and text.count("```", 0, at) % 2 == 0:
+            return i
+    return None

@@ -1,0 +1,28 @@
+"""The text of a pane: redrawn only when it changed, laid out again only when its line count did.
+
+A layout pass re-measures the whole screen; at 20 updates a second, asking for one on
+every pane update would cost more than the chat itself.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class PaneText(Static):
+    DEFAULT_CSS = """
+    PaneText { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self._shown: str | Text | None = None
+        self._lines = 0
+
+    def show(self, content: str | Text) -> None:
+        if content == self._shown:
+            return
+        lines = (content.plain if isinstance(content, Text) else content).count("\n") + 1
+        self.update(content, layout=lines != self._lines)
+        self._shown, self._lines = content, lines
