@@ -38,6 +38,11 @@ class ConversationList(ModalScreen[int | None]):
                 classes="modal-note",
             )
 
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0 if self.conversations else None
+        options.focus()
+
     @on(OptionList.OptionSelected, "#conversation-options")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(int(event.option.id))
