@@ -58,6 +58,68 @@ def _code(q, q_hi, magic, J: tl.constexpr):
 
 
 @triton.jit
+def _gemv_step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, rows, g, wi, N, G,
+                     WPG: tl.constexpr, MID: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
+    """One step's codes and scales, [rows, groups, words] (scales with words = 1)."""
+    word = rows * (G * WPG) + g * WPG + wi
+    scale = rows * G + g
+    if EVEN:
+        q = tl.load(hw_ptr + word)
+        s = tl.load(hs_ptr + scale).to(tl.float32)
+        z = tl.load(hz_ptr + scale).to(tl.float32)
+        if MID:
+            ql = tl.load(lw_ptr + word)
+            ls = tl.load(ls_ptr + scale).to(tl.float32)
+    else:
+        smask = (rows < N) & (g < G)
+        wmask = smask & (wi < WPG)
+        q = tl.load(hw_ptr + word, mask=wmask, other=0)
+        s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+        z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+        if MID:
+            ql = tl.load(lw_ptr + word, mask=wmask, other=0)
+            ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+    if not MID:
+        ql = q
+        ls = s
+    return q, s, z, ql, ls
+
+
+@triton.jit
+def _gemv_step(acc, x_ptr, q, s, z, ql, ls, g, wi, K, magic,
+               GS: tl.constexpr, WPG: tl.constexpr, MID: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
+    """acc + this step's groups of x . W_gear, [rows, groups, words] partial sums."""
+    q_hi = q >> 12
+    ql_hi = ql >> 12
+    for j in tl.static_range(_NIBBLES):
+        channel = g * GS + j * WPG + wi
+        if EVEN:
+            xj = tl.load(x_ptr + channel).to(tl.float32)
+        else:
+            # Past the group's last word, or its last channel, or `in`: zero, or the
+            # group's zero point would be added for channels that are not there.
+            inside = (wi < WPG) & (j * WPG + wi < GS) & (channel < K)
+            xj = tl.load(x_ptr + channel, mask=inside, other=0.0).to(tl.float32)
+        if j == 0:
+            dot_h = _code(q, q_hi, magic, j) * xj
+            xsum = xj
+            if MID:
+                dot_l = _code(ql, ql_hi, magic, j) * xj
+        else:
+            dot_h += _code(q, q_hi, magic, j) * xj
+            xsum += xj
+            if MID:
+                dot_l += _code(ql, ql_hi, magic, j) * xj
+    # Separate statements: two FMAs into acc, where one expression costs a third add.
+    acc += s * dot_h
+    acc += z * xsum
+    if MID:
+        acc += ls * dot_l
+        acc -= (_L_CENTER * ls) * xsum
+    return acc
+
+
+@triton.jit
 def _gemv_kernel(
     x_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr,
     N, K, G, magic,
@@ -67,6 +129,7 @@ def _gemv_kernel(
     MID: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
+    STAGES: tl.constexpr,  # steps of codes in flight
     EVEN: tl.constexpr,  # no row, group, word or channel past the end: no masks
 ):  # fmt: skip
     # Every tensor is 3-D [rows, groups, words] (x and the scales with a dimension of 1),
@@ -74,58 +137,13 @@ def _gemv_kernel(
     rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N))[:, None, None]
     gi = tl.arange(0, BLOCK_G)[None, :, None]
     wi = tl.arange(0, WPG_P2)[None, None, :]
-    row_ok = rows < N
-    word_ok = wi < WPG
-    words_per_row = G * WPG
     acc = tl.full([BLOCK_N, BLOCK_G, WPG_P2], 0.0, tl.float32)
-    for g0 in range(0, G, BLOCK_G):
+    # tl.range with stages: Triton copies the next steps' codes into shared memory
+    # asynchronously while this step is decoded, so arithmetic and memory overlap.
+    for g0 in tl.range(0, G, BLOCK_G, num_stages=STAGES):
         g = g0 + gi
-        word = rows * words_per_row + g * WPG + wi
-        scale = rows * G + g
-        if EVEN:
-            q = tl.load(hw_ptr + word)
-            s = tl.load(hs_ptr + scale).to(tl.float32)
-            z = tl.load(hz_ptr + scale).to(tl.float32)
-        else:
-            smask = row_ok & (g < G)
-            wmask = smask & word_ok
-            q = tl.load(hw_ptr + word, mask=wmask, other=0)
-            s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
-            z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
-        q_hi = q >> 12
-        if MID:
-            if EVEN:
-                ql = tl.load(lw_ptr + word)
-                ls = tl.load(ls_ptr + scale).to(tl.float32)
-            else:
-                ql = tl.load(lw_ptr + word, mask=wmask, other=0)
-                ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
-            ql_hi = ql >> 12
-        for j in tl.static_range(_NIBBLES):
-            channel = g * GS + j * WPG + wi
-            if EVEN:
-                xj = tl.load(x_ptr + channel).to(tl.float32)
-            else:
-                # Past the group's last word, or its last channel, or `in`: zero, or the
-                # group's zero point would be added for channels that are not there.
-                inside = word_ok & (j * WPG + wi < GS) & (channel < K)
-                xj = tl.load(x_ptr + channel, mask=inside, other=0.0).to(tl.float32)
-            if j == 0:
-                dot_h = _code(q, q_hi, magic, j) * xj
-                xsum = xj
-                if MID:
-                    dot_l = _code(ql, ql_hi, magic, j) * xj
-            else:
-                dot_h += _code(q, q_hi, magic, j) * xj
-                xsum += xj
-                if MID:
-                    dot_l += _code(ql, ql_hi, magic, j) * xj
-        # Separate statements: two FMAs into acc, where one expression costs a third add.
-        acc += s * dot_h
-        acc += z * xsum
-        if MID:
-            acc += ls * dot_l
-            acc -= (_L_CENTER * ls) * xsum
+        q, s, z, ql, ls = _gemv_step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, rows, g, wi, N, G, WPG, MID, EVEN)
+        acc = _gemv_step(acc, x_ptr, q, s, z, ql, ls, g, wi, K, magic, GS, WPG, MID, EVEN)
     y = tl.reduce(tl.reduce(acc, 2, _add), 1, _add)
     out = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     tl.store(y_ptr + out, y, mask=out < N)
@@ -142,6 +160,7 @@ def _gemm_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
+    STAGES: tl.constexpr,
     EVEN: tl.constexpr,
     IEEE: tl.constexpr,  # float32 inputs: full-precision dot instead of tf32
 ):  # fmt: skip
@@ -155,7 +174,7 @@ def _gemm_kernel(
     m_ok = ms < M
     words_per_row = G * WPG
     acc = tl.full([BLOCK_N, BLOCK_M], 0.0, tl.float32)
-    for g0 in range(0, G, BLOCK_G):
+    for g0 in tl.range(0, G, BLOCK_G, num_stages=STAGES):
         g = g0 + gk
         word = rows[:, None] * words_per_row + (g * WPG + wk)[None, :]
         scale = rows[:, None] * G + g[None, :]
@@ -202,12 +221,12 @@ def _gemm_kernel(
 def gemv_config(n: int, k: int, gear: Gear) -> dict:
     """Block sizes for batch 1: (rows per program, groups per step, warps). Many programs of a
     few rows each, every thread holding several rows, so each x it loads serves them all."""
-    return {"BLOCK_N": 4, "BLOCK_G": 32 if k >= 4096 else 16, "num_warps": 4}
+    return {"BLOCK_N": 16, "BLOCK_G": 4, "STAGES": 3, "num_warps": 2}
 
 
 def gemm_config(m: int, n: int, k: int, gear: Gear) -> dict:
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
-    return {"BLOCK_M": block_m, "BLOCK_N": 64, "BLOCK_G": 2, "num_warps": 4}
+    return {"BLOCK_M": block_m, "BLOCK_N": 64, "BLOCK_G": 2, "STAGES": 3, "num_warps": 4}
 
 
 def _geometry(planes: WordPlanes) -> dict:
@@ -217,7 +236,7 @@ def _geometry(planes: WordPlanes) -> dict:
 
 def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | None = None) -> torch.Tensor:
     """x [..., in] @ W_gear^T for the low or mid gear, on the device the planes live on.
-    `config` overrides the block sizes (the kernel benchmark's sweep uses it)."""
+    `config` overrides some or all block sizes (the kernel benchmark's sweep uses it)."""
     if gear == Gear.HIGH:
         raise ValueError("the high gear reads the original weight: use F.linear")
     n, k = planes.shape
@@ -236,12 +255,12 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     full = k == groups * planes.group_size and geometry["WPG"] * NIBBLES == planes.group_size
     full = full and geometry["WPG"] == geometry["WPG_P2"]
     if m == 1:
-        cfg = dict(config or gemv_config(n, k, gear))
+        cfg = {**gemv_config(n, k, gear), **(config or {})}
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0
         grid = (triton.cdiv(n, cfg["BLOCK_N"]),)
         _gemv_kernel[grid](x2, *args, y, n, k, groups, _MAGIC, MID=gear == Gear.MID, EVEN=even, **geometry, **cfg)
     else:
-        cfg = dict(config or gemm_config(m, n, k, gear))
+        cfg = {**gemm_config(m, n, k, gear), **(config or {})}
         # tl.dot needs at least 16 along K: small groups take several per step.
         cfg["BLOCK_G"] = max(cfg["BLOCK_G"], 16 // geometry["WPG_P2"])
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0

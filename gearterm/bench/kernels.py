@@ -148,12 +148,15 @@ def run_case(case: Case, x, torch, config: dict | None = None) -> dict:
 def sweep_configs(impl: str, batch: int) -> list[dict]:
     if batch == 1:
         return [
-            {"BLOCK_N": n, "BLOCK_G": g, "num_warps": w}
-            for n, g, w in [(4, 16, 2), (8, 16, 2), (8, 8, 1), (4, 32, 4), (8, 32, 4), (2, 32, 4), (16, 8, 2), (4, 8, 1)]
-        ]
+            {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
+            for n, g, w, st in [
+                (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),
+                (8, 8, 1, 5), (8, 4, 2, 4), (4, 8, 2, 4), (16, 4, 1, 3),
+            ]
+        ]  # fmt: skip
     return [
-        {"BLOCK_M": 16, "BLOCK_N": n, "BLOCK_G": g, "num_warps": w}
-        for n, g, w in [(64, 2, 4), (128, 2, 4), (32, 2, 2), (64, 1, 4), (128, 1, 4), (64, 4, 4)]
+        {"BLOCK_M": 16, "BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
+        for n, g, w, st in [(64, 2, 4, 3), (128, 2, 4, 3), (32, 2, 2, 3), (32, 2, 2, 4), (64, 1, 4, 4), (128, 1, 4, 3)]
     ]
 
 
