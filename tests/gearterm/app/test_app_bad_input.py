@@ -1,0 +1,84 @@
+"""Bad input never takes the app down: a broken config file, an unwritable data dir and a model
+that fails to load each give a readable message, and the app goes on working."""
+
+import pytest
+from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
+
+from gearterm.cli import main as cli_main
+from gearterm.config import BackendEntry, load_config
+from gearterm.history import open_history
+
+
+def _notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_config_problems_are_shown_in_the_app_and_it_still_replies(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[generation]\nmax_tokens = "lots"\n')
+    config, problems = load_config(path)
+    app = make_app(tmp_path, config=config, notes=[("error", str(p)) for p in problems])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        assert any(f"{path}:2: generation.max_tokens must be an integer" in n for n in _notes(app))
+        await say(pilot, app, "hello")
+        assert app.transcript[-1]["role"] == "assistant"
+
+
+async def test_a_syntax_error_is_shown_with_its_line(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("model = \n")
+    config, problems = load_config(path)
+    app = make_app(tmp_path, config=config, notes=[("error", str(p)) for p in problems])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        assert any(n.startswith(f"{path}:1: TOML syntax error") for n in _notes(app))
+
+
+async def test_an_unwritable_data_dir_keeps_history_in_memory_and_says_so(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    history, problem = open_history(blocker / "data")
+    app = make_app(tmp_path, notes=[("warning", problem)])
+    app.history = history
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        assert any("history is not being saved" in n for n in _notes(app))
+        await say(pilot, app, "hello")
+        await pilot.press("f6")
+        assert "in memory only" in app.screen.where and len(app.screen.conversations) == 1
+
+
+async def test_a_model_that_fails_to_load_is_explained_and_another_can_be_picked(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # no weights
+    entry = BackendEntry(label="broken", backend="hf", model=str(broken))
+    app = make_app(tmp_path, entry=entry, discover=lambda config: ([entry, SCRIPTED], []))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.load_error is not None, "the load to fail")
+        assert any("holds no weights" in n for n in _notes(app))
+        assert "no model" in str(app.chat_screen.status.render())
+        await pilot.press(*"hi", "enter")  # refused with a reason, nothing crashes
+        assert app.reply is None and any("f2 picks a backend" in n for n in _notes(app))
+        assert app.chat_screen.prompt.value == "hi"  # kept for when a model is there
+        app.chat_screen.prompt.value = ""
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: getattr(app.screen, "entries", None), "the picker's list")
+        await pilot.press("down", "enter")
+        await loaded(pilot, app)
+        await say(pilot, app, "now")
+        assert app.transcript[-1]["role"] == "assistant"
+
+
+def test_a_missing_config_file_or_unknown_backend_stops_the_cli_with_a_message(tmp_path, capsys):
+    assert cli_main(["--config", str(tmp_path / "absent.toml")]) == 2
+    assert f"no config file at {tmp_path / 'absent.toml'}" in capsys.readouterr().err
+    assert cli_main(["--backend", "nope"]) == 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+def test_a_bad_gear_flag_is_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli_main(["--gear", "turbo"])
+    assert exit.value.code == 2 and "invalid choice: 'turbo'" in capsys.readouterr().err

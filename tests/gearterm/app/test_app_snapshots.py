@@ -1,0 +1,40 @@
+"""What the main screen looks like, idle and mid-reply (pytest-textual-snapshot).
+
+The reply comes from the scripted stand-in backend (seeded entropies, a reply held after a
+set number of tokens) and events are stamped by a fake clock, so every figure on screen is
+the same on every run; the cursor does not blink. Update with `pytest --snapshot-update`."""
+
+import itertools
+
+from app_helpers import loaded, make_app, wait_for
+
+SIZE = (120, 36)
+
+
+def fake_clock(step: float = 0.004):
+    """Each call is `step` seconds after the last: a stream of exactly 1 / step tokens/s."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+def test_main_screen_idle(snap_compare, tmp_path):
+    app = make_app(tmp_path, clock=fake_clock())
+
+    async def ready(pilot):
+        await loaded(pilot, app)
+        app.chat_screen.prompt.cursor_blink = False
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_main_screen_mid_reply(snap_compare, tmp_path):
+    app = make_app(tmp_path, hold_after=160, max_tokens=400, clock=fake_clock())
+
+    async def mid_reply(pilot):
+        await loaded(pilot, app)
+        app.chat_screen.prompt.cursor_blink = False
+        await pilot.press(*"How do gears work?", "enter")
+        await wait_for(pilot, lambda: app.readings.reply_tokens == 160, "160 tokens")
+        await wait_for(pilot, lambda: app.events.empty() and not app.panes_stale, "the screen to catch up")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=mid_reply)
