@@ -1,13 +1,12 @@
 """The fused low/mid gear kernels against kernels.nested's reference, on the CPU through
 Triton's interpreter (CI has no GPU), and the word layout they read.
 
-TRITON_INTERPRET must be set when a kernel is decorated and while it runs: it is set here
-to import kernels.triton_gears (re-imported, if something imported it compiled) and for
-this module's tests, and put back in between, so it reaches nothing else."""
+TRITON_INTERPRET must be set when a kernel is decorated and while it runs. This module
+imports kernels.triton_gears interpreted and sets the variable for its own tests only; at
+the end it re-imports the module compiled, for the GPU tests that may share the process."""
 
 import importlib
 import os
-import sys
 
 import pytest
 import torch
@@ -24,21 +23,31 @@ def _set_interpret(value: str | None) -> str | None:
     return before
 
 
-_before = _set_interpret("1")
-try:
-    if "kernels.triton_gears" in sys.modules:
-        triton_gears = importlib.reload(sys.modules["kernels.triton_gears"])
-    else:
-        triton_gears = importlib.import_module("kernels.triton_gears")
-finally:
-    _set_interpret(_before)
+def _import_kernels(interpreted: bool):
+    """kernels.triton_gears with its kernels built for the interpreter or compiled, whichever
+    way another test module in this process imported it."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    before = _set_interpret("1" if interpreted else None)
+    try:
+        module = importlib.import_module("kernels.triton_gears")
+        if isinstance(module._gemv_kernel, InterpretedFunction) != interpreted:
+            module = importlib.reload(module)
+        return module
+    finally:
+        _set_interpret(before)
+
+
+triton_gears = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _interpreted():
     before = _set_interpret("1")
+    _import_kernels(interpreted=True)
     yield
     _set_interpret(before)
+    _import_kernels(interpreted=False)
 
 
 from kernels.gear import Gear  # noqa: E402
@@ -149,24 +158,3 @@ def test_cpu_layers_keep_the_reference_layout():
 
     layer = GearedLinear(torch.nn.Linear(40, 6), GearSelector())
     assert layer.h_codes.dtype == torch.uint8 and not isinstance(layer.planes, WordPlanes)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-def test_graph_decoder_replays_the_eager_tokens(stories_hf):
-    from transformers import AutoModelForCausalLM
-
-    from backends.cuda_decoder import GraphDecoder
-    from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
-    from backends.hf import EagerDecoder
-
-    model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()
-    selector = GearSelector(Gear.HIGH)
-    gear_decoder_layers(decoder_layers(model, model.config.num_hidden_layers), selector)
-    tokens = {}
-    for name, decoder in [("eager", EagerDecoder(model)), ("graph", GraphDecoder(model, selector, 64))]:
-        logits, tokens[name] = decoder.prefill([1, 400, 34])[-1], []
-        for _ in range(16):
-            token = logits.argmax(-1)
-            tokens[name].append(int(token))
-            logits = decoder.step(token)
-    assert tokens["graph"] == tokens["eager"]

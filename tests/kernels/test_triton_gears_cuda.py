@@ -1,10 +1,25 @@
-"""The compiled gear kernels on a GPU against kernels.nested's reference: the same shapes as
-the interpreter tests plus model-sized ones, in every input dtype. Skipped without CUDA."""
+"""The compiled gear kernels on a GPU against kernels.nested's reference (the same shapes as
+the interpreter tests plus model-sized ones, in every input dtype), and the CUDA-graph
+decoder against the eager one. Skipped without CUDA."""
+
+import importlib
 
 import pytest
 import torch
 
+from kernels.gear import Gear
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_kernels():
+    """The interpreter tests may have imported the kernels interpreted in this process."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    module = importlib.import_module("kernels.triton_gears")
+    if isinstance(module._gemv_kernel, InterpretedFunction):
+        importlib.reload(module)
 
 SHAPES = [(5, 37), (13, 300), (7, 100), (3, 1), (4096, 4096), (1024, 14336)]
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # relative to the output's max
@@ -13,7 +28,6 @@ TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("batch", [1, 2, 33])
 def test_compiled_kernels_match_reference(shape, batch):
-    from kernels.gear import Gear
     from kernels.matmul import geared_matmul
     from kernels.nested import pack, reference_matmul
     from kernels.word_planes import to_word_planes
@@ -29,3 +43,23 @@ def test_compiled_kernels_match_reference(shape, batch):
             assert y.dtype == dtype and torch.isfinite(y).all()
             err = (y.double() - ref).abs().max().item()
             assert err <= rtol * ref.abs().max().item(), (dtype, gear, err)
+
+
+def test_graph_decoder_replays_the_eager_tokens(stories_hf):
+    from transformers import AutoModelForCausalLM
+
+    from backends.cuda_decoder import GraphDecoder
+    from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+    from backends.hf import EagerDecoder
+
+    model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()
+    selector = GearSelector(Gear.HIGH)
+    gear_decoder_layers(decoder_layers(model, model.config.num_hidden_layers), selector)
+    tokens = {}
+    for name, decoder in [("eager", EagerDecoder(model)), ("graph", GraphDecoder(model, selector, 64))]:
+        logits, tokens[name] = decoder.prefill([1, 400, 34])[-1], []
+        for _ in range(16):
+            token = logits.argmax(-1)
+            tokens[name].append(int(token))
+            logits = decoder.step(token)
+    assert tokens["graph"] == tokens["eager"]
