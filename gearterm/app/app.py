@@ -194,7 +194,7 @@ class GeartermApp(App[None]):
             status.show_text(f"[b red]no model[/] — {self.load_error or 'loading…'}  (f2 picks a backend)")
             return
         caps = self.backend.capabilities
-        status.show_backend(self.entry.backend, self.backend.model_name, caps.device, self.backend.memory_bytes())
+        status.show_backend(self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes())
 
     # ---- replies ----------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ class GeartermApp(App[None]):
         chat = self.chat_screen.chat
         chat.add_user(text)
         message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
-        reply_entry = chat.add_reply(f"{entry.backend} · {backend.model_name}")
+        reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
         self.reply = Reply(message_id, self.conversation_id, reply_entry, backend, entry)
         self.readings.new_reply(self.clock())
         if self.power is not None:
@@ -427,7 +427,7 @@ class GeartermApp(App[None]):
                 chat.add_user(m.content)
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in self.history.tokens(m.id)]
-                reply_entry = chat.add_reply(f"{m.backend} · {m.model}", m.content, pieces)
+                reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
                 chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
             if m.content:
                 self.transcript.append({"role": m.role, "content": m.content})
@@ -458,6 +458,12 @@ class GeartermApp(App[None]):
             return
         self.reply.backend.cancel()
         self.notify("stopping the reply", timeout=2)
+
+
+def _model_label(model: str) -> str:
+    """A model directory by its name (the full path is in the history); ids and tags as they are."""
+    path = Path(model)
+    return path.name if path.is_absolute() or path.is_dir() else model
 
 
 def _freeze_startup_objects() -> None:

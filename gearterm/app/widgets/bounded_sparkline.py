@@ -19,6 +19,8 @@ from textual.widget import Widget
 
 BARS = " ▁▂▃▄▅▆▇█"  # index = eighths of a cell filled
 THRESHOLD = "┈"
+KEEP = 512  # values kept: more than any pane is wide
+MAX_COLUMNS_PER_VALUE = 4
 
 
 @lru_cache(maxsize=64)
@@ -39,16 +41,19 @@ class BoundedSparkline(Widget):
         self,
         *,
         color_of: Callable[[float], str] | None = None,
+        fit: bool = False,
         id: str | None = None,
         classes: str | None = None,
     ):
+        """`fit`: few values (one per layer, say) are widened to fill the width, up to 4 columns each;
+        otherwise each value is one column and the newest are shown."""
         super().__init__(id=id, classes=classes)
         self.color_of = color_of or (lambda value: "#5fafff")
+        self.fit = fit
 
     def show(self, values: Sequence[float], bounds: tuple[float, float], thresholds: Sequence[float] = ()) -> None:
-        """Keep only as many values as there are columns; assigning new tuples triggers the redraw."""
-        width = max(self.size.width, 1)
-        self.data = tuple(values[-width:])
+        """Assigning new tuples triggers the redraw; the width is applied when drawing."""
+        self.data = tuple(values[-KEEP:])
         self.bounds = bounds
         self.thresholds = tuple(thresholds)
 
@@ -62,7 +67,11 @@ class BoundedSparkline(Widget):
             return min(max((v - lo) / span, 0.0), 1.0)
 
         empty = THRESHOLD if any(min(int(fraction(t) * rows), rows - 1) == row for t in self.thresholds) else " "
-        values = self.data[-width:] if width else ()
+        values = self.data
+        if self.fit and values:
+            per = min(MAX_COLUMNS_PER_VALUE, max(1, width // len(values)))
+            values = tuple(v for v in values for _ in range(per))
+        values = values[-width:] if width else ()
         cells: list[tuple[str, str | None]] = [(empty, None)] * (width - len(values))
         for v in values:
             filled = min(max(round(fraction(v) * rows * 8) - row * 8, 0), 8)

@@ -43,7 +43,7 @@ class EntropyPane(Vertical):
         if self.ceiling_bits:
             top, scale = self.ceiling_bits, f"0–{self.ceiling_bits:.2f} (ceiling from config)"
         elif readings.max_bits:
-            top, scale = readings.max_bits, f"0–{readings.max_bits:.2f} = log2 V, V {readings.capabilities.vocab_size:,}"
+            top, scale = readings.max_bits, f"0–{readings.max_bits:.2f} = log2 V (V {readings.capabilities.vocab_size:,})"
         else:
             top, scale = UNKNOWN_VOCAB_BITS, f"0–{UNKNOWN_VOCAB_BITS:.0f} (server gives no vocabulary size)"
         self._low, self._high = readings.low_bits, readings.high_bits
@@ -52,12 +52,11 @@ class EntropyPane(Vertical):
 
         now, mean = readings.entropy_now, readings.entropy_mean
         lines = [
-            f"now {_bits(now)}  mean {_bits(mean)} (last {MEAN_WINDOW} tokens)",
+            f"now {_bits(now)}  mean {_bits(mean)} [dim](last {MEAN_WINDOW} tokens)[/]",
             f"scale {scale}",
         ]
         if self._low is not None:
-            lines.append(f"┈ low gear below {self._low:.2f}, high above {self._high:.2f}")
-            lines.append("  [dim](defaults for V; moved per prompt)[/]")
+            lines.append(f"┈ low < {self._low:.2f} · high > {self._high:.2f} [dim](defaults)[/]")
         if readings.capabilities.entropy == "topk":
             lines.append(
                 f"top-k bounds now {_bits(readings.entropy_lower)}–{_bits(readings.entropy_upper)};"

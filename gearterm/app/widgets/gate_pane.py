@@ -1,42 +1,54 @@
-"""The gate pane: how often each decoder layer's hidden state passed the activation entropy gate."""
+"""The gate pane: how often each decoder layer's hidden state passed the activation entropy gate.
+
+One column per layer on a fixed 0–100% scale, so a 32-layer model fits as well as a 5-layer one."""
 
 from __future__ import annotations
 
-from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
 
 from gearterm.app.readings import Readings
+from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
 from gearterm.app.widgets.pane_text import PaneText
 
-BAR = 10  # cells per layer bar
 
+class GatePane(Vertical):
+    def compose(self) -> ComposeResult:
+        yield BoundedSparkline(fit=True, id="gate-layers")
+        yield PaneText(id="gate-figures")
 
-class GatePane(PaneText):
     def on_mount(self) -> None:
         self.border_title = "Gate · survival per layer"
 
     def show_readings(self, readings: Readings, backend_name: str | None) -> None:
-        self.show(_render(readings, backend_name))
-
-
-def _render(readings: Readings, backend_name: str | None) -> Text | str:
-    gate, caps = readings.reply_gate, readings.capabilities
-    if caps is None:
-        return "n/a — no model loaded"
-    if not caps.hidden_states:
-        return f"n/a — the {backend_name} backend cannot see hidden states (a server sends tokens only)"
-    if not gate.tokens:
-        if readings.reply_tokens:
-            return f"n/a — the {backend_name} backend sent no gate readings with its tokens"
-        return "waiting for the first token"
-    text = Text(no_wrap=True)
-    for layer, share in enumerate(gate.per_layer):
-        filled = round(share * BAR)
-        text.append(f"L{layer:<2} ")
-        text.append("█" * filled, style="#5fafff")
-        text.append("░" * (BAR - filled), style="dim")
-        text.append(f" {100 * share:3.0f}%\n")
-    text.append(f"overall {100 * gate.overall:.0f}% of {gate.tokens} tokens (this reply)\n")
-    if readings.session_gate.overall is not None:
-        text.append(f"session {100 * readings.session_gate.overall:.0f}% of {readings.session_gate.tokens} tokens\n")
-    text.append("pass: hist. entropy ≤0.80, zlib ≤0.90", style="dim")
-    return text
+        chart = self.query_one(BoundedSparkline)
+        figures = self.query_one("#gate-figures", PaneText)
+        gate, caps = readings.reply_gate, readings.capabilities
+        reason = None
+        if caps is None:
+            reason = "n/a — no model loaded"
+        elif not caps.hidden_states:
+            reason = f"n/a — the {backend_name} backend cannot see hidden states (a server sends tokens only)"
+        elif not gate.tokens:
+            reason = (
+                f"n/a — the {backend_name} backend sent no gate readings with its tokens"
+                if readings.reply_tokens
+                else "waiting for the first token of a reply"
+            )
+        if reason is not None:
+            chart.display = False
+            figures.show(reason)
+            return
+        shares = gate.per_layer
+        chart.display = True
+        chart.show(shares, (0.0, 1.0))
+        best = max(range(len(shares)), key=shares.__getitem__)
+        worst = min(range(len(shares)), key=shares.__getitem__)
+        lines = [
+            f"[dim]layers 0–{len(shares) - 1} left to right, scale 0–100%[/]",
+            f"overall {100 * gate.overall:.0f}% of {gate.tokens} tokens this reply"
+            + (f", {100 * readings.session_gate.overall:.0f}% session" if readings.session_gate.overall is not None else ""),
+            f"most L{best} {100 * shares[best]:.0f}% · least L{worst} {100 * shares[worst]:.0f}%",
+            "[dim]pass: hist. entropy ≤0.80, zlib ≤0.90[/]",
+        ]
+        figures.show("\n".join(lines))

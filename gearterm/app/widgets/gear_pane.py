@@ -35,14 +35,13 @@ class GearPane(Vertical):
             digits.update(value)
         for g in Gear:
             digits.set_class(g is gear, f"gear-{g.label}")
-        label = f"-bit\n{gear.label} gear" if gear is not None else "\nno tokens yet"
-        if readings.next_gear is not None:
-            label += f"\nnext: {readings.next_gear.label}"
+        label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
+        label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
+        forced = "" if readings.gear_mode.value == "auto" else ", forced"
+        label += f"\nmode {readings.gear_mode.value}{forced} [dim](f3 cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")
-        mix.append(f"mode {readings.gear_mode.value}")
-        mix.append(" (f3 cycles)\n" if readings.gear_mode.value == "auto" else " (forced; f3 cycles)\n", style="dim")
         _append_mix(mix, "reply", readings.reply_gears)
         _append_mix(mix, "session", readings.session_gears)
         mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")

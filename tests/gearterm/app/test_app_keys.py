@@ -52,7 +52,7 @@ async def test_f3_cycles_the_gear_mode_into_the_next_reply(tmp_path):
         assert app.gear_mode is GearMode.AUTO
         await pilot.press("f3")
         assert app.gear_mode is GearMode.LOW
-        assert "mode low" in str(app.chat_screen.query_one("#gear-mix").render())
+        assert "mode low, forced" in str(app.chat_screen.query_one("#gear-label").render())
         await say(pilot, app, "hi")
         assert set(app.readings.reply_gears) == {Gear.LOW}  # forced low all along
         for expected in (GearMode.MID, GearMode.HIGH, GearMode.AUTO):
