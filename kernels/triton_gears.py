@@ -219,14 +219,19 @@ def _gemm_kernel(
 
 
 def gemv_config(n: int, k: int, gear: Gear) -> dict:
-    """Block sizes for batch 1: (rows per program, groups per step, warps). Many programs of a
-    few rows each, every thread holding several rows, so each x it loads serves them all."""
-    return {"BLOCK_N": 16, "BLOCK_G": 4, "STAGES": 3, "num_warps": 2}
+    """Block sizes for batch 1, from `gearterm bench kernels --sweep` on an H100 (both gears
+    agree): one warp a program, a few rows a thread, three steps of codes in flight; tall
+    matrices take 16 rows a program, short ones 8, so that there are programs enough."""
+    if n >= 8192:
+        return {"BLOCK_N": 16, "BLOCK_G": 4, "STAGES": 3, "num_warps": 1}
+    return {"BLOCK_N": 8, "BLOCK_G": 8, "STAGES": 3, "num_warps": 1}
 
 
 def gemm_config(m: int, n: int, k: int, gear: Gear) -> dict:
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
-    return {"BLOCK_M": block_m, "BLOCK_N": 64, "BLOCK_G": 2, "STAGES": 3, "num_warps": 4}
+    if n >= 8192:
+        return {"BLOCK_M": block_m, "BLOCK_N": 128, "BLOCK_G": 2, "STAGES": 3, "num_warps": 4}
+    return {"BLOCK_M": block_m, "BLOCK_N": 32, "BLOCK_G": 2, "STAGES": 3, "num_warps": 2}
 
 
 def _geometry(planes: WordPlanes) -> dict:
