@@ -274,7 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     parser.add_argument("--metrics", type=Path, help="also write the run's figures as JSON here")
     parser.add_argument("--write-held-out", type=Path, metavar="FILE", help="write the held-out text and exit")
     args = parser.parse_args(argv)
@@ -320,7 +319,6 @@ def main(argv: list[str] | None = None) -> int:
         betas=(0.9, 0.95),
         fused=device.type == "cuda",
     )
-    forward = torch.compile(model) if args.compile else model
     train_stream = train_stream.to(device)
     generator = torch.Generator().manual_seed(args.seed)
 
@@ -336,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             group["lr"] = lr
         x, y = sample_batch(train_stream, train_starts, args.batch_size, args.context, generator)
         with autocast(device):
-            logits = forward(input_ids=x, use_cache=False).logits
+            logits = model(input_ids=x, use_cache=False).logits
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -426,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                    "max_position_embeddings", "tie_word_embeddings")},
         "training": {"steps": args.steps, "batch_size": args.batch_size, "context": args.context,
                      "lr": args.lr, "warmup": args.warmup, "dropout": args.dropout, "seed": args.seed,
-                     "weight_decay": 0.1, "compile": args.compile,
+                     "weight_decay": 0.1,
                      "tokens_seen": args.steps * args.batch_size * args.context,
                      "epochs": round(args.steps * args.batch_size * args.context / len(train_stream), 1),
                      "seconds": round(train_seconds, 1), "best_step": best[1]},
@@ -510,8 +508,7 @@ def model_card(m: dict) -> str:
         f"- {t['steps']:,} steps of {t['batch_size']} windows x {t['context']} tokens "
         f"({t['tokens_seen']:,} tokens, {t['epochs']} passes over the training split) in {t['seconds']:.0f} s",
         f"- AdamW (betas 0.9, 0.95; weight decay {t['weight_decay']}), peak lr {t['lr']}, {t['warmup']} warm-up steps, "
-        f"cosine to 10%; residual dropout {t['dropout']}; bf16 autocast; seed {t['seed']}; "
-        f"torch.compile {t['compile']}",
+        f"cosine to 10%; residual dropout {t['dropout']}; bf16 autocast; seed {t['seed']}",
         f"- saved checkpoint: step {t['best_step']:,}, the lowest validation loss",
         "",
         "| step | train loss (mean since previous row) | validation loss |",
