@@ -154,12 +154,12 @@ class GeartermApp(App[None]):
 
     @on(LoadProgress)
     def _load_progress(self, event: LoadProgress) -> None:
-        if event.entry == self.loading_entry:
+        if event.entry == self.loading_entry and self.chat_screen.is_attached:
             self.chat_screen.loading.step(event.fraction, f"loading {event.entry.label}: {event.text}")
 
     @on(BackendReady)
     def _backend_ready(self, event: BackendReady) -> None:
-        if event.entry != self.loading_entry:  # a load the user has since replaced
+        if event.entry != self.loading_entry or not self.chat_screen.is_attached:  # replaced, or the app is closing
             event.backend.unload()
             return
         old, self.backend, self.entry = self.backend, event.backend, event.entry
@@ -273,7 +273,8 @@ class GeartermApp(App[None]):
         error = worker.error
         text = str(error) if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
         if worker.group == "load":
-            self._load_failed(text)
+            if self.chat_screen.is_attached:
+                self._load_failed(text)
         elif worker.group == "generate":
             self.events.put((self.clock(), ReplyDone("error", self.reply.tokens if self.reply else 0, 0.0, error=text)))
         else:
@@ -281,6 +282,8 @@ class GeartermApp(App[None]):
 
     def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
+        if not self.chat_screen.is_attached:  # the app is closing
+            return
         batch = []
         try:
             while True:
@@ -347,6 +350,8 @@ class GeartermApp(App[None]):
         self.chat_screen.show_readings(self.readings, self.entry.backend if self.entry else None)
 
     def _show_power(self) -> None:
+        if not self.chat_screen.is_attached:
+            return
         reading = self.power.reading() if self.power is not None else PowerReading(None, "power metering is off")
         self.chat_screen.show_power(reading)
 
