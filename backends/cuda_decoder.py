@@ -14,6 +14,7 @@ import time
 import torch
 
 from backends.base import BackendError
+from backends.fused_norm import fuse_rms_norms
 from backends.geared_linear import GearSelector
 from kernels.gear import Gear
 
@@ -30,6 +31,9 @@ class GraphDecoder:
         from transformers import StaticCache
 
         self.model, self.selector = model, selector
+        # A decode step is ~50 small kernels a layer besides the matmuls; each RMSNorm is eight
+        # of them, fused here into one.
+        self.fused_norms = fuse_rms_norms(model)
         self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
         self.cache = StaticCache(config=model.config, max_cache_len=self.max_cache_len)
         self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input

@@ -1,9 +1,9 @@
 """The fused low/mid gear kernels against kernels.nested's reference, on the CPU through
-Triton's interpreter (CI has no GPU), and the word layout they read.
+Triton's interpreter (CI has no GPU), the word layout they read, and the fused RMSNorm.
 
 TRITON_INTERPRET must be set when a kernel is decorated and while it runs. This module
-imports kernels.triton_gears interpreted and sets the variable for its own tests only; at
-the end it re-imports the module compiled, for the GPU tests that may share the process."""
+imports the Triton kernel modules interpreted and sets the variable for its own tests only;
+at the end it re-imports them compiled, for the GPU tests that may share the process."""
 
 import importlib
 import os
@@ -23,22 +23,28 @@ def _set_interpret(value: str | None) -> str | None:
     return before
 
 
-def _import_kernels(interpreted: bool):
-    """kernels.triton_gears with its kernels built for the interpreter or compiled, whichever
-    way another test module in this process imported it."""
+KERNEL_MODULES = {"kernels.triton_gears": "_gemv_kernel", "kernels.triton_rmsnorm": "_rms_norm_kernel"}
+
+
+def _import_kernels(interpreted: bool) -> list:
+    """The Triton kernel modules with their kernels built for the interpreter or compiled,
+    whichever way another test module in this process imported them."""
     from triton.runtime.interpreter import InterpretedFunction
 
     before = _set_interpret("1" if interpreted else None)
     try:
-        module = importlib.import_module("kernels.triton_gears")
-        if isinstance(module._gemv_kernel, InterpretedFunction) != interpreted:
-            module = importlib.reload(module)
-        return module
+        modules = []
+        for name, kernel in KERNEL_MODULES.items():
+            module = importlib.import_module(name)
+            if isinstance(getattr(module, kernel), InterpretedFunction) != interpreted:
+                module = importlib.reload(module)
+            modules.append(module)
+        return modules
     finally:
         _set_interpret(before)
 
 
-triton_gears = _import_kernels(interpreted=True)
+triton_gears, triton_rmsnorm = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -158,3 +164,25 @@ def test_cpu_layers_keep_the_reference_layout():
 
     layer = GearedLinear(torch.nn.Linear(40, 6), GearSelector())
     assert layer.h_codes.dtype == torch.uint8 and not isinstance(layer.planes, WordPlanes)
+
+
+@pytest.mark.parametrize("width, dtype", [(64, torch.float32), (300, torch.float16), (1, torch.float32)])
+def test_fused_rms_norm_matches_transformers(width, dtype):
+    """The one-kernel RMSNorm against transformers' own module, swapped in place."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from backends.fused_norm import FusedRMSNorm, fuse_rms_norms
+
+    torch.manual_seed(width)
+    model = torch.nn.Sequential(LlamaRMSNorm(width, eps=1e-5), torch.nn.Linear(width, 2))
+    model[0].weight.data = torch.randn(width) * 0.1 + 1
+    model = model.to(dtype)
+    x = torch.randn(3, 2, width, dtype=dtype)
+    expected = model[0](x)
+    assert fuse_rms_norms(model) == 1 and isinstance(model[0], FusedRMSNorm)
+    got = model[0](x)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    ulp = 1e-6 if dtype == torch.float32 else 2e-3  # one rounding of the 16-bit output
+    assert torch.allclose(got, expected, rtol=ulp, atol=ulp)
+    reference = triton_rmsnorm.rms_norm_reference(x, model[0].weight, 1e-5)
+    assert torch.allclose(reference, expected)

@@ -17,9 +17,10 @@ def _compiled_kernels():
     """The interpreter tests may have imported the kernels interpreted in this process."""
     from triton.runtime.interpreter import InterpretedFunction
 
-    module = importlib.import_module("kernels.triton_gears")
-    if isinstance(module._gemv_kernel, InterpretedFunction):
-        importlib.reload(module)
+    for name, kernel in [("kernels.triton_gears", "_gemv_kernel"), ("kernels.triton_rmsnorm", "_rms_norm_kernel")]:
+        module = importlib.import_module(name)
+        if isinstance(getattr(module, kernel), InterpretedFunction):
+            importlib.reload(module)
 
 SHAPES = [(5, 37), (13, 300), (7, 100), (3, 1), (4096, 4096), (1024, 14336)]
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # relative to the output's max
