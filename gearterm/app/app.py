@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
@@ -108,9 +108,15 @@ class GeartermApp(App[None]):
         self.transcript: list[dict] = []  # what the next reply is conditioned on
         self.readings = Readings()
         self.panes_stale, self.panes_at = False, 0.0
+        self.key_at = 0.0  # when the user last pressed a key
         self.set_reactive(GeartermApp.gear_mode, GearMode(config.gear))
         self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
         self.readings.gear_mode = self.gear_mode
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.key_at = time.monotonic()
+        await super().on_event(event)
 
     def get_default_screen(self) -> Screen:
         self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint)
@@ -284,6 +290,8 @@ class GeartermApp(App[None]):
         """Apply every event that arrived since the last tick, as one batch."""
         if not self.chat_screen.is_attached:  # the app is closing
             return
+        if time.monotonic() - self.key_at < 1 / DRAIN_HZ:
+            return  # keys first: the frame that shows a key press is not also the one that lays out new text
         batch = []
         try:
             while True:
