@@ -20,7 +20,7 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("help", "f1,question_mark", "help", "Keys", "show every key and what it does"),
+    Key("help", "f1,question_mark", "help", "Help", "show every key and what it does"),
     Key("switch_backend", "f2,b", "switch_backend", "Backend", "pick another backend or model; the chat stays"),
     Key("cycle_gear", "f3,g", "cycle_gear", "Gear mode", "cycle the gear mode: auto, low, mid, high"),
     Key("toggle_tint", "f4,t", "toggle_tint", "Tint", "tint each reply token by the gear that produced it"),

@@ -82,3 +82,39 @@ def test_a_bad_gear_flag_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as exit:
         cli_main(["--gear", "turbo"])
     assert exit.value.code == 2 and "invalid choice: 'turbo'" in capsys.readouterr().err
+
+
+async def test_a_backend_that_fails_mid_reply_ends_the_reply_with_the_error(tmp_path):
+    """A stand-in backend that raises after three tokens: the worker failure is handled in one place."""
+    from gearterm.bench.scripted_backend import ScriptedBackend
+
+    class Failing(ScriptedBackend):
+        def generate(self, messages, params):
+            for i, event in enumerate(super().generate(messages, params)):
+                if i == 3:
+                    raise RuntimeError("the GPU fell off the bus")
+                yield event
+
+    app = make_app(tmp_path, create_backend=lambda entry, config: Failing(2000))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        await say(pilot, app, "hello")
+        [_, reply] = app.history.messages(app.conversation_id)
+        assert (reply.complete, reply.end_reason) == (True, "error")
+        assert len(app.history.tokens(reply.id)) == 3
+        assert any("RuntimeError: the GPU fell off the bus" in n for n in _notes(app))
+        await say(pilot, app, "again")  # the app goes on
+        assert app.reply is None
+
+
+async def test_loading_shows_progress_and_keys_still_work(tmp_path):
+    from gearterm.bench.scripted_backend import ScriptedBackend
+
+    app = make_app(tmp_path, create_backend=lambda entry, config: ScriptedBackend(2000, load_seconds=1.5))
+    async with app.run_test(size=(120, 40)) as pilot:
+        bar = app.chat_screen.loading
+        await wait_for(pilot, lambda: bar.display and bar.query_one("ProgressBar").progress > 0, "load progress")
+        await pilot.press("f3")  # the UI answers while the model loads
+        assert app.gear_mode.value == "low" and app.backend is None
+        await loaded(pilot, app)
+        assert not bar.display
