@@ -11,7 +11,10 @@ import os
 import pytest
 import torch
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
+if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 9):
+    # Seen with 3.6: its interpreter cannot iterate tl.range over a runtime bound.
+    pytest.skip("these tests need Triton's interpreter from 3.9 on", allow_module_level=True)
 
 
 def _set_interpret(value: str | None) -> str | None:
