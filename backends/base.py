@@ -64,7 +64,13 @@ class TokenEvent:
     entropy_source: Literal["exact", "lower", "upper"] | None = "exact"  # which drives the gear
     anomaly: str | None = None  # why the anomaly guard forced the high gear, if it did
     gate_survival: tuple[bool, ...] | None = None  # per decoder layer: did this token pass the gate
-    flags: tuple[str, ...] = ()  # e.g. "speculative": a drafted token with no alternatives
+    # "speculative": a drafted token with no alternatives; "text-only": text a detokenizer
+    # held back until the reply ended, with no forward pass of its own
+    flags: tuple[str, ...] = ()
+
+    @property
+    def is_token(self) -> bool:
+        return "text-only" not in self.flags
 
     @property
     def driving_entropy(self) -> float | None:
@@ -97,6 +103,16 @@ class ReplyDone:
 
 
 Event = TokenEvent | Notice | ReplyDone
+
+
+@dataclass
+class TeacherForced:
+    """Scores of real text under one gear mode: what `bench quality` tabulates."""
+
+    logprobs: list[float]  # natural log p(actual next token), one per predicted position
+    top1: list[int]  # the model's most likely next token at each position
+    gears: list[Gear]  # the gear the forward pass at each position read
+    shifts: int
 
 
 class Backend(abc.ABC):
@@ -135,11 +151,50 @@ class Backend(abc.ABC):
 
 
 class LocalBackend(Backend):
-    """A backend that computes in this process: a blocking generate(), run in a thread."""
+    """A backend that computes in this process with its own tokenizer: a blocking
+    generate(), run in a thread. Subclasses set `tokenizer` and `max_positions` in load()."""
 
-    @abc.abstractmethod
+    tokenizer = None
+    max_positions: int | None = None
+
+    def _require_loaded(self) -> None:
+        if self.tokenizer is None:
+            raise BackendError("the model is not loaded yet")
+
+    def encode_text(self, text: str) -> list[int]:
+        """Plain text to ids, starting with BOS where the model has one (for scoring text)."""
+        self._require_loaded()
+        ids = list(self.tokenizer.encode(text))
+        bos = self.tokenizer.bos_token_id
+        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+
+    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt ids through the tokenizer's chat template where it has one."""
+        self._require_loaded()
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+                ids = ids["input_ids"]
+            return list(ids)
+        return list(self.tokenizer.encode("\n\n".join(m["content"] for m in messages)))
+
     def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
         """Blocking generation; checks the cancel flag before every step."""
+        self._require_loaded()
+        self._cancel.clear()
+        if not any(m.get("content", "").strip() for m in messages):
+            raise BackendError("the prompt is empty")
+        ids = self.encode_chat(messages)
+        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
+            keep = max(self.max_positions - params.max_tokens, 1)
+            if keep < len(ids):
+                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
+                ids = ids[-keep:]
+        yield from self._generate(ids, params)
+
+    def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
+        """The reply to prompt `ids`: TokenEvents, Notices, then one ReplyDone."""
+        raise NotImplementedError
 
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()

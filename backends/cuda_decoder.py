@@ -15,7 +15,7 @@ import torch
 
 from backends.base import BackendError
 from backends.fused_norm import fuse_rms_norms
-from backends.geared_linear import GearSelector
+from kernels.gear import GearSelector
 from kernels.gear import Gear
 
 
@@ -26,11 +26,18 @@ _WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before
 
 
 class GraphDecoder:
-    def __init__(self, model, selector: GearSelector, context: int | None = None):
-        """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS."""
+    def __init__(self, model, selector: GearSelector, context: int | None = None, compile: bool = False):
+        """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS.
+        `compile`: run the step through torch.compile before capturing it, so that inductor
+        fuses the small kernels around the projections (rotary embedding, cache writes, mask,
+        residual adds, SiLU); it compiles once per gear (the gear is a Python attribute the
+        geared layers read, so dynamo specializes on it), which adds minutes to the capture."""
         from transformers import StaticCache
 
         self.model, self.selector = model, selector
+        # Dynamo guards on the gear and on nothing that changes between steps: the cache's
+        # position is a device tensor. Only the decode step is compiled; prefill stays eager.
+        self._step = torch.compile(self._model_step, dynamic=False) if compile else self._model_step
         # A decode step is ~50 small kernels a layer besides the matmuls; each RMSNorm is eight
         # of them, fused here into one.
         self.fused_norms = fuse_rms_norms(model)
@@ -43,11 +50,14 @@ class GraphDecoder:
         self.logits: dict[Gear, torch.Tensor] = {}
         self._capture()
 
+    def _model_step(self, token: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=token, past_key_values=self.cache, use_cache=True)
+        return out.logits[0, -1]
+
     @torch.inference_mode()
     def _forward_step(self) -> torch.Tensor:
         """The decode step as captured: position and cache slot come from the cache itself."""
-        out = self.model(input_ids=self.token, past_key_values=self.cache, use_cache=True)
-        return out.logits[0, -1]
+        return self._step(self.token)
 
     @torch.inference_mode()
     def _capture(self) -> None:

@@ -6,17 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gear import Gear
+from kernels.gear import Gear, GearSelector
 from kernels.matmul import fused_kernels_available, geared_matmul
 from kernels.nested import GROUP_SIZE, NestedWeight, pack
 from kernels.word_planes import WordPlanes, to_nested, to_word_planes
-
-
-class GearSelector:
-    """One per model, shared by all its geared layers: a shift is one assignment here."""
-
-    def __init__(self, gear: Gear = Gear.HIGH):
-        self.gear = gear
 
 
 class GearedLinear(nn.Module):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -17,67 +14,22 @@ from backends.base import (
     Event,
     GenerationParams,
     LocalBackend,
-    Message,
-    Notice,
     Progress,
     ReplyDone,
+    TeacherForced,
     TokenEvent,
 )
 from backends.cuda_decoder import GraphDecoder
 from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+from backends.geared_linear import decoder_layers, gear_decoder_layers
 from backends.hidden_tap import HiddenStateTap
+from backends.model_files import check_model_dir, resolve_model_dir
 from kernels.entropy import entropy_varentropy
 from kernels.gate import gate_passed
-from kernels.gear import Gear
-
+from kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
-
-
-def resolve_model_dir(model: str) -> Path:
-    """A local directory, or a repo id already in the Hugging Face cache. Never downloads."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise BackendError(f"{model} is a file; --model takes a model directory or a Hugging Face id")
-    if model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise BackendError(f"no such model directory: {model}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(model, local_files_only=True))
-    except Exception:
-        raise BackendError(
-            f"{model!r} is neither a local directory nor a model in the Hugging Face cache; "
-            f"download it first (hf download {model}) or pass --model PATH"
-        ) from None
-
-
-def check_model_dir(path: Path, *, allow_pickle: bool, trust_remote_code: bool) -> None:
-    """Refuse, with a reason, what transformers would load unsafely or not at all."""
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise BackendError(f"{path} has no config.json: not a Hugging Face model directory")
-    if not any(path.glob("*.safetensors")):
-        if not any(path.glob("*.bin")):
-            raise BackendError(f"{path} holds no weights (no *.safetensors files)")
-        if not allow_pickle:
-            raise BackendError(
-                f"{path} has only pickle (.bin) weights, which can run code when loaded; "
-                "convert them to safetensors, or pass --allow-pickle if you trust their source"
-            )
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BackendError(f"{config_file} is not valid JSON: {e}") from None
-    if "auto_map" in config and not trust_remote_code:
-        raise BackendError(
-            f"{path} needs its own Python code to load (auto_map in config.json); "
-            "read that code, then pass --trust-remote-code to run it"
-        )
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -135,16 +87,6 @@ class EagerDecoder:
         return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
 
 
-@dataclass
-class TeacherForced:
-    """Scores of real text under one gear mode: what `bench quality` tabulates."""
-
-    logprobs: list[float]  # natural log p(actual next token), one per predicted position
-    top1: list[int]  # the model's most likely next token at each position
-    gears: list[Gear]  # the gear the forward pass at each position read
-    shifts: int
-
-
 class HFBackend(LocalBackend):
     name = "hf"
 
@@ -183,10 +125,6 @@ class HFBackend(LocalBackend):
             vocab_size=self.vocab_size,
             device=str(self.device),
         )
-
-    def _require_loaded(self) -> None:
-        if self.model is None:
-            raise BackendError("the model is not loaded yet")
 
     def load(self, progress: Progress | None = None) -> None:
         report = progress or (lambda fraction, text: None)
@@ -270,36 +208,6 @@ class HFBackend(LocalBackend):
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    def encode_text(self, text: str) -> list[int]:
-        """Plain text to ids, starting with BOS where the model has one (for scoring text)."""
-        self._require_loaded()
-        ids = self.tokenizer(text)["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
-
-    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
-        """Prompt ids through the tokenizer's chat template where it has one."""
-        self._require_loaded()
-        if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-                ids = ids["input_ids"]
-            return list(ids)
-        return self.tokenizer("\n\n".join(m["content"] for m in messages))["input_ids"]
-
-    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
-        self._require_loaded()
-        self._cancel.clear()
-        if not any(m.get("content", "").strip() for m in messages):
-            raise BackendError("the prompt is empty")
-        ids = self.encode_chat(messages)
-        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
-            keep = max(self.max_positions - params.max_tokens, 1)
-            if keep < len(ids):
-                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
-                ids = ids[-keep:]
-        yield from self._generate(ids, params)
-
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
         gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
         generator = None
@@ -354,7 +262,7 @@ class HFBackend(LocalBackend):
             gear = self.selector.gear = decision.gear
             logits = self.decoder.step(token)
         if tail := detok.flush():
-            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None)
+            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
         yield ReplyDone(
             reason=reason,
             tokens=produced,

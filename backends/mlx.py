@@ -16,18 +16,17 @@ from backends.base import (
     Event,
     GenerationParams,
     LocalBackend,
-    Message,
     Notice,
     Progress,
     ReplyDone,
+    TeacherForced,
     TokenEvent,
 )
 from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from backends.geared_linear import GearSelector
-from backends.hf import TeacherForced, resolve_model_dir
+from backends.model_files import resolve_model_dir
 from backends.mlx_geared_linear import GearingReport, gear_decoder_layers
-from kernels.gear import Gear
+from kernels.gear import Gear, GearSelector
 from kernels.mlx_entropy import entropy_varentropy
 
 PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the [tokens, vocab] logits held at once
@@ -82,10 +81,6 @@ class MLXBackend(LocalBackend):
             device=mx.default_device().type.name,
         )
 
-    def _require_loaded(self) -> None:
-        if self.model is None:
-            raise BackendError("the model is not loaded yet")
-
     def load(self, progress: Progress | None = None) -> None:
         report = progress or (lambda fraction, text: None)
         report(0.0, f"checking {self.model_id}")
@@ -130,39 +125,6 @@ class MLXBackend(LocalBackend):
         """(GPU watts, their source), or (None, why there is no reading): show "n/a — why"."""
         return self.power.reading()
 
-    def encode_text(self, text: str) -> list[int]:
-        """Plain text to ids, starting with BOS where the model has one (for scoring text)."""
-        self._require_loaded()
-        ids = self.tokenizer.encode(text)
-        bos = self.tokenizer.bos_token_id
-        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
-
-    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
-        """Prompt ids through the tokenizer's chat template where it has one."""
-        self._require_loaded()
-        if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-                ids = ids["input_ids"]
-            return list(ids)
-        return self.tokenizer.encode("\n\n".join(m["content"] for m in messages))
-
-    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
-        self._require_loaded()
-        self._cancel.clear()
-        if not any(m.get("content", "").strip() for m in messages):
-            raise BackendError("the prompt is empty")
-        if not self._gearing_told and (self.gearing.padded or self.gearing.kept):
-            self._gearing_told = True
-            yield Notice(self.gearing.describe())
-        ids = self.encode_chat(messages)
-        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
-            keep = max(self.max_positions - params.max_tokens, 1)
-            if keep < len(ids):
-                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
-                ids = ids[-keep:]
-        yield from self._generate(ids, params)
-
     def _prefill(self, ids: list[int], cache: list) -> tuple[mx.array, list[float]]:
         """Fill the KV cache with the prompt. Returns the logits after its last token and the
         entropy at every earlier position (what calibrates the gear policy)."""
@@ -177,6 +139,9 @@ class MLXBackend(LocalBackend):
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
         from mlx_lm.models.cache import make_prompt_cache
 
+        if not self._gearing_told and (self.gearing.padded or self.gearing.kept):
+            self._gearing_told = True
+            yield Notice(self.gearing.describe())
         gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
         key = step_key = None
         if params.temperature > 0:
@@ -227,7 +192,7 @@ class MLXBackend(LocalBackend):
             gear = self.selector.gear = decision.gear
             logits = self.model(token.reshape(1, 1), cache=cache)[0, -1]
         if tail := detok.flush():
-            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None)
+            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
         yield ReplyDone(
             reason=reason,
             tokens=produced,

@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_map_with_path
 
-from backends.geared_linear import GearSelector
+from kernels.gear import GearSelector
 from kernels.gear import Gear
 
 GROUP_SIZE = 64

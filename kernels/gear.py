@@ -24,3 +24,10 @@ class Gear(enum.IntEnum):
             return cls[name.upper()]
         except KeyError:
             raise ValueError(f"unknown gear {name!r}: use low, mid or high") from None
+
+
+class GearSelector:
+    """One per model, shared by all its geared layers: a shift is one assignment here."""
+
+    def __init__(self, gear: Gear = Gear.HIGH):
+        self.gear = gear

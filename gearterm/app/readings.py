@@ -86,7 +86,7 @@ class Readings:
 
     def add(self, at: float, event: TokenEvent) -> None:
         """One token event, stamped `at` (seconds, the worker's clock) when the backend yielded it."""
-        if event.token_id is None and event.entropy_source is None:
+        if not event.is_token:
             return  # trailing text a detokenizer flushed: no forward pass behind it
         self.reply_tokens += 1
         self.first_token_at = self.first_token_at if self.first_token_at is not None else at

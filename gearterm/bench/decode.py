@@ -93,7 +93,7 @@ def real_model(name: str, dtype, device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from backends.base import BackendError
-    from backends.hf import check_model_dir, resolve_model_dir
+    from backends.model_files import check_model_dir, resolve_model_dir
 
     try:
         path = resolve_model_dir(name)
@@ -147,7 +147,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     arrivals, events, shift_us, stay_us = [], [], [], []
     for event in backend._generate(prompt, params):
         now = time.perf_counter()
-        if not isinstance(event, TokenEvent) or event.token_id is None:
+        if not isinstance(event, TokenEvent) or not event.is_token:
             continue
         launched = getattr(backend.decoder, "launched_at", None)
         if events and launched is not None:

@@ -106,7 +106,7 @@ def token_json(event) -> dict:
 
 def summarize(backend, tokens: list, done) -> dict:
     # Trailing text a detokenizer flushed has no forward pass behind it; Ollama's tokens have no ids.
-    counted = [t for t in tokens if t.token_id is not None or t.entropy_source is not None]
+    counted = [t for t in tokens if t.is_token]
     entropies = [t.driving_entropy for t in counted if t.driving_entropy is not None]
     n = len(counted)
     mix = {g: sum(t.gear.label == g for t in counted) / n if n else 0.0 for g in GEARS}

@@ -1,6 +1,5 @@
 """The Transformers backend end to end, on the real stories260K weights and a tiny random Llama."""
 
-import asyncio
 import math
 
 import pytest
@@ -9,7 +8,8 @@ from torch import nn
 
 from backends.base import GenerationParams, ReplyDone, TokenEvent
 from backends.gearbox import GearMode
-from backends.geared_linear import GearedLinear, GearSelector
+from backends.geared_linear import GearedLinear
+from kernels.gear import GearSelector
 from backends.hf import HFBackend, perplexity
 from kernels.gear import Gear
 from kernels.nested import dequantize

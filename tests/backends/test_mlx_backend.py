@@ -13,7 +13,7 @@ nn = pytest.importorskip("mlx.nn")
 
 from backends.base import GenerationParams, ReplyDone, TokenEvent  # noqa: E402
 from backends.gearbox import GearMode  # noqa: E402
-from backends.geared_linear import GearSelector  # noqa: E402
+from kernels.gear import GearSelector  # noqa: E402
 from backends.mlx import MLXBackend  # noqa: E402
 from backends.mlx_geared_linear import GROUP_SIZE, GearedLinear  # noqa: E402
 from kernels.gear import Gear  # noqa: E402

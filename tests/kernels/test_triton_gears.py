@@ -163,7 +163,8 @@ def test_word_layout_puts_a_groups_channels_in_nibble_order():
 
 
 def test_cpu_layers_keep_the_reference_layout():
-    from backends.geared_linear import GearedLinear, GearSelector
+    from backends.geared_linear import GearedLinear
+    from kernels.gear import GearSelector
 
     layer = GearedLinear(torch.nn.Linear(40, 6), GearSelector())
     assert layer.h_codes.dtype == torch.uint8 and not isinstance(layer.planes, WordPlanes)

@@ -50,7 +50,8 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
     from transformers import AutoModelForCausalLM
 
     from backends.cuda_decoder import GraphDecoder
-    from backends.geared_linear import GearSelector, decoder_layers, gear_decoder_layers
+    from backends.geared_linear import decoder_layers, gear_decoder_layers
+    from kernels.gear import GearSelector
     from backends.hf import EagerDecoder
 
     model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()

@@ -1,0 +1,52 @@
+"""Finding a model on disk and refusing, with a reason, what would load unsafely or not at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from backends.base import BackendError
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local directory, or a repo id already in the Hugging Face cache. Never downloads."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise BackendError(f"{model} is a file; --model takes a model directory or a Hugging Face id")
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise BackendError(f"no such model directory: {model}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception:
+        raise BackendError(
+            f"{model!r} is neither a local directory nor a model in the Hugging Face cache; "
+            f"download it first (hf download {model}) or pass --model PATH"
+        ) from None
+
+
+def check_model_dir(path: Path, *, allow_pickle: bool, trust_remote_code: bool) -> None:
+    """Refuse, with a reason, what transformers would load unsafely or not at all."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise BackendError(f"{path} has no config.json: not a Hugging Face model directory")
+    if not any(path.glob("*.safetensors")):
+        if not any(path.glob("*.bin")):
+            raise BackendError(f"{path} holds no weights (no *.safetensors files)")
+        if not allow_pickle:
+            raise BackendError(
+                f"{path} has only pickle (.bin) weights, which can run code when loaded; "
+                "convert them to safetensors, or pass --allow-pickle if you trust their source"
+            )
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BackendError(f"{config_file} is not valid JSON: {e}") from None
+    if "auto_map" in config and not trust_remote_code:
+        raise BackendError(
+            f"{path} needs its own Python code to load (auto_map in config.json); "
+            "read that code, then pass --trust-remote-code to run it"
+        )
