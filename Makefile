@@ -23,8 +23,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+SHARED  := ../shared
 bench: $(STAMP)
-	$(BIN)/gearterm bench quality
+	$(BIN)/gearterm bench quality --model $(SHARED)/models/stories260K-hf --text $(SHARED)/data/tinystories-valid-head/tinystories_val.txt
 
 clean:
 	rm -rf $(VENV)
