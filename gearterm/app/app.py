@@ -4,7 +4,7 @@ The app is the controller: it owns the backend, the history store and the event 
 Model loading and generation run in workers off the UI loop (a thread for local backends,
 an async task for servers). Generation puts each event, stamped with the time it arrived,
 on a queue.Queue; a 20 Hz timer drains the queue and applies everything that arrived in one
-batch: one Markdown write, one database transaction, one refresh of the panes. Generation
+batch: one write to the chat, one database transaction, a refresh of the panes. Generation
 never waits for the UI, and the UI never waits for generation.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual import events, on, work
-from textual.app import App, SystemCommand
+from textual.app import App, InvalidThemeError, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.reactive import reactive
@@ -30,14 +30,14 @@ from textual.worker import Worker, WorkerState
 from backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
 from backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
+from gearterm.app.chat_entries import ReplyEntry
 from gearterm.app.keys import KEYS
-from gearterm.app.messages import BackendReady, LoadProgress, ReplyFinished
+from gearterm.app.messages import BackendReady, LoadProgress
 from gearterm.app.readings import Readings
 from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
-from gearterm.app.chat_entries import ReplyEntry
 from gearterm.config import BackendEntry, Config
 from gearterm.export import export_conversation
 from gearterm.history import History, TokenRow
@@ -58,7 +58,6 @@ class Reply:
     conversation_id: int
     entry: ReplyEntry  # where its text is drawn
     backend: Backend
-    source: BackendEntry
     text: str = ""
     tokens: int = 0
     live: bool = True  # False once the user left its conversation: it still finishes into the store
@@ -115,6 +114,7 @@ class GeartermApp(App[None]):
         self.readings.gear_mode = self.gear_mode
 
     async def on_event(self, event: events.Event) -> None:
+        """Note when the user presses a key (see _drain: keys first), then dispatch as usual."""
         if isinstance(event, events.Key):
             self.key_at = time.monotonic()
         await super().on_event(event)
@@ -128,7 +128,7 @@ class GeartermApp(App[None]):
         self.set_keymap(self.config.keymap)
         try:
             self.theme = self.config.ui.theme
-        except Exception:  # InvalidThemeError; the theme list is long, so name where to look
+        except InvalidThemeError:  # the theme list is long, so say where to look
             self.notes.append(("warning", f"unknown theme {self.config.ui.theme!r} in [ui]; ctrl+p → Theme lists them"))
         for severity, text in self.notes:
             self.notify(text, severity=severity, timeout=15)
@@ -230,7 +230,7 @@ class GeartermApp(App[None]):
         chat.add_user(text)
         message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
         reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message_id, self.conversation_id, reply_entry, backend, entry)
+        self.reply = Reply(message_id, self.conversation_id, reply_entry, backend)
         self.readings.new_reply(self.clock())
         if self.power is not None:
             self.power.mark_reply()
@@ -345,7 +345,6 @@ class GeartermApp(App[None]):
             self.notify(done.error, title="the reply failed", severity="error", timeout=15)
         while self.retired:
             self.retired.pop().unload()
-        self.post_message(ReplyFinished(reply.message_id, done.reason))
 
     def _save(self, write: Callable[[], None]) -> None:
         """A failed history write (disk full, file removed) is shown once per reply; the chat goes on."""

@@ -1,8 +1,8 @@
 """What the chat log draws: user messages and replies, each rendered to lines at a width and cached.
 
-A reply streams into its last segment. The text is cut into segments at blank lines outside
-code fences, and an update re-renders only the last one, so the cost of a write stays flat
-however long the reply grows. When the reply ends, one final full update renders the whole
+A reply streams into its last segment. The text is cut into segments at the first blank line
+outside a code fence past SEGMENT_CHARS, and an update re-renders only the last segment, so
+the cost of a write stays flat however long the reply grows. When the reply ends, one final full update renders the whole
 text as a single Markdown document, which also mends lists cut at a segment edge.
 """
 
@@ -84,12 +84,10 @@ class ReplyEntry:
         live = self.segments[-1]
         live.pieces.extend(pieces)
         live.text += "".join(text for text, _ in pieces)
-        if len(live.text) > SEGMENT_CHARS and (cut := _cut(live)) is not None:
+        while len(live.text) > SEGMENT_CHARS and (cut := _cut(live)) is not None:
             closed, rest = live.pieces[:cut], live.pieces[cut:]
-            self.segments[-1:] = [
-                Segment("".join(t for t, _ in closed), closed),
-                Segment("".join(t for t, _ in rest), rest),
-            ]
+            live = Segment("".join(t for t, _ in rest), rest)
+            self.segments[-1:] = [Segment("".join(t for t, _ in closed), closed), live]
 
     def finish(self, meta: str) -> None:
         """The final full update: one segment, rendered as one document."""
@@ -108,14 +106,19 @@ class ReplyEntry:
 
 
 def _cut(segment: Segment) -> int | None:
-    """The last token boundary on a blank line outside a code fence, if any."""
+    """The first token boundary past SEGMENT_CHARS on a blank line outside a code fence, if any.
+
+    The first, not the last: where a segment ends then depends on the text alone, not on how
+    the tokens happened to be batched into writes."""
     starts, position = [], 0
     for piece, _ in segment.pieces:
         starts.append(position)
         position += len(piece)
     text = segment.text
-    for i in range(len(segment.pieces) - 1, 0, -1):
+    for i in range(1, len(segment.pieces)):
         at = starts[i]
+        if at < SEGMENT_CHARS:
+            continue
         on_blank_line = text.endswith("\n\n", 0, at) or text.startswith("\n\n", at) or (
             text.endswith("\n", 0, at) and text.startswith("\n", at)
         )

@@ -33,11 +33,3 @@ class ChoicesFound(Message):
 
     entries: list[BackendEntry]
     notes: list[str]
-
-
-@dataclass
-class ReplyFinished(Message):
-    """A reply ended (stop, length, cancelled or error) and is saved."""
-
-    message_id: int
-    reason: str

@@ -36,6 +36,8 @@ class ChatLog(ScrollView, can_focus=True):
         self._width = 0
         self._drawn: dict[int, tuple[Strip, int, int, Strip]] = {}  # line -> (source, x, width, drawn)
         self._pass: tuple = (0, 0, 0, None, None)
+        self.follow = True  # keep the newest line in view; off while the user has scrolled up
+        self._resizing = False
 
     # ---- what the app calls ---------------------------------------------------------
 
@@ -92,13 +94,13 @@ class ChatLog(ScrollView, can_focus=True):
         old = len(self._entry_lines[index])
         self._entry_lines[index] = self._render(entry)
         self._lines[start : start + old] = self._entry_lines[index]
-        self._update_size(follow=self.scroll_y >= self.max_scroll_y)
+        self._update_size()
 
     def _render_all(self) -> None:
         self._width = self.scrollable_content_region.width
         self._entry_lines = [self._render(e) for e in self.entries]
         self._lines = [line for lines in self._entry_lines for line in lines]
-        self._update_size(follow=self.scroll_y >= self.max_scroll_y)
+        self._update_size()
 
     def _render(self, entry: Entry) -> list[Strip]:
         width = self._width or self.scrollable_content_region.width or 80
@@ -106,11 +108,26 @@ class ChatLog(ScrollView, can_focus=True):
             return entry.lines(width, self.tinted, self.app.console)
         return entry.lines(width, self.app.console)
 
-    def _update_size(self, *, follow: bool) -> None:
-        self.virtual_size = Size(self._width, len(self._lines))
-        if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+    def _update_size(self, *, follow: bool | None = None) -> None:
+        following = self.follow if follow is None else follow
+        self._resizing = True  # a shorter document moves scroll_y up: that is not the user scrolling
+        try:
+            self.virtual_size = Size(self._width, len(self._lines))
+            if following:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+        finally:
+            self._resizing = False
+        self.follow = following
         self.refresh()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._resizing:
+            return
+        if new_value < old_value:
+            self.follow = False  # the user scrolled up to read: stop pulling the view down
+        elif new_value >= self.max_scroll_y:
+            self.follow = True
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # What every line of this pass shares, looked up once: these are computed properties.
