@@ -231,7 +231,7 @@ class GeartermApp(App[None]):
         message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
         reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
         self.reply = Reply(message_id, self.conversation_id, reply_entry, backend)
-        self.readings.new_reply(self.clock())
+        self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
         generation = self.config.generation
@@ -329,6 +329,7 @@ class GeartermApp(App[None]):
             self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
             self._finish_reply(reply, done)
+            self.readings.streaming_mode = None
         self.panes_stale = self.panes_stale or reply.live
 
     def _finish_reply(self, reply: Reply, done: ReplyDone) -> None:
@@ -405,8 +406,6 @@ class GeartermApp(App[None]):
     def watch_gear_mode(self, mode: GearMode) -> None:
         self.readings.gear_mode = mode
         self._refresh_panes()
-        if self.reply is not None:  # the gear pane shows the mode; say why the stream does not follow yet
-            self.notify(f"gear mode {mode.value} from the next reply", timeout=2)
 
     def action_toggle_tint(self) -> None:
         self.gear_tint = not self.gear_tint

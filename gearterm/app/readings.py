@@ -43,7 +43,8 @@ class GateCounts:
 
 class Readings:
     def __init__(self, capabilities: Capabilities | None = None, policy: PolicyConfig | None = None):
-        self.gear_mode = GearMode.AUTO
+        self.gear_mode = GearMode.AUTO  # what the next reply will run in
+        self.streaming_mode: GearMode | None = None  # what the reply streaming now runs in
         self.set_capabilities(capabilities, policy)
         self.new_session()
 
@@ -70,8 +71,9 @@ class Readings:
         self.new_reply(None)
         self.last_done: ReplyDone | None = None
 
-    def new_reply(self, submitted_at: float | None) -> None:
+    def new_reply(self, submitted_at: float | None, streaming_mode: GearMode | None = None) -> None:
         self.submitted_at = submitted_at
+        self.streaming_mode = streaming_mode
         self.reply_gears: Counter[Gear] = Counter()
         self.reply_shifts = 0
         self.reply_gate = GateCounts()

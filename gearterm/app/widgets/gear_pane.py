@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Digits
 
+from backends.gearbox import GearMode
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.pane_text import PaneText
@@ -37,8 +38,12 @@ class GearPane(Vertical):
             digits.set_class(g is gear, f"gear-{g.label}")
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
         label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
-        forced = "" if readings.gear_mode.value == "auto" else ", forced"
-        label += f"\nmode {readings.gear_mode.value}{forced} [dim](f3 cycles)[/]"
+        mode, running = readings.gear_mode, readings.streaming_mode
+        label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced")
+        if running is not None and running is not mode:  # the reply in flight keeps its own
+            label += f" [b]next reply[/]; now {running.value}"
+        else:
+            label += " [dim](f3 cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")

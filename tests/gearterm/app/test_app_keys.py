@@ -206,3 +206,18 @@ async def test_chat_keys_are_inert_under_a_modal_screen(tmp_path):
         await pilot.press("f1")
         await pilot.press("f3")
         assert app.gear_mode is GearMode.AUTO and isinstance(app.screen, HelpScreen)
+
+
+async def test_f3_during_a_reply_says_the_new_mode_waits_for_the_next_reply(tmp_path):
+    app = make_app(tmp_path, hold_after=5)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press(*"go", "enter")
+        await wait_for(pilot, lambda: app.readings.reply_tokens == 5, "five tokens")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: not app.panes_stale, "the panes")
+        assert "next reply; now auto" in str(app.chat_screen.query_one("#gear-label").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.reply is None, "the reply to stop")
+        await wait_for(pilot, lambda: not app.panes_stale, "the panes")
+        assert "next reply" not in str(app.chat_screen.query_one("#gear-label").render())
