@@ -55,7 +55,6 @@ class Reply:
     """The reply being streamed: where its events go."""
 
     message_id: int
-    conversation_id: int
     entry: ReplyEntry  # where its text is drawn
     backend: Backend
     text: str = ""
@@ -230,7 +229,7 @@ class GeartermApp(App[None]):
         chat.add_user(text)
         message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
         reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message_id, self.conversation_id, reply_entry, backend)
+        self.reply = Reply(message_id, reply_entry, backend)
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
