@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from backends.base import (
     BackendError,
     Capabilities,
-    Event,
     GenerationParams,
-    LocalBackend,
     Progress,
-    ReplyDone,
     TeacherForced,
-    TokenEvent,
 )
 from backends.cuda_decoder import GraphDecoder
-from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
+from backends.geared_generation import GearedGeneration, StepReading
 from backends.geared_linear import decoder_layers, gear_decoder_layers
 from backends.hidden_tap import HiddenStateTap
 from backends.model_files import check_model_dir, resolve_model_dir
@@ -87,7 +82,7 @@ class EagerDecoder:
         return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
 
 
-class HFBackend(LocalBackend):
+class HFBackend(GearedGeneration):
     name = "hf"
 
     def __init__(
@@ -208,68 +203,30 @@ class HFBackend(LocalBackend):
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
-        gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
-        generator = None
+    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
+        self._generator = None
         if params.seed is not None:
-            generator = torch.Generator(self.device).manual_seed(params.seed)
-        detok = IncrementalDetokenizer(self.tokenizer)
-        start = step_start = time.perf_counter()
-        first_token_s = None
-        reason, produced = "length", 0
-
-        gear = self.selector.gear = gearbox.gear
+            self._generator = torch.Generator(self.device).manual_seed(params.seed)
         logits = self.decoder.prefill(ids)
-        prompt_entropy, _ = entropy_varentropy(logits[:-1])
-        gearbox.calibrate(prompt_entropy.tolist())
-        logits = logits[-1]
+        self._logits = logits[-1]
+        return entropy_varentropy(logits[:-1])[0].tolist()
 
-        for produced in range(1, params.max_tokens + 1):
-            token = sample(logits, params, generator)
-            h, varentropy = entropy_varentropy(logits)
-            logprob = torch.log_softmax(logits.float(), -1)[token]
-            scalars = torch.stack([token.float(), h, varentropy, logprob])
-            if self.tap is not None:
-                # Per layer: did the hidden state of the pass that produced this token pass the gate.
-                scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
-            # The one host sync of the step: every scalar crosses together.
-            token_id, h, varentropy, logprob, *passed = scalars.tolist()
-            token_id = int(token_id)
-            decision = gearbox.step(h)
-            now = time.perf_counter()
-            first_token_s = first_token_s or now - start
-            yield TokenEvent(
-                text=detok.push(token_id),
-                token_id=token_id,
-                gear=gear,
-                next_gear=decision.gear,
-                entropy_bits=h,
-                varentropy_bits2=varentropy,
-                logprob=logprob,
-                step_ms=(now - step_start) * 1e3,
-                anomaly=decision.anomaly,
-                gate_survival=tuple(p > 0.5 for p in passed) if self.tap is not None else None,
-            )
-            if token_id in self.eos_ids:
-                reason = "stop"
-                break
-            if produced == params.max_tokens:
-                break
-            if self._cancel.is_set():
-                reason = "cancelled"
-                break
-            step_start = time.perf_counter()
-            gear = self.selector.gear = decision.gear
-            logits = self.decoder.step(token)
-        if tail := detok.flush():
-            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
-        yield ReplyDone(
-            reason=reason,
-            tokens=produced,
-            seconds=time.perf_counter() - start,
-            first_token_s=first_token_s,
-            stats={"shifts": gearbox.shifts},
-        )
+    def _sample(self, params: GenerationParams) -> StepReading:
+        logits = self._logits
+        self._token = token = sample(logits, params, self._generator)
+        h, varentropy = entropy_varentropy(logits)
+        logprob = torch.log_softmax(logits.float(), -1)[token]
+        scalars = torch.stack([token.float(), h, varentropy, logprob])
+        if self.tap is not None:
+            # Per layer: did the hidden state of the pass that produced this token pass the gate.
+            scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
+        # The one host sync of the step: every scalar crosses together.
+        token_id, h, varentropy, logprob, *passed = scalars.tolist()
+        survival = tuple(p > 0.5 for p in passed) if self.tap is not None else None
+        return StepReading(int(token_id), h, varentropy, logprob, survival)
+
+    def _step(self) -> None:
+        self._logits = self.decoder.step(self._token)
 
     @torch.inference_mode()
     def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator, Sequence
 
 import mlx.core as mx
@@ -15,15 +14,12 @@ from backends.base import (
     Capabilities,
     Event,
     GenerationParams,
-    LocalBackend,
     Notice,
     Progress,
-    ReplyDone,
     TeacherForced,
-    TokenEvent,
 )
-from backends.detokenize import IncrementalDetokenizer
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
+from backends.geared_generation import GearedGeneration, StepReading
 from backends.model_files import resolve_model_dir
 from backends.mlx_geared_linear import GearingReport, gear_decoder_layers
 from kernels.gear import Gear, GearSelector
@@ -53,7 +49,7 @@ def log_softmax_at(logits: mx.array, ids: mx.array) -> mx.array:
     return mx.take_along_axis(x, ids[..., None], axis=-1)[..., 0] - mx.logsumexp(x, axis=-1)
 
 
-class MLXBackend(LocalBackend):
+class MLXBackend(GearedGeneration):
     name = "mlx"
 
     def __init__(self, model: str, *, trust_remote_code: bool = False, policy: PolicyConfig | None = None):
@@ -125,81 +121,48 @@ class MLXBackend(LocalBackend):
         """(GPU watts, their source), or (None, why there is no reading): show "n/a — why"."""
         return self.power.reading()
 
-    def _prefill(self, ids: list[int], cache: list) -> tuple[mx.array, list[float]]:
-        """Fill the KV cache with the prompt. Returns the logits after its last token and the
-        entropy at every earlier position (what calibrates the gear policy)."""
+    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
+        """Fill a fresh KV cache with the prompt, in chunks that bound the [tokens, vocab]
+        logits held at once."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        self._key = None
+        if params.temperature > 0:
+            self._key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
+        mx.reset_peak_memory()
+        self._cache = make_prompt_cache(self.model)
         entropies: list[float] = []
         for i in range(0, len(ids), PREFILL_CHUNK):
-            logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=cache)[0]
+            logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=self._cache)[0]
             h, _ = entropy_varentropy(logits)
             mx.eval(h)
             entropies += h.tolist()
-        return logits[-1], entropies[:-1]
+        self._logits = logits[-1]
+        return entropies[:-1]
+
+    def _sample(self, params: GenerationParams) -> StepReading:
+        step_key = None
+        if self._key is not None:
+            self._key, step_key = mx.random.split(self._key)
+        logits = self._logits
+        self._token = token = sample(logits, params, step_key)
+        h, varentropy = entropy_varentropy(logits)
+        logprob = log_softmax_at(logits, token)
+        # The one evaluation of the step: forward pass, entropy and sample together.
+        mx.eval(token, h, varentropy, logprob)
+        return StepReading(token.item(), h.item(), varentropy.item(), logprob.item())
+
+    def _step(self) -> None:
+        self._logits = self.model(self._token.reshape(1, 1), cache=self._cache)[0, -1]
+
+    def _reply_stats(self) -> dict:
+        return self.memory_stats()
 
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
-        from mlx_lm.models.cache import make_prompt_cache
-
         if not self._gearing_told and (self.gearing.padded or self.gearing.kept):
             self._gearing_told = True
             yield Notice(self.gearing.describe())
-        gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
-        key = step_key = None
-        if params.temperature > 0:
-            key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
-        detok = IncrementalDetokenizer(self.tokenizer)
-        mx.reset_peak_memory()
-        start = step_start = time.perf_counter()
-        first_token_s = None
-        reason, produced = "length", 0
-
-        gear = self.selector.gear = gearbox.gear
-        cache = make_prompt_cache(self.model)
-        logits, prompt_entropy = self._prefill(ids, cache)
-        gearbox.calibrate(prompt_entropy)
-
-        for produced in range(1, params.max_tokens + 1):
-            if key is not None:
-                key, step_key = mx.random.split(key)
-            token = sample(logits, params, step_key)
-            h, varentropy = entropy_varentropy(logits)
-            logprob = log_softmax_at(logits, token)
-            # The one evaluation of the step: forward pass, entropy and sample together.
-            mx.eval(token, h, varentropy, logprob)
-            token_id, h, varentropy, logprob = token.item(), h.item(), varentropy.item(), logprob.item()
-            decision = gearbox.step(h)
-            now = time.perf_counter()
-            first_token_s = first_token_s or now - start
-            yield TokenEvent(
-                text=detok.push(token_id),
-                token_id=token_id,
-                gear=gear,
-                next_gear=decision.gear,
-                entropy_bits=h,
-                varentropy_bits2=varentropy,
-                logprob=logprob,
-                step_ms=(now - step_start) * 1e3,
-                anomaly=decision.anomaly,
-            )
-            if token_id in self.eos_ids:
-                reason = "stop"
-                break
-            if produced == params.max_tokens:
-                break
-            if self._cancel.is_set():
-                reason = "cancelled"
-                break
-            step_start = time.perf_counter()
-            gear = self.selector.gear = decision.gear
-            logits = self.model(token.reshape(1, 1), cache=cache)[0, -1]
-        if tail := detok.flush():
-            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
-        yield ReplyDone(
-            reason=reason,
-            tokens=produced,
-            seconds=time.perf_counter() - start,
-            first_token_s=first_token_s,
-            stats={"shifts": gearbox.shifts, **self.memory_stats()},
-        )
+        yield from super()._generate(ids, params)
 
     def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:
         """Score `ids` (starting with BOS) token by token under `mode`.

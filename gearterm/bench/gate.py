@@ -12,6 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
+from gearterm.bench.quality import paragraphs_for
 from gearterm.errors import UsageError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -154,21 +155,6 @@ def run_synthetic(n: int, d: int) -> dict:
         "checks": checks,
         "torch_threads": torch.get_num_threads(),
     }
-
-
-def paragraphs(backend, text: str, tokens: int) -> list[list[int]]:
-    """Paragraphs from BOS, in order, until `tokens` next-token predictions are covered."""
-    limit = backend.max_positions or 2048
-    chunks, predicted = [], 0
-    for paragraph in text.split("\n\n"):
-        ids = backend.encode_text(paragraph.strip())[:limit] if paragraph.strip() else []
-        if len(ids) < 2:
-            continue
-        chunks.append(ids)
-        predicted += len(ids) - 1
-        if predicted >= tokens:
-            break
-    return chunks
 
 
 def layer_outputs(backend, chunks):
@@ -331,7 +317,7 @@ def main(args: argparse.Namespace) -> int:
     result = {"synthetic": run_synthetic(args.vectors, args.dim)}
     backend = HFBackend(str(args.model), device=args.device, gate=False)
     backend.load()
-    chunks = paragraphs(backend, text, args.tokens)
+    chunks = paragraphs_for(backend, text, args.tokens)
     if not chunks:
         raise UsageError(f"{args.text} has no paragraph of two or more tokens")
     dtype = str(backend.model.get_input_embeddings().weight.dtype).removeprefix("torch.")

@@ -1,0 +1,92 @@
+"""The per-token loop every local backend shares: sample, measure, let the policy pick the
+next step's gear, step. Backends supply the framework's prefill, sampling and forward pass."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
+from backends.detokenize import IncrementalDetokenizer
+from backends.gearbox import Gearbox
+
+
+@dataclass
+class StepReading:
+    """What one step measured, on the host after the step's one sync."""
+
+    token_id: int
+    entropy_bits: float
+    varentropy_bits2: float
+    logprob: float
+    gate_survival: tuple[bool, ...] | None = None
+
+
+class GearedGeneration(LocalBackend):
+    """A LocalBackend whose model shifts gears per token through `self.selector`.
+    Subclasses set `selector`, `vocab_size`, `policy` and `eos_ids` when they load."""
+
+    @abc.abstractmethod
+    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
+        """Run the prompt at the selector's gear, keep the last logits, and return the entropy
+        at every earlier position (what calibrates the policy)."""
+
+    @abc.abstractmethod
+    def _sample(self, params: GenerationParams) -> StepReading:
+        """Sample the next token from the current logits and measure them: one host sync."""
+
+    @abc.abstractmethod
+    def _step(self) -> None:
+        """Forward pass on the token just sampled, at the selector's gear."""
+
+    def _reply_stats(self) -> dict:
+        return {}
+
+    def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
+        gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
+        detok = IncrementalDetokenizer(self.tokenizer)
+        start = step_start = time.perf_counter()
+        first_token_s = None
+        reason, produced = "length", 0
+
+        gear = self.selector.gear = gearbox.gear
+        gearbox.calibrate(self._prefill(ids, params))
+        for produced in range(1, params.max_tokens + 1):
+            reading = self._sample(params)
+            decision = gearbox.step(reading.entropy_bits)
+            now = time.perf_counter()
+            first_token_s = first_token_s or now - start
+            yield TokenEvent(
+                text=detok.push(reading.token_id),
+                token_id=reading.token_id,
+                gear=gear,
+                next_gear=decision.gear,
+                entropy_bits=reading.entropy_bits,
+                varentropy_bits2=reading.varentropy_bits2,
+                logprob=reading.logprob,
+                step_ms=(now - step_start) * 1e3,
+                anomaly=decision.anomaly,
+                gate_survival=reading.gate_survival,
+            )
+            if reading.token_id in self.eos_ids:
+                reason = "stop"
+                break
+            if produced == params.max_tokens:
+                break
+            if self._cancel.is_set():
+                reason = "cancelled"
+                break
+            step_start = time.perf_counter()
+            gear = self.selector.gear = decision.gear
+            self._step()
+        if tail := detok.flush():
+            yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
+        yield ReplyDone(
+            reason=reason,
+            tokens=produced,
+            seconds=time.perf_counter() - start,
+            first_token_s=first_token_s,
+            stats={"shifts": gearbox.shifts, **self._reply_stats()},
+        )
