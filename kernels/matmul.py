@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels.gear import Gear
+from kernels.gear_op import compiled_gear_matmul
 from kernels.nested import NestedWeight, reference_matmul
 from kernels.word_planes import WordPlanes
 
@@ -25,6 +26,8 @@ def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> 
     if gear == Gear.HIGH:
         return F.linear(x, w.weight)  # the original weight through the platform's BLAS
     if isinstance(w, WordPlanes):
+        if torch.compiler.is_compiling():  # one operator in the graph, not a traced launch
+            return compiled_gear_matmul(x, w, gear)
         from kernels.triton_gears import gear_matmul  # imports triton: only where it runs
 
         return gear_matmul(x, w, gear)

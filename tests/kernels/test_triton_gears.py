@@ -190,3 +190,13 @@ def test_fused_rms_norm_matches_transformers(width, dtype):
     assert torch.allclose(got, expected, rtol=ulp, atol=ulp)
     reference = triton_rmsnorm.rms_norm_reference(x, model[0].weight, 1e-5)
     assert torch.allclose(reference, expected)
+
+
+@pytest.mark.parametrize("gear", GEARS, ids=lambda g: g.label)
+def test_compiled_model_sees_one_gear_operator(gear):
+    """Under torch.compile the gear matmul is one operator: the whole function traces with no
+    graph break (fullgraph) and gives the kernel's own result."""
+    nw, planes = planes_for(16, 64, seed=3)
+    x = torch.randn(1, 64)
+    compiled = torch.compile(lambda x: geared_matmul(x, planes, gear) * 2.0, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), gear_matmul(x, planes, gear) * 2.0, rtol=0, atol=0)

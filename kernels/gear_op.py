@@ -1,0 +1,42 @@
+"""The low/mid gear matmul as one opaque torch operator, for torch.compile.
+
+Traced as a plain function, every Triton launch inside a compiled model is analyzed by
+dynamo (it runs Triton's front end on the kernel to learn which arguments it writes), once
+per call site: 224 call sites a gear for a Llama-3-8B, minutes of compiling. As an operator
+it is one node of the graph; inductor calls it as it is and fuses what lies around it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.gear import Gear
+from kernels.word_planes import WordPlanes
+
+
+@torch.library.custom_op("gearterm::gear_matmul", mutates_args=())
+def gear_matmul_op(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    h_words: torch.Tensor,
+    h_scale: torch.Tensor,
+    h_zero: torch.Tensor,
+    l_words: torch.Tensor,
+    l_scale: torch.Tensor,
+    group_size: int,
+    gear: int,
+) -> torch.Tensor:
+    from kernels import triton_gears  # imports triton: only where it runs
+
+    planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
+    return triton_gears.gear_matmul(x, planes, Gear(gear))
+
+
+@gear_matmul_op.register_fake
+def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear) -> torch.Tensor:
+    p = planes
+    return gear_matmul_op(x, p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear))
