@@ -160,12 +160,12 @@ class GeartermApp(App[None]):
 
     @on(LoadProgress)
     def _load_progress(self, event: LoadProgress) -> None:
-        if event.entry == self.loading_entry and self.chat_screen.is_attached:
+        if event.entry == self.loading_entry and self._ui_alive():
             self.chat_screen.loading.step(event.fraction, f"loading {event.entry.label}: {event.text}")
 
     @on(BackendReady)
     def _backend_ready(self, event: BackendReady) -> None:
-        if event.entry != self.loading_entry or not self.chat_screen.is_attached:  # replaced, or the app is closing
+        if event.entry != self.loading_entry or not self._ui_alive():  # replaced, or the app is closing
             event.backend.unload()
             return
         old, self.backend, self.entry = self.backend, event.backend, event.entry
@@ -279,7 +279,7 @@ class GeartermApp(App[None]):
         error = worker.error
         text = str(error) if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
         if worker.group == "load":
-            if self.chat_screen.is_attached:
+            if self._ui_alive():
                 self._load_failed(text)
         elif worker.group == "generate":
             self.events.put((self.clock(), ReplyDone("error", self.reply.tokens if self.reply else 0, 0.0, error=text)))
@@ -288,7 +288,7 @@ class GeartermApp(App[None]):
 
     def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
-        if not self.chat_screen.is_attached:  # the app is closing
+        if not self._ui_alive():
             return
         if time.monotonic() - self.key_at < 1 / DRAIN_HZ:
             return  # keys first: the frame that shows a key press is not also the one that lays out new text
@@ -353,12 +353,17 @@ class GeartermApp(App[None]):
         except sqlite3.Error as e:
             self.notify(f"history not saved: {e}", severity="error")
 
+    def _ui_alive(self) -> bool:
+        """False once the app is closing: Textual takes the screen's widgets down before
+        messages and timers from the workers stop arriving."""
+        return self.is_running and self.chat_screen.is_attached
+
     def _refresh_panes(self) -> None:
         self.panes_stale, self.panes_at = False, time.monotonic()
         self.chat_screen.show_readings(self.readings, self.entry.backend if self.entry else None)
 
     def _show_power(self) -> None:
-        if not self.chat_screen.is_attached:
+        if not self._ui_alive():
             return
         reading = self.power.reading() if self.power is not None else PowerReading(None, "power metering is off")
         self.chat_screen.show_power(reading)
