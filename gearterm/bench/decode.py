@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu to try the plumbing on a tiny shape")
     parser.add_argument("--gate", action="store_true", help="activation entropy gate on (compare with a run without)")
     parser.add_argument(
-        "--compile", action="store_true", help="torch.compile the decode step before capturing its graphs (CUDA)"
+        "--no-compile", action="store_true", help="capture the decode step's graphs without torch.compile first"
     )
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
@@ -247,16 +247,13 @@ def main(args: argparse.Namespace) -> int:
     # size it to the run, as the app's cache is sized to its context.
     context = args.context or -(-(len(prompt) + args.tokens) // 256) * 256
     model.config.max_position_embeddings = context
-    backend = HFBackend(name, device=str(device), gate=args.gate)
+    backend = HFBackend(name, device=str(device), gate=args.gate, compile=not args.no_compile)
+    start = time.perf_counter()
     backend.attach(model, tokenizer)
+    if device.type == "cuda":
+        step = "plain" if args.no_compile else "compiled (torch.compile)"
+        notes.append(f"decode step {step}; gearing and capture took {time.perf_counter() - start:.0f} s")
     backend.eos_ids = set()  # a fixed number of tokens per mode
-    if args.compile and device.type == "cuda":
-        from backends.cuda_decoder import GraphDecoder
-
-        backend.decoder = None  # its cache and graphs go before the compiled step's are made
-        start = time.perf_counter()
-        backend.decoder = GraphDecoder(model, backend.selector, backend.max_positions, compile=True)
-        notes.append(f"decode step compiled (torch.compile) before capture: {time.perf_counter() - start:.0f} s")
     if device.type == "cuda":
         torch.cuda.synchronize()
     weights_all = tensor_bytes(model)
