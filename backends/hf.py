@@ -99,7 +99,7 @@ class HFBackend(GearedGeneration):
     ):
         """`gate`: run the activation entropy gate on every layer's hidden state each token.
         `compile`: on a GPU, torch.compile the decode step before its graphs are captured
-        (1.2-1.25x the tokens/s of a Llama-3-8B on an H100; about two minutes more to load)."""
+        (1.19-1.27x the tokens/s of a Llama-3-8B on an H100; 135 s more to load it there)."""
         super().__init__()
         self.model_id = model
         self.requested_device, self.requested_dtype = device, dtype
