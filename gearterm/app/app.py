@@ -311,7 +311,7 @@ class GeartermApp(App[None]):
             if isinstance(event, TokenEvent):
                 if reply.live:
                     self.readings.add(at, event)
-                if self.power is not None and event.token_id is not None:
+                if self.power is not None and event.is_token:
                     self.power.record_token(event.gear)
                 pieces.append((event.text, event.gear))
                 rows.append(_token_row(len(rows) + reply.tokens, event))
