@@ -52,7 +52,7 @@ class Config:
     gear: str = "auto"  # auto, low, mid or high
     url: str = ""  # server of an HTTP backend; "" = its default
     device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
-    ollama_url: str = "http://localhost:11434"  # where the backend picker looks for Ollama models
+    ollama_url: str = "http://127.0.0.1:11434"  # where the backend picker looks for Ollama models
     generation: GenerationConfig = GenerationConfig()
     ui: UIConfig = UIConfig()
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. cycle_gear = "f9"
