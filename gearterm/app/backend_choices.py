@@ -54,5 +54,6 @@ def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
         from gearterm.models import default_model
 
         model = default_model(entry.model or None)
-        options["device"] = config.device
+    if entry.backend == "hf":
+        options.update(device=config.device, compile=config.compile)
     return create_backend(entry.backend, model, url=entry.url or None, **options)

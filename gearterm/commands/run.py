@@ -20,6 +20,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: float32 on CPU)")
     parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
     parser.add_argument("--allow-pickle", action="store_true", help="load pickle .bin weights (can run code)")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="on a GPU, skip torch.compile of the decode step (loads faster)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +47,7 @@ def load_backend(args: argparse.Namespace, progress=None):
         if args.backend == "hf":
             options.update(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
             options["gate"] = not getattr(args, "no_gate", False)  # only `run` has the flag
+            options["compile"] = not args.no_compile
     model = args.model
     if model is None and args.backend in ("hf", "mlx"):
         from gearterm.models import default_model
