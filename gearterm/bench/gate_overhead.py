@@ -11,17 +11,10 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from gearterm.bench.decode import SHAPES
+
 STORY = [{"role": "user", "content": "Once upon a time"}]
-LLAMA3_8B = dict(
-    vocab_size=128256,
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    max_position_embeddings=8192,
-    rope_theta=500000.0,
-)
+LLAMA3_8B = SHAPES["llama3-8b"]
 READ_BANDWIDTH = 3.07e12  # bytes/s, H100 tensor-sum read bandwidth (DESIGN.md reference figures)
 
 
