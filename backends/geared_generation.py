@@ -26,7 +26,14 @@ class StepReading:
 
 class GearedGeneration(LocalBackend):
     """A LocalBackend whose model shifts gears per token through `self.selector`.
-    Subclasses set `selector`, `vocab_size`, `policy` and `eos_ids` when they load."""
+    Subclasses set `model_id` when created, and `selector`, `vocab_size`, `policy` and
+    `eos_ids` when they load."""
+
+    model_id: str
+
+    @property
+    def model_name(self) -> str:
+        return self.model_id
 
     @abc.abstractmethod
     def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:

@@ -110,10 +110,6 @@ class HFBackend(GearedGeneration):
         self.model = self.tokenizer = self.decoder = self.tap = None
 
     @property
-    def model_name(self) -> str:
-        return self.model_id
-
-    @property
     def capabilities(self) -> Capabilities:
         self._require_loaded()
         return Capabilities(

@@ -63,10 +63,6 @@ class MLXBackend(GearedGeneration):
         self.gearing: GearingReport | None = None
 
     @property
-    def model_name(self) -> str:
-        return self.model_id
-
-    @property
     def capabilities(self) -> Capabilities:
         self._require_loaded()
         return Capabilities(
