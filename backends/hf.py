@@ -15,6 +15,7 @@ from backends.base import (
     TeacherForced,
 )
 from backends.cuda_decoder import GraphDecoder
+from backends.fused_projections import stack_projections
 from backends.gearbox import Gearbox, GearMode, PolicyConfig
 from backends.geared_generation import GearedGeneration, StepReading
 from backends.geared_linear import decoder_layers, gear_decoder_layers
@@ -166,6 +167,9 @@ class HFBackend(GearedGeneration):
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
             torch.set_num_threads(1)
         layers = decoder_layers(model, config.num_hidden_layers)
+        if self.device.type == "cuda":
+            # Fewer, taller matrix-vector products a step; the CPU keeps transformers' modules.
+            stack_projections(layers)
         self.geared_layers = gear_decoder_layers(
             layers, self.selector, lambda f, text: report(0.5 + 0.5 * f, text)
         )

@@ -219,9 +219,16 @@ def _gemm_kernel(
 
 
 def gemv_config(n: int, k: int, gear: Gear) -> dict:
-    """Block sizes for batch 1, from `gearterm bench kernels --sweep` on an H100 (both gears
-    agree): one warp a program, a few rows a thread, three steps of codes in flight; tall
-    matrices take 16 rows a program, short ones 8, so that there are programs enough."""
+    """Block sizes for batch 1, from a sweep of 30 configurations on an H100 (docs/benchmarks/
+    kernels-h100.md): one warp a program, a few rows a thread, three steps of codes in flight;
+    tall matrices take 16 rows a program, short ones 8, so that there are programs enough.
+    The tallest (stacked gate and up projections, 28672 rows) differ by gear: the low gear
+    streams best with two warps a program, the mid gear with 8 rows a warp (29.3 and 52.4 us
+    there, against 31.6 and 60.3 with the 16-row one-warp blocks)."""
+    if n >= 16384:
+        if gear == Gear.LOW:
+            return {"BLOCK_N": 16, "BLOCK_G": 4, "STAGES": 3, "num_warps": 2}
+        return {"BLOCK_N": 8, "BLOCK_G": 4, "STAGES": 3, "num_warps": 1}
     if n >= 8192:
         return {"BLOCK_N": 16, "BLOCK_G": 4, "STAGES": 3, "num_warps": 1}
     return {"BLOCK_N": 8, "BLOCK_G": 8, "STAGES": 3, "num_warps": 1}

@@ -171,6 +171,28 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     }
 
 
+def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | None:
+    """GPU time of one decode step alone: the gear's captured graph replayed back to back
+    over a fresh cache, no sampling and no host sync between steps. ms/token minus this is
+    what each token spends outside the step (sampling, entropy, the sync, the host loop)."""
+    import torch
+
+    decoder = backend.decoder
+    if not hasattr(decoder, "graphs"):
+        return None
+    steps = min(steps, decoder.max_cache_len - len(prompt))
+    decoder.prefill(prompt)
+    decoder.length += steps  # the replays below advance the cache: keep the host's count true
+    graph = decoder.graphs[gear]
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / steps
+
+
 def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, meter) -> dict:
     """Joules per token from the energy counter over a window of whole replies >= `seconds`."""
     with meter.window() as window:
@@ -192,7 +214,7 @@ def print_table(result: dict) -> None:
         f"KV cache {result['context']} positions"
     )
     print(
-        f"{'mode':<32} {'tok/s':>7} {'ms/token':>9} {'shift us':>9} {'stay us':>8} {'GPU GB':>7} "
+        f"{'mode':<32} {'tok/s':>7} {'ms/token':>9} {'step ms':>8} {'shift us':>9} {'stay us':>8} {'GPU GB':>7} "
         f"{'J/token':>8} {'J window':>14} {'gear mix l/m/h':>15} {'shifts':>6}"
     )
 
@@ -203,7 +225,8 @@ def print_table(result: dict) -> None:
         window = f"{r['energy_window_s']:.1f}s/{r['energy_tokens']}t" if r.get("energy_window_s") else "n/a"
         mix = "/".join(f"{r['gear_mix'][g]:.0%}" for g in ("low", "mid", "high")) if r.get("gear_mix") else ""
         print(
-            f"{r['mode']:<32} {r['tok_per_s']:>7.1f} {r['ms_per_token']:>9.2f} {fmt(r.get('shift_us'), '.1f'):>9} "
+            f"{r['mode']:<32} {r['tok_per_s']:>7.1f} {r['ms_per_token']:>9.2f} {fmt(r.get('graph_ms'), '.2f'):>8} "
+            f"{fmt(r.get('shift_us'), '.1f'):>9} "
             f"{fmt(r.get('stay_us'), '.1f'):>8} {r['gpu_mem_gb']:>7.2f} {fmt(r.get('joules_per_token'), '.3f'):>8} "
             f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6}"
         )
@@ -220,6 +243,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from backends.hf import HFBackend
+    from kernels.gear import Gear
 
     for name in ("tokens", "prompt_tokens", "baseline_tokens"):
         if getattr(args, name) < 2:
@@ -282,6 +306,7 @@ def main(args: argparse.Namespace) -> int:
             "mode": mode,
             "tok_per_s": run["tok_per_s"],
             "ms_per_token": 1e3 / run["tok_per_s"],
+            "graph_ms": graph_step_ms(backend, prompt, Gear[mode.upper()]) if mode != "auto" else None,
             "shift_us": run["shift_us"],
             "gpu_mem_gb": allocated / 1e9,
             "joules_per_token": None,

@@ -1,5 +1,6 @@
 """The fused low/mid gear kernels against kernels.nested's reference, on the CPU through
-Triton's interpreter (CI has no GPU), the word layout they read, and the fused RMSNorm.
+Triton's interpreter (CI has no GPU), the word layout they read, the fused RMSNorm and the
+decode attention kernel.
 
 TRITON_INTERPRET must be set when a kernel is decorated and while it runs. This module
 imports the Triton kernel modules interpreted and sets the variable for its own tests only;
@@ -26,7 +27,11 @@ def _set_interpret(value: str | None) -> str | None:
     return before
 
 
-KERNEL_MODULES = {"kernels.triton_gears": "_gemv_kernel", "kernels.triton_rmsnorm": "_rms_norm_kernel"}
+KERNEL_MODULES = {
+    "kernels.triton_gears": "_gemv_kernel",
+    "kernels.triton_rmsnorm": "_rms_norm_kernel",
+    "kernels.triton_decode_attention": "attend_slices",
+}
 
 
 def _import_kernels(interpreted: bool) -> list:
@@ -47,7 +52,7 @@ def _import_kernels(interpreted: bool) -> list:
         _set_interpret(before)
 
 
-triton_gears, triton_rmsnorm = _import_kernels(interpreted=True)
+triton_gears, triton_rmsnorm, _ = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -200,3 +205,40 @@ def test_compiled_model_sees_one_gear_operator(gear):
     x = torch.randn(1, 64)
     compiled = torch.compile(lambda x: geared_matmul(x, planes, gear) * 2.0, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), gear_matmul(x, planes, gear) * 2.0, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "heads, kv_heads, length, dim, dtype",
+    [
+        (8, 2, 75, 16, torch.float16),  # Llama-3's 4 query heads a key/value head; 3 slices, the last partial
+        (6, 2, 40, 8, torch.float32),  # 3 heads a group, head size 8 (stories260K's): both padded
+        (4, 4, 20, 24, torch.float32),  # no grouping, one partial slice, head size not a power of two
+    ],
+)
+def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype, monkeypatch):
+    """Every valid-position pattern a decode step meets: a prefix (the static cache filled up
+    to the current position), a hole, and whole slices with nothing valid (their weight must
+    be 0, not NaN). k and v are strided views, as the cache's [1, KVH, L, D] tensors are."""
+    from kernels import decode_attention as module
+    from kernels.decode_attention import decode_attention, decode_attention_reference
+
+    # Small slices and steps (the interpreter is slow): several of each at these lengths.
+    monkeypatch.setattr(module, "SLICE_POSITIONS", 32)
+    monkeypatch.setattr(module, "BLOCK_POSITIONS", 16)
+    torch.manual_seed(heads * length)
+    q = torch.randn(heads, dim).to(dtype)
+    cache = torch.randn(2, kv_heads, length + 3, dim).to(dtype)
+    k, v = cache[0, :, :length], cache[1, :, :length]
+    prefix = torch.arange(length) < max(1, length // 3)
+    holed = torch.rand(length) < 0.7
+    holed[0] = True
+    for valid in (prefix, holed, torch.ones(length, dtype=torch.bool)):
+        got = decode_attention(q, k, v, valid, dim**-0.5)
+        expected = decode_attention_reference(q, k, v, valid, dim**-0.5)
+        assert got.shape == (heads, dim) and got.dtype == dtype and torch.isfinite(got).all()
+        tolerance = 1e-5 if dtype == torch.float32 else 2e-3
+        assert torch.allclose(got.float(), expected.float(), atol=tolerance, rtol=tolerance)
+    # The reference itself: masked positions change nothing.
+    changed = k.clone()
+    changed[:, ~prefix] += 5
+    assert torch.allclose(decode_attention_reference(q, changed, v, prefix, 1.0), decode_attention_reference(q, k, v, prefix, 1.0))

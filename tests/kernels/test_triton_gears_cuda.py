@@ -17,7 +17,11 @@ def _compiled_kernels():
     """The interpreter tests may have imported the kernels interpreted in this process."""
     from triton.runtime.interpreter import InterpretedFunction
 
-    for name, kernel in [("kernels.triton_gears", "_gemv_kernel"), ("kernels.triton_rmsnorm", "_rms_norm_kernel")]:
+    for name, kernel in [
+        ("kernels.triton_gears", "_gemv_kernel"),
+        ("kernels.triton_rmsnorm", "_rms_norm_kernel"),
+        ("kernels.triton_decode_attention", "attend_slices"),
+    ]:
         module = importlib.import_module(name)
         if isinstance(getattr(module, kernel), InterpretedFunction):
             importlib.reload(module)
@@ -65,3 +69,36 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
             tokens[name].append(int(token))
             logits = decoder.step(token)
     assert tokens["graph"] == tokens["eager"]
+
+
+def test_decode_attention_at_llama3_shape():
+    """32 query heads on 8 key/value heads of 128, a 512-position cache filled to 300."""
+    from kernels.decode_attention import decode_attention, decode_attention_reference
+
+    torch.manual_seed(0)
+    q = torch.randn(32, 128, device="cuda", dtype=torch.float16)
+    cache = torch.randn(2, 1, 8, 512, 128, device="cuda", dtype=torch.float16)
+    valid = torch.arange(512, device="cuda") < 300
+    got = decode_attention(q, cache[0, 0], cache[1, 0], valid, 128**-0.5)
+    expected = decode_attention_reference(q, cache[0, 0], cache[1, 0], valid, 128**-0.5)
+    assert torch.allclose(got.float(), expected.float(), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["graphs", "compiled"])
+def test_gpu_backend_greedy_equals_cpu(stories_hf, compile):
+    """Forced high gear, greedy, float32: the GPU path (stacked projections, decode attention
+    kernel, CUDA graphs, compiled or not) gives the CPU path's 200 tokens."""
+    from backends.base import GenerationParams, TokenEvent
+    from backends.gearbox import GearMode
+    from backends.hf import HFBackend
+
+    params = GenerationParams(max_tokens=200, temperature=0.0, gear_mode=GearMode.HIGH)
+    tokens = {}
+    for device in ("cpu", "cuda"):
+        backend = HFBackend(str(stories_hf), device=device, dtype="float32", gate=False, compile=compile)
+        backend.load()
+        backend.eos_ids = set()
+        ids = backend.tokenizer("Once upon a time")["input_ids"]
+        events = backend._generate(ids, params)
+        tokens[device] = [e.token_id for e in events if isinstance(e, TokenEvent) and e.is_token]
+    assert len(tokens["cuda"]) == 200 and tokens["cuda"] == tokens["cpu"]

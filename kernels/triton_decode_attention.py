@@ -1,0 +1,78 @@
+"""The Triton kernel of kernels.decode_attention: one key/value head's slice of the cache,
+attended by every query head of its group, as a partial softmax (max, sum, weighted sum)."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+_FAR_BELOW = -1.0e30  # a masked score: exp() of it minus any real score is 0, and never NaN
+
+
+# tl.sum and tl.max are jit functions of Triton's standard library that stay compiled in a
+# process that imported triton before TRITON_INTERPRET was set (a test session); tl.reduce
+# with our own combine functions runs in the interpreter too (see kernels.triton_gears).
+@triton.jit
+def _add(a, b):
+    return a + b
+
+
+@triton.jit
+def _max(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def attend_slices(
+    q_ptr, k_ptr, v_ptr, valid_ptr, out_ptr, max_ptr, sum_ptr,
+    L, scale, stride_qh, stride_kh, stride_kl, stride_vh, stride_vl,
+    GROUP: tl.constexpr,  # query heads per key/value head
+    ROWS: tl.constexpr,  # GROUP padded to tl.dot's 16 rows (or the next power of two)
+    HEAD_DIM: tl.constexpr,
+    DIM: tl.constexpr,  # HEAD_DIM padded to a power of two, at least 16 (tl.dot's minimum)
+    SLICE: tl.constexpr,  # positions per program
+    BLOCK: tl.constexpr,  # positions per step
+    IEEE: tl.constexpr,  # float32 inputs: full-precision dots instead of tf32
+):  # fmt: skip
+    kv_head = tl.program_id(0)
+    slice_id = tl.program_id(1)
+    slices = tl.num_programs(1)
+    g = tl.arange(0, ROWS)
+    d = tl.arange(0, DIM)
+    d_ok = d < HEAD_DIM
+    heads = kv_head * GROUP + g
+    head_ok = g < GROUP
+    q = tl.load(q_ptr + heads[:, None] * stride_qh + d[None, :], mask=head_ok[:, None] & d_ok[None, :], other=0.0)
+
+    row_max = tl.full([ROWS], _FAR_BELOW, tl.float32)
+    row_sum = tl.full([ROWS], 0.0, tl.float32)
+    acc = tl.full([ROWS, DIM], 0.0, tl.float32)
+    for start in tl.range(slice_id * SLICE, slice_id * SLICE + SLICE, BLOCK):
+        pos = start + tl.arange(0, BLOCK)
+        inside = pos < L
+        ok = (tl.load(valid_ptr + pos, mask=inside, other=0) != 0) & inside
+        kv_mask = ok[:, None] & d_ok[None, :]
+        k = tl.load(k_ptr + kv_head * stride_kh + pos[:, None] * stride_kl + d[None, :], mask=kv_mask, other=0.0)
+        v = tl.load(v_ptr + kv_head * stride_vh + pos[:, None] * stride_vl + d[None, :], mask=kv_mask, other=0.0)
+        # A group's few heads are padded to 16 rows: tensor cores, and far fewer registers
+        # than a broadcast product over [heads, positions, dim].
+        if IEEE:
+            scores = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
+        else:
+            scores = tl.dot(q, tl.trans(k)) * scale
+        scores = tl.where(ok[None, :], scores, _FAR_BELOW)
+        new_max = tl.maximum(row_max, tl.reduce(scores, 1, _max))
+        p = tl.where(ok[None, :], tl.exp(scores - new_max[:, None]), 0.0)
+        rescale = tl.exp(row_max - new_max)
+        row_sum = row_sum * rescale + tl.reduce(p, 1, _add)
+        if IEEE:
+            acc = acc * rescale[:, None] + tl.dot(p, v, input_precision="ieee")
+        else:
+            acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v)
+        row_max = new_max
+
+    part = heads * slices + slice_id
+    tl.store(out_ptr + part[:, None] * HEAD_DIM + d[None, :], acc, mask=head_ok[:, None] & d_ok[None, :])
+    # A slice with no valid position keeps row_sum 0 and row_max far below: weight 0 when merged.
+    tl.store(max_ptr + part, row_max, mask=head_ok)
+    tl.store(sum_ptr + part, row_sum, mask=head_ok)
