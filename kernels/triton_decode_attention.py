@@ -6,7 +6,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-_FAR_BELOW = -1.0e30  # a masked score: exp() of it minus any real score is 0, and never NaN
+_FAR_BELOW = tl.constexpr(-1.0e30)  # a masked score: exp() of it minus any real score is 0, and never NaN
 
 
 # tl.sum and tl.max are jit functions of Triton's standard library that stay compiled in a
