@@ -22,7 +22,7 @@ from textual import events, on, work
 from textual.app import App, InvalidThemeError, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
@@ -67,8 +67,10 @@ class GeartermApp(App[None]):
     TITLE = "gearterm"
     BINDINGS = [Binding(k.keys, k.action, k.title, id=k.id, tooltip=k.help, priority=k.id == "quit") for k in KEYS]
 
-    gear_mode: reactive[GearMode] = reactive(GearMode.AUTO, init=False)
-    gear_tint: reactive[bool] = reactive(False, init=False)
+    # var, not reactive: a reactive on the App repaints the whole screen when it changes; the
+    # watchers below redraw only what shows the value (the gear pane, the chat).
+    gear_mode: var[GearMode] = var(GearMode.AUTO, init=False)
+    gear_tint: var[bool] = var(False, init=False)
 
     def __init__(
         self,
@@ -108,12 +110,13 @@ class GeartermApp(App[None]):
         self.readings = Readings()
         self.panes_stale, self.panes_at = False, 0.0
         self.key_at = 0.0  # when the user last pressed a key
+        self.gave_way: set[str] = set()  # timers that skipped their last tick for a key (see _key_first)
         self.set_reactive(GeartermApp.gear_mode, GearMode(config.gear))
         self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
         self.readings.gear_mode = self.gear_mode
 
     async def on_event(self, event: events.Event) -> None:
-        """Note when the user presses a key (see _drain: keys first), then dispatch as usual."""
+        """Note when the user presses a key (see _key_first), then dispatch as usual."""
         if isinstance(event, events.Key):
             self.key_at = time.monotonic()
         await super().on_event(event)
@@ -133,6 +136,10 @@ class GeartermApp(App[None]):
             self.notify(text, severity=severity, timeout=15)
         _freeze_startup_objects()
         self.set_interval(1 / DRAIN_HZ, self._drain)
+        # The panes redraw half a drain period after the chat, in a frame of their own: one frame
+        # for both spans the whole screen and costs more than the two apart.
+        panes = self.set_interval(1 / DRAIN_HZ, self._redraw_panes, pause=True)
+        self.set_timer(0.5 / DRAIN_HZ, panes.resume)
         if self.power is not None:
             self.set_interval(1 / POWER_HZ, self._show_power)
         self._show_power()
@@ -288,10 +295,8 @@ class GeartermApp(App[None]):
 
     def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
-        if not self._ui_alive():
+        if not self._ui_alive() or self._key_first("drain"):
             return
-        if time.monotonic() - self.key_at < 1 / DRAIN_HZ:
-            return  # keys first: the frame that shows a key press is not also the one that lays out new text
         batch = []
         try:
             while True:
@@ -300,8 +305,24 @@ class GeartermApp(App[None]):
             pass
         if batch and self.reply is not None:
             self._apply(self.reply, batch)
-        if self.panes_stale and time.monotonic() - self.panes_at >= 1 / PANE_HZ:
+
+    def _redraw_panes(self) -> None:
+        """At most PANE_HZ times a second; checked as often as the drain, so that a tick that gave
+        way to a key is made up 50 ms later, not a whole pane period later."""
+        if not self.panes_stale or time.monotonic() - self.panes_at < 1 / PANE_HZ or not self._ui_alive():
+            return
+        if not self._key_first("panes"):
             self._refresh_panes()
+
+    def _key_first(self, tick: str) -> bool:
+        """True when `tick` should give way to a key pressed in the last drain period, so that the
+        frame showing the key is not also the one drawing the tick's work. Never twice in a row:
+        fast typing slows the chat and the panes down, it does not freeze them."""
+        if time.monotonic() - self.key_at < 1 / DRAIN_HZ and tick not in self.gave_way:
+            self.gave_way.add(tick)
+            return True
+        self.gave_way.discard(tick)
+        return False
 
     def _apply(self, reply: Reply, batch: list[tuple[float, object]]) -> None:
         pieces: list[tuple[str, Gear]] = []
@@ -409,7 +430,7 @@ class GeartermApp(App[None]):
 
     def watch_gear_mode(self, mode: GearMode) -> None:
         self.readings.gear_mode = mode
-        self._refresh_panes()
+        self.chat_screen.show_gear(self.readings)  # only the pane that shows it: the key's frame stays small
 
     def action_toggle_tint(self) -> None:
         self.gear_tint = not self.gear_tint

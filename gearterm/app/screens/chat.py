@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.chat_log import ChatLog
@@ -14,6 +14,7 @@ from gearterm.app.widgets.gate_pane import GatePane
 from gearterm.app.widgets.gear_pane import GearPane
 from gearterm.app.widgets.loading_bar import LoadingBar
 from gearterm.app.widgets.power_pane import PowerPane
+from gearterm.app.widgets.prompt import Prompt
 from gearterm.app.widgets.speed_pane import SpeedPane
 from gearterm.app.widgets.status_bar import StatusBar
 from gearterm.telemetry.power import PowerReading
@@ -32,7 +33,7 @@ class ChatScreen(Screen):
             with Vertical(id="chat-column"):
                 yield ChatLog(tinted=self.tinted, id="chat")
                 yield LoadingBar(id="loading")
-                yield Input(placeholder="Message · enter sends · f1 keys · ctrl+p commands", id="prompt")
+                yield Prompt(placeholder="Message · enter sends · f1 keys · ctrl+p commands", id="prompt")
             with VerticalScroll(id="panes"):
                 yield EntropyPane(self.entropy_ceiling_bits, id="entropy", classes="pane")
                 yield GearPane(id="gear", classes="pane")
@@ -47,8 +48,8 @@ class ChatScreen(Screen):
         return self.query_one(ChatLog)
 
     @property
-    def prompt(self) -> Input:
-        return self.query_one("#prompt", Input)
+    def prompt(self) -> Prompt:
+        return self.query_one(Prompt)
 
     @property
     def loading(self) -> LoadingBar:
@@ -63,6 +64,9 @@ class ChatScreen(Screen):
         self.query_one(GearPane).show(readings)
         self.query_one(GatePane).show_readings(readings, backend_name)
         self.query_one(SpeedPane).show_readings(readings)
+
+    def show_gear(self, readings: Readings) -> None:
+        self.query_one(GearPane).show(readings)
 
     def show_power(self, view: PowerReading) -> None:
         self.query_one(PowerPane).show(view)

@@ -112,13 +112,21 @@ class ChatLog(ScrollView, can_focus=True):
         following = self.follow if follow is None else follow
         self._resizing = True  # a shorter document moves scroll_y up: that is not the user scrolling
         try:
-            self.virtual_size = Size(self._width, len(self._lines))
+            size = Size(self._width, len(self._lines))
+            if size != self.virtual_size:
+                # Setting virtual_size lays out the whole screen, on every streamed write; a longer
+                # document only needs a longer scrollbar. _scroll_update sizes its thumb in this
+                # frame, and lays out only when the scrollbar appears or goes.
+                self.set_reactive(ChatLog.virtual_size, size)
+                self._scroll_update(size)
             if following:
                 self.scroll_end(animate=False, immediate=True, x_axis=False)
         finally:
             self._resizing = False
         self.follow = following
         self.refresh()
+        if self._width and self.scrollable_content_region.width != self._width:
+            self._render_all()  # the scrollbar came or went: wrap the text again at the width it left
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

@@ -19,6 +19,10 @@ MIX_BAR = 10  # cells in each gear mix bar
 
 
 class GearPane(Vertical):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._colored: Gear | None = None  # the gear the number is coloured for
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="gear-now"):
             yield Digits("--", id="gear-bits")
@@ -31,19 +35,24 @@ class GearPane(Vertical):
     def show(self, readings: Readings) -> None:
         gear = readings.gear
         digits = self.query_one("#gear-bits", Digits)
-        value = str(gear.bits) if gear is not None else "--"
+        # Always two digits wide (" 4", " 8", "16"): a change of width would lay out the whole
+        # screen again, and the label beside the number would jump at every shift.
+        value = f"{gear.bits:>2}" if gear is not None else "--"
         if digits.value != value:
             digits.update(value)
-        for g in Gear:
-            digits.set_class(g is gear, f"gear-{g.label}")
+        # An inline colour repaints the number; a class change would restyle it from the stylesheet.
+        if gear is not self._colored:
+            digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
+            self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
         label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
         mode, running = readings.gear_mode, readings.streaming_mode
-        label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced")
+        # Each line fits the pane's width: a label that wraps to a fourth line makes the pane
+        # taller, and that lays out the whole screen again at a key press.
         if running is not None and running is not mode:  # the reply in flight keeps its own
-            label += f" [b]next reply[/]; now {running.value}"
+            label += f"\nmode {mode.value}, [b]next reply[/]; now {running.value}"
         else:
-            label += " [dim](f3 cycles)[/]"
+            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + " [dim](f3 cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")

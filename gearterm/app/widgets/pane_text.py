@@ -1,7 +1,9 @@
-"""The text of a pane: redrawn only when it changed, laid out again only when its height may have.
+"""The text of a pane: redrawn only when it changed, laid out again only when its height did.
 
-A layout pass re-measures the whole screen; at 20 updates a second, asking for one on
-every pane update would cost more than the chat itself.
+A layout pass re-measures and re-arranges the whole screen, and the frame after it waits for
+that; asking for one on every pane update (10 a second while a reply streams) would hold key
+presses behind it. The new text is wrapped at the pane's width as Textual will draw it, and a
+layout is asked for only when that gives a different number of lines.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ class PaneText(Static):
     def __init__(self, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self._shown: str | Text | None = None
-        self._lines = 0
 
     def show(self, content: str | Text) -> None:
         if content == self._shown:
             return
-        plain = content.plain if isinstance(content, Text) else Text.from_markup(content).plain
-        lines = plain.split("\n")
-        may_wrap = max(map(len, lines)) > self.size.width  # a long line (a reason for "n/a") wraps
-        self.update(content, layout=may_wrap or len(lines) != self._lines)
-        self._shown, self._lines = content, len(lines)
+        self._shown = content
+        self.update(content, layout=False)
+        width = self.content_size.width
+        if not width:  # not laid out yet: the first layout measures it
+            self.refresh(layout=True)
+            return
+        # The height Textual will lay the new text out at (cached for that layout, if one follows).
+        if self.get_content_height(self.content_size, self.app.size, width) != self.content_size.height:
+            self.refresh(layout=True)
