@@ -21,7 +21,7 @@ from backends.geared_generation import GearedGeneration, StepReading
 from backends.geared_linear import decoder_layers, gear_decoder_layers
 from backends.hidden_tap import HiddenStateTap
 from backends.model_files import check_model_dir, resolve_model_dir
-from kernels.entropy import entropy_varentropy
+from kernels.entropy import entropy_varentropy, logit_readings
 from kernels.gate import gate_passed
 from kernels.gear import GearSelector
 
@@ -48,9 +48,8 @@ def pick_dtype(dtype: str | None, device: torch.device, stored: torch.dtype | No
 
 
 def sample(logits: torch.Tensor, params: GenerationParams, generator: torch.Generator | None) -> torch.Tensor:
-    """The next token id as a 0-d tensor on the logits' device (no host sync)."""
-    if params.temperature == 0:
-        return logits.argmax(-1)
+    """The next token id, drawn at temperature > 0 (greedy takes the readings' argmax), as a
+    0-d tensor on the logits' device (no host sync)."""
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
     if params.top_p < 1:
         sorted_p, order = probs.sort(descending=True)
@@ -77,10 +76,12 @@ class EagerDecoder:
         return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
 
     @torch.inference_mode()
-    def step(self, token: torch.Tensor) -> torch.Tensor:
-        """Logits [V] for the position after `token` (a 0-d id tensor on the device)."""
+    def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [V] for the position after `token` (a 0-d id tensor on the device), and
+        their readings (kernels.entropy.logit_readings)."""
         x = token.reshape(1, 1)
-        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
+        logits = self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
+        return logits, logit_readings(logits)
 
 
 class HFBackend(GearedGeneration):
@@ -211,15 +212,14 @@ class HFBackend(GearedGeneration):
         if params.seed is not None:
             self._generator = torch.Generator(self.device).manual_seed(params.seed)
         logits = self.decoder.prefill(ids)
-        self._logits = logits[-1]
+        self._logits, self._readings = logits[-1], logit_readings(logits[-1])
         return entropy_varentropy(logits[:-1])[0].tolist()
 
     def _sample(self, params: GenerationParams) -> StepReading:
-        logits = self._logits
-        self._token = token = sample(logits, params, self._generator)
-        h, varentropy = entropy_varentropy(logits)
-        logprob = torch.log_softmax(logits.float(), -1)[token]
-        scalars = torch.stack([token.float(), h, varentropy, logprob])
+        logits, (argmax, h, varentropy, lse) = self._logits, self._readings
+        greedy = params.temperature == 0
+        self._token = token = argmax.long() if greedy else sample(logits, params, self._generator)
+        scalars = torch.stack([token.float(), h, varentropy, logits[token].float() - lse])
         if self.tap is not None:
             # Per layer: did the hidden state of the pass that produced this token pass the gate.
             scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
@@ -229,7 +229,7 @@ class HFBackend(GearedGeneration):
         return StepReading(int(token_id), h, varentropy, logprob, survival)
 
     def _step(self) -> None:
-        self._logits = self.decoder.step(self._token)
+        self._logits, self._readings = self.decoder.step(self._token)
 
     @torch.inference_mode()
     def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:
@@ -255,7 +255,7 @@ class HFBackend(GearedGeneration):
                 gears.append(self.selector.gear)
                 h, _ = entropy_varentropy(logits)
                 self.selector.gear = gearbox.step(h.item()).gear
-                logits = self.decoder.step(target)
+                logits, _ = self.decoder.step(target)
             logits = torch.stack(rows[: len(targets)])
         logprobs = torch.log_softmax(logits.float(), -1).gather(-1, targets[:, None])[:, 0]
         return TeacherForced(logprobs.tolist(), logits.argmax(-1).tolist(), gears, gearbox.shifts)

@@ -172,9 +172,10 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
 
 
 def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | None:
-    """GPU time of one decode step alone: the gear's captured graph replayed back to back
-    over a fresh cache, no sampling and no host sync between steps. ms/token minus this is
-    what each token spends outside the step (sampling, entropy, the sync, the host loop)."""
+    """GPU time of one decode step alone: the gear's captured graphs replayed back to back
+    over a fresh cache, with no host sync between steps (so their launches overlap the step
+    before). ms/token minus this is what each token spends outside the step: the sync, the
+    host loop, and the GPU waiting for the next step's launch."""
     import torch
 
     decoder = backend.decoder
@@ -183,11 +184,10 @@ def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | 
     steps = min(steps, decoder.max_cache_len - len(prompt))
     decoder.prefill(prompt)
     decoder.length += steps  # the replays below advance the cache: keep the host's count true
-    graph = decoder.graphs[gear]
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(steps):
-        graph.replay()
+        decoder.replay(gear)
     end.record()
     end.synchronize()
     return start.elapsed_time(end) / steps

@@ -67,7 +67,8 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
         for _ in range(16):
             token = logits.argmax(-1)
             tokens[name].append(int(token))
-            logits = decoder.step(token)
+            logits, readings = decoder.step(token)
+            assert int(readings[0]) == int(logits.argmax())
     assert tokens["graph"] == tokens["eager"]
 
 
