@@ -35,16 +35,25 @@ CHUNK_LAYERS = 4  # decoder layers a captured graph: its launch (~80 us) hides b
 class GraphDecoder:
     def __init__(self, model, selector: GearSelector, context: int | None = None, compile: bool = False):
         """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS.
-        `compile`: run the step through torch.compile before capturing it, so that inductor
-        fuses the small kernels around the projections (rotary embedding, cache writes, mask,
-        residual adds, SiLU); it compiles once per gear (the gear is a Python attribute the
-        geared layers read, so dynamo specializes on it), which adds minutes to the capture."""
+        `compile`: run each decoder layer and the readings through torch.compile before the
+        step is captured, so that inductor fuses the small kernels around the projections
+        (rotary embedding, cache writes, residual adds with the norm after them, SiLU) and the
+        readings' reductions. A layer compiles once per gear (the gear is a Python attribute
+        the geared layers read, so dynamo specializes on it) and per layer (its index picks
+        its cache), which adds minutes to the capture. Layers, not the whole step, so that
+        the chunk boundaries between them (hooks that must run at capture time) are not
+        graph breaks inside a compiled loop, where dynamo would fall back to eager."""
         from transformers import StaticCache
 
         self.model, self.selector = model, selector
-        # Dynamo guards on the gear and on nothing that changes between steps: the cache's
-        # position is a device tensor. Only the decode step is compiled; prefill stays eager.
-        self._step = torch.compile(self._model_step, dynamic=False) if compile else self._model_step
+        layers = decoder_layers(model, model.config.num_hidden_layers)
+        self._readings = logit_readings
+        if compile:
+            _allow_recompiles(len(Gear) * (len(layers) + 1))
+            for layer in layers:
+                # The instance's forward, not the module: its hooks stay outside, run eagerly.
+                layer.forward = _compiled_for_one_position(layer.forward)
+            self._readings = torch.compile(logit_readings, dynamic=False)
         # A decode step is ~50 small kernels a layer besides the matmuls; each RMSNorm is eight
         # of them, fused here into one.
         self.fused_norms = fuse_rms_norms(model)
@@ -56,7 +65,6 @@ class GraphDecoder:
         self.graphs: dict[Gear, list[torch.cuda.CUDAGraph]] = {}  # a step's chunks, in order
         self.outputs: dict[Gear, tuple[torch.Tensor, torch.Tensor]] = {}  # logits, readings
         self._chunks: list[torch.cuda.CUDAGraph] | None = None  # the chunks being captured
-        layers = decoder_layers(model, model.config.num_hidden_layers)
         self._hooks = [
             layer.register_forward_pre_hook(self._next_chunk)
             for i, layer in enumerate(layers)
@@ -65,10 +73,10 @@ class GraphDecoder:
         self._capture()
 
     def _model_step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Position and cache slot come from the cache itself: a device tensor it advances.
         logits = self.model(input_ids=token, past_key_values=self.cache, use_cache=True).logits[0, -1]
-        return logits, logit_readings(logits)
+        return logits, self._readings(logits)
 
-    @torch.compiler.disable  # under torch.compile: a graph break, so this runs at capture time
     def _next_chunk(self, module, args) -> None:
         """Before a chunk's first layer, while capturing: end the graph so far, start the next."""
         if self._chunks is not None:
@@ -79,7 +87,7 @@ class GraphDecoder:
     @torch.inference_mode()
     def _forward_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The decode step as captured: position and cache slot come from the cache itself."""
-        return self._step(self.token)
+        return self._model_step(self.token)
 
     @torch.inference_mode()
     def _capture(self) -> None:
@@ -143,3 +151,25 @@ class GraphDecoder:
                 "start a new conversation or ask for fewer tokens"
             )
         self.length = length
+
+
+def _allow_recompiles(entries: int) -> None:
+    """Dynamo keeps 8 compiled versions of a function by default and runs it eagerly past
+    that; every decoder layer in every gear is a version of the same forward."""
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), entries))
+
+
+def _compiled_for_one_position(forward):
+    """A decoder layer's forward compiled for decode steps (one position); prompts of any
+    length run it as it is, so a new prompt length never triggers a compile."""
+    compiled = torch.compile(forward, dynamic=False)
+
+    def dispatch(*args, **kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return (compiled if hidden.shape[1] == 1 else forward)(*args, **kwargs)
+
+    return dispatch
