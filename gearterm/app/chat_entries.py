@@ -21,7 +21,7 @@ from textual.strip import Strip
 from gearterm.app.gear_colors import GEAR_COLORS
 from kernels.gear import Gear
 
-SEGMENT_CHARS = 600  # a streaming segment longer than this closes at its next blank line
+SEGMENT_CHARS = 300  # a streaming segment longer than this closes at its next blank line; every write re-renders it
 USER_STYLE = Style(bgcolor="#1e2f45")
 QUIET = Style(dim=True)
 
