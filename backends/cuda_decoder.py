@@ -29,7 +29,7 @@ from kernels.gear import Gear, GearSelector
 # every token: 2048 positions of a Llama-3-8B are 0.25 GB read per step.
 CACHE_TOKENS = 2048
 _WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before it resets it
-CHUNK_LAYERS = 4  # decoder layers a captured graph: its launch (~80 us) hides behind the chunk before
+CHUNK_LAYERS = 2  # decoder layers a captured graph: its launch (~40 us) hides behind the chunk before
 
 
 class GraphDecoder:
@@ -49,7 +49,8 @@ class GraphDecoder:
         layers = decoder_layers(model, model.config.num_hidden_layers)
         self._readings = logit_readings
         if compile:
-            _allow_recompiles(len(Gear) * (len(layers) + 1))
+            # Per layer and gear a decode version, and one for a one-token prompt's mask.
+            _allow_recompiles(2 * len(Gear) * (len(layers) + 1) + 16)
             for layer in layers:
                 # The instance's forward, not the module: its hooks stay outside, run eagerly.
                 layer.forward = _compiled_for_one_position(layer.forward)
@@ -158,7 +159,8 @@ def _allow_recompiles(entries: int) -> None:
     that; every decoder layer in every gear is a version of the same forward."""
     import torch._dynamo.config as dynamo_config
 
-    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+    names = ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit")
+    for name in names:  # the names changed across torch versions
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), entries))
 
