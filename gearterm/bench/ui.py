@@ -9,9 +9,10 @@ The app runs under Textual's Pilot; keys are sent from a thread of their own, as
 driver's input thread sends them (Pilot's press() would wait for the app to go idle, which it
 never does under a stream), alternating a letter typed into the prompt and f3 (cycle the gear
 mode), from when the screen has settled after loading the backend. The latency of a key is
-the time from sending it to the first frame drawn after the app's state shows it. The app runs headless, where Textual composes every
-frame but writes none; this benchmark also renders each frame to the bytes a terminal would
-get, so that cost is counted. The same keys with no stream are the baseline.
+the time from sending it to the first frame drawn after the app's state shows it. The app
+runs headless, where Textual composes every frame but writes none; this benchmark also
+renders each frame to the bytes a terminal would get, so that cost is counted. The same keys
+with no stream are the baseline.
 """
 
 from __future__ import annotations
