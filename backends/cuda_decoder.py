@@ -29,7 +29,7 @@ from kernels.gear import Gear, GearSelector
 # every token: 2048 positions of a Llama-3-8B are 0.25 GB read per step.
 CACHE_TOKENS = 2048
 _WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before it resets it
-CHUNK_LAYERS = 2  # decoder layers a captured graph: its launch (~40 us) hides behind the chunk before
+CHUNK_LAYERS = 4  # decoder layers a captured graph: its launch (~80 us) hides behind the chunk before
 
 
 class GraphDecoder:
