@@ -183,7 +183,8 @@ class HFBackend(GearedGeneration):
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
         self.tap = HiddenStateTap(layers, config.hidden_size, dtype, self.device) if self.gate else None
         if self.device.type == "cuda":
-            report(0.99, "capturing a CUDA graph per gear")
+            work = "compiling the layers and capturing" if self.compile else "capturing"
+            report(0.99, f"{work} the decode step's CUDA graphs, per gear")
             self.decoder = GraphDecoder(model, self.selector, self.max_positions, compile=self.compile)
             self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
         else:
