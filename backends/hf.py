@@ -221,7 +221,9 @@ class HFBackend(GearedGeneration):
         logits, (argmax, h, varentropy, lse) = self._logits, self._readings
         greedy = params.temperature == 0
         self._token = token = argmax.long() if greedy else sample(logits, params, self._generator)
-        scalars = torch.stack([token.float(), h, varentropy, logits[token].float() - lse])
+        # gather, not logits[token]: indexing with a 0-d tensor reads it on the host (a sync).
+        logprob = logits.gather(0, token.reshape(1))[0].float() - lse
+        scalars = torch.stack([token.float(), h, varentropy, logprob])
         if self.tap is not None:
             # Per layer: did the hidden state of the pass that produced this token pass the gate.
             scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
