@@ -101,8 +101,8 @@ class HFBackend(GearedGeneration):
     ):
         """`gate`: run the activation entropy gate on every layer's hidden state each token.
         `compile`: on a GPU, torch.compile each decoder layer before the decode step's graphs
-        are captured (1.25-1.45x the tokens/s of a Llama-3-8B on an H100; its capture took
-        106 s there instead of 43)."""
+        are captured (1.23-1.44x the tokens/s of a Llama-3-8B on an H100; its capture took
+        174 s there instead of 53)."""
         super().__init__()
         self.model_id = model
         self.requested_device, self.requested_dtype = device, dtype
