@@ -64,6 +64,9 @@ class TokenEvent:
     entropy_source: Literal["exact", "lower", "upper"] | None = "exact"  # which drives the gear
     anomaly: str | None = None  # why the anomaly guard forced the high gear, if it did
     gate_survival: tuple[bool, ...] | None = None  # per decoder layer: did this token pass the gate
+    # The policy's low and high entropy thresholds for this reply (local backends calibrate
+    # them to each prompt); None where the backend does not say
+    thresholds_bits: tuple[float, float] | None = None
     # "speculative": a drafted token with no alternatives; "text-only": text a detokenizer
     # held back until the reply ended, with no forward pass of its own
     flags: tuple[str, ...] = ()

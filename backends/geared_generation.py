@@ -76,6 +76,7 @@ class GearedGeneration(LocalBackend):
                 step_ms=(now - step_start) * 1e3,
                 anomaly=decision.anomaly,
                 gate_survival=reading.gate_survival,
+                thresholds_bits=(gearbox.low, gearbox.high),
             )
             if reading.token_id in self.eos_ids:
                 reason = "stop"

@@ -58,6 +58,7 @@ class Readings:
             self.low_bits, self.high_bits = box.default_low, box.default_high
         else:
             self.low_bits = self.high_bits = None
+        self.default_thresholds = (self.low_bits, self.high_bits)
 
     def new_session(self) -> None:
         """A new chat: everything starts from zero."""
@@ -105,12 +106,19 @@ class Readings:
             self.entropy.append(h)
         self.entropy_source = event.entropy_source
         self.entropy_lower, self.entropy_upper = event.entropy_bits_lower, event.entropy_bits_upper
+        if event.thresholds_bits is not None:
+            self.low_bits, self.high_bits = event.thresholds_bits
         if event.gate_survival is not None:
             self.reply_gate.add(event.gate_survival)
             self.session_gate.add(event.gate_survival)
 
     def end_reply(self, done: ReplyDone) -> None:
         self.last_done = done
+
+    @property
+    def thresholds_calibrated(self) -> bool:
+        """Whether the thresholds shown are the reply's own, moved from the defaults by its prompt."""
+        return (self.low_bits, self.high_bits) != self.default_thresholds
 
     @property
     def entropy_now(self) -> float | None:

@@ -88,6 +88,20 @@ def test_auto_shifts_and_each_step_picks_the_next_gear(stories_backend):
         assert after.gear == now.next_gear  # step t's entropy chose the gear of step t + 1
 
 
+def test_events_carry_the_thresholds_calibrated_to_the_prompt(stories_backend, tinystories_text):
+    """A long prompt moves the policy's thresholds from the defaults (within the calibration's
+    [0.5x, 2x] clamp); every event of the reply reports the same pair, as the entropy pane shows."""
+    from backends.gearbox import Gearbox
+
+    story = tinystories_text.read_text()[:1500]
+    tokens, _ = run(stories_backend, GearMode.AUTO, max_tokens=5, messages=[{"role": "user", "content": story}])
+    low, high = tokens[0].thresholds_bits
+    assert all(t.thresholds_bits == (low, high) for t in tokens)
+    defaults = Gearbox(stories_backend.vocab_size)
+    assert (low, high) != (defaults.default_low, defaults.default_high)
+    assert 0.5 * defaults.default_low <= low <= 2 * defaults.default_low and low < high
+
+
 def test_low_gear_really_reads_other_weights(stories_backend):
     """Forced gears must change the computation: the three gears' entropies differ."""
     first = {mode: run(stories_backend, mode, max_tokens=1)[0][0].entropy_bits for mode in (GearMode.LOW, GearMode.MID, GearMode.HIGH)}

@@ -56,7 +56,8 @@ class EntropyPane(Vertical):
             f"scale {scale}",
         ]
         if self._low is not None:
-            lines.append(f"┈ low < {self._low:.2f} · high > {self._high:.2f} [dim](defaults)[/]")
+            source = "calibrated to the prompt" if readings.thresholds_calibrated else "defaults"
+            lines.append(f"┈ low < {self._low:.2f} · high > {self._high:.2f} [dim]({source})[/]")
         if readings.capabilities.entropy == "topk":
             lines.append(
                 f"top-k bounds now {_bits(readings.entropy_lower)}–{_bits(readings.entropy_upper)};"

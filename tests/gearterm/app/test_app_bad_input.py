@@ -57,7 +57,8 @@ async def test_a_model_that_fails_to_load_is_explained_and_another_can_be_picked
     app = make_app(tmp_path, entry=entry, discover=lambda config: ([entry, SCRIPTED], []))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.load_error is not None, "the load to fail")
-        assert any("holds no weights" in n for n in _notes(app))
+        # Textual adds a notification when its message is handled, which may be after this.
+        await wait_for(pilot, lambda: any("holds no weights" in n for n in _notes(app)), "the reason shown")
         assert "no model" in str(app.chat_screen.status.render())
         await pilot.press(*"hi", "enter")  # refused with a reason, nothing crashes
         assert app.reply is None and any("f2 picks a backend" in n for n in _notes(app))
