@@ -52,7 +52,7 @@ class Config:
     gear: str = "auto"  # auto, low, mid or high
     url: str = ""  # server of an HTTP backend; "" = its default
     device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
-    compile: bool = True  # hf on a GPU: torch.compile the decode step (1.2x tok/s; ~2 min more to load an 8B model)
+    compile: bool = True  # hf on a GPU: torch.compile each decoder layer (1.2-1.4x tok/s; ~2 min more to load an 8B model)
     ollama_url: str = "http://127.0.0.1:11434"  # where the backend picker looks for Ollama models
     generation: GenerationConfig = GenerationConfig()
     ui: UIConfig = UIConfig()
