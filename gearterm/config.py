@@ -35,6 +35,21 @@ class UIConfig:
     export_dir: str = "."  # where the export key writes its Markdown and JSONL files
 
 
+SERVER_BACKENDS = ("ollama", "openai")  # the backends ServerOptions apply to
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How an Ollama or OpenAI-compatible server is asked: keys of the top level (the startup
+    backend) or of a [backends.LABEL] table. The defaults are the HTTP backends' own."""
+
+    entropy_source: str = "lower"  # the top-k entropy bound the gear policy runs on: lower, or upper (needs V)
+    top_logprobs: int = 20  # alternatives asked per token; Ollama allows at most 20
+    timeout_s: float = 300.0  # seconds the server may stay silent (connecting has its own 5 s)
+    vocab_size: int = 0  # for the upper bound where the server does not report V; 0 = the server's figure
+    gear_models: dict[str, str] = field(default_factory=dict)  # gear -> model name; empty = proposed from the server's list
+
+
 @dataclass(frozen=True)
 class BackendEntry:
     """One line of the backend picker, from a [backends.LABEL] table."""
@@ -43,6 +58,7 @@ class BackendEntry:
     backend: str
     model: str = ""  # "" = the backend's default model
     url: str = ""  # "" = the backend's default server
+    server: ServerOptions = ServerOptions()
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,7 @@ class Config:
     device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
     compile: bool = True  # hf on a GPU: torch.compile each decoder layer (1.2-1.4x tok/s; ~2 min more to load an 8B model)
     ollama_url: str = "http://127.0.0.1:11434"  # where the backend picker looks for Ollama models
+    server: ServerOptions = ServerOptions()  # the startup backend's, when it is ollama or openai
     generation: GenerationConfig = GenerationConfig()
     ui: UIConfig = UIConfig()
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, e.g. cycle_gear = "f9"
@@ -124,10 +141,11 @@ class _Reader:
         self.problems: list[ConfigProblem] = []
 
     def config(self, data: dict) -> tuple[Config, list[ConfigProblem]]:
-        values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends"})
+        values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends", *_SERVER_KEYS})
         if values.get("gear", "auto") not in {m.value for m in GearMode}:
             self._problem((), "gear", f"gear must be one of auto, low, mid, high, not {values['gear']!r}")
             del values["gear"]
+        values["server"] = self._server(data, (), values.get("backend", Config.backend))
         generation = self._table(data, "generation", GenerationConfig)
         ui = self._table(data, "ui", UIConfig)
         config = Config(
@@ -153,8 +171,9 @@ class _Reader:
         for key, value in table.items():
             if key in skip:
                 continue
-            if key not in fields:
-                known = ", ".join(sorted((set(fields) | set(skip)) - {"label"}))
+            if key not in fields or fields[key].type not in _SCALARS:
+                settable = {name for name, f in fields.items() if f.type in _SCALARS}
+                known = ", ".join(sorted((settable | set(skip)) - {"label"}))
                 self._problem(where, key, f"unknown key {_dotted(where, key)!r} (known here: {known})")
                 continue
             expected = _SCALARS[fields[key].type]
@@ -221,12 +240,69 @@ class _Reader:
             if not isinstance(entry, dict):
                 self._problem(("backends",), label, f"backends.{label} must be a table with backend, model, url")
                 continue
-            values = self._section(BackendEntry, {k: v for k, v in entry.items() if k != "label"}, ("backends", label))
+            where = ("backends", label)
+            values = self._section(BackendEntry, {k: v for k, v in entry.items() if k != "label"}, where, _SERVER_KEYS)
             if "backend" not in values:
                 self._problem(("backends",), label, f'backends.{label} needs a backend name, e.g. backend = "ollama"')
                 continue
-            entries.append(BackendEntry(label=label, **values))
+            entries.append(BackendEntry(label=label, **values, server=self._server(entry, where, values["backend"])))
         return tuple(entries)
+
+    def _server(self, table: dict, where: tuple[str, ...], backend: str) -> ServerOptions:
+        """The ServerOptions keys of `table` (the top level or one [backends.LABEL]), checked."""
+        given = {k: v for k, v in table.items() if k in _SERVER_KEYS}
+        if given and backend not in SERVER_BACKENDS:
+            for key in given:
+                self._problem(
+                    where,
+                    key,
+                    f"{_dotted(where, key)} is for the {' and '.join(SERVER_BACKENDS)} backends, "
+                    f"not {backend!r}; ignored",
+                )
+            return ServerOptions()
+        values = self._section(ServerOptions, given, where, skip={"gear_models"})
+        default = ServerOptions()
+
+        def reject(key: str, message: str) -> None:
+            self._problem(where, key, f"{_dotted(where, key)} {message}, not {values.pop(key)!r}; using the default")
+
+        if values.get("entropy_source", default.entropy_source) not in ("lower", "upper"):
+            reject("entropy_source", 'must be "lower" or "upper"')
+        top_logprobs = values.get("top_logprobs", default.top_logprobs)
+        if top_logprobs < 1:
+            reject("top_logprobs", "must be at least 1 (the entropy bounds need the top token)")
+        elif backend == "ollama":
+            from backends.ollama import MAX_TOP_LOGPROBS
+
+            if top_logprobs > MAX_TOP_LOGPROBS:
+                reject("top_logprobs", f"must be at most {MAX_TOP_LOGPROBS} for Ollama")
+        if values.get("timeout_s", default.timeout_s) <= 0:
+            reject("timeout_s", "must be more than 0 seconds")
+        vocab_size = values.get("vocab_size", default.vocab_size)
+        if vocab_size != 0 and vocab_size <= values.get("top_logprobs", default.top_logprobs):
+            reject("vocab_size", "must be 0 (the server's figure) or more than top_logprobs")
+        if "gear_models" in given:
+            values["gear_models"] = self._gear_models(given["gear_models"], where)
+        return ServerOptions(**values)
+
+    def _gear_models(self, table, where: tuple[str, ...]) -> dict[str, str]:
+        name = _dotted(where, "gear_models")
+        if not isinstance(table, dict):
+            self._problem(where, "gear_models", f'{name} must be a table, e.g. {{ low = "m:q4_K_M", high = "m:fp16" }}')
+            return {}
+        gear_models = {}
+        for gear, model in table.items():
+            if gear not in ("low", "mid", "high"):
+                message = f"unknown gear {gear!r} in {name} (use low, mid, high)"
+            elif not isinstance(model, str) or not model.strip():
+                message = f"{name}.{gear} must be a model name the server lists, not {model!r}"
+            else:
+                gear_models[gear] = model
+                continue
+            # A [..gear_models] table has the gear on its own line; an inline table is one line.
+            line = self._line_of((*where, "gear_models"), gear) or self._line_of(where, "gear_models")
+            self.problems.append(ConfigProblem(self.path, line, message))
+        return gear_models
 
     def _problem(self, where: tuple[str, ...], key: str, message: str) -> None:
         self.problems.append(ConfigProblem(self.path, self._line_of(where, key), message))
@@ -247,6 +323,7 @@ class _Reader:
 
 
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}  # field annotations are strings here
+_SERVER_KEYS = frozenset(f.name for f in dataclasses.fields(ServerOptions))
 
 
 def _coerce(value, expected: type):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backends.base import Backend
-from gearterm.config import BackendEntry, Config
+from gearterm.config import SERVER_BACKENDS, BackendEntry, Config, ServerOptions
 
 LOCAL_BACKENDS = ("hf", "mlx")  # compute in this process; the others talk to a server
 
@@ -11,7 +11,7 @@ LOCAL_BACKENDS = ("hf", "mlx")  # compute in this process; the others talk to a 
 def startup_entry(config: Config) -> BackendEntry:
     """The backend the app opens with: the config file's, with the command-line flags applied."""
     label = f"{config.backend}: {config.model or 'default model'}"
-    return BackendEntry(label=label, backend=config.backend, model=config.model, url=config.url)
+    return BackendEntry(label=label, backend=config.backend, model=config.model, url=config.url, server=config.server)
 
 
 def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
@@ -45,7 +45,8 @@ def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
 
 
 def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
-    """A backend, not yet loaded; local backends with no model get the default model."""
+    """A backend, not yet loaded; local backends with no model get the default model, server
+    backends the entry's ServerOptions."""
     from backends.registry import create_backend
 
     model = entry.model
@@ -56,4 +57,17 @@ def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
         model = default_model(entry.model or None)
     if entry.backend == "hf":
         options.update(device=config.device, compile=config.compile)
+    if entry.backend in SERVER_BACKENDS:
+        options.update(server_options(entry.server))
     return create_backend(entry.backend, model, url=entry.url or None, **options)
+
+
+def server_options(server: ServerOptions) -> dict:
+    """ServerOptions as the HTTP backends' constructor keywords."""
+    return {
+        "entropy_source": server.entropy_source,
+        "top_logprobs": server.top_logprobs,
+        "read_timeout_s": server.timeout_s,
+        "vocab_size": server.vocab_size or None,
+        "gear_models": server.gear_models,
+    }
