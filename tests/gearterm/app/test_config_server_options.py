@@ -3,6 +3,7 @@ config file: read at the top level and per [backends.LABEL], checked with file a
 passed on to the Ollama and OpenAI-compatible backends the app creates."""
 
 import inspect
+import re
 from pathlib import Path
 
 import httpx
@@ -220,3 +221,12 @@ async def test_a_timeout_from_the_config_is_the_one_a_silent_server_trips(backen
         server.stop()
     done = events[-1]
     assert done.reason == "error" and "sent nothing for 0.3 s (read timeout)" in done.error
+
+
+def test_the_readme_example_reads_without_problems(tmp_path):
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    [example] = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    config, problems = _load(tmp_path, example)
+    assert problems == []
+    assert config.server.gear_models.keys() == {"low", "mid", "high"}
+    assert [(e.label, e.server.top_logprobs) for e in config.backends] == [("gpu-box", 50)]
