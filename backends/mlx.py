@@ -6,6 +6,8 @@ import random
 from collections.abc import Iterator, Sequence
 
 import mlx.core as mx
+import numpy as np
+import torch
 from mlx.utils import tree_flatten
 
 from backends.apple_power import ApplePower
@@ -22,6 +24,8 @@ from backends.gearbox import Gearbox, GearMode, PolicyConfig
 from backends.geared_generation import GearedGeneration, StepReading
 from backends.model_files import resolve_model_dir
 from backends.mlx_geared_linear import GearingReport, gear_decoder_layers
+from backends.mlx_hidden_tap import MLXHiddenStateTap
+from kernels.gate import gate_passed
 from kernels.gear import Gear, GearSelector
 from kernels.mlx_entropy import entropy_varentropy
 
@@ -52,14 +56,23 @@ def log_softmax_at(logits: mx.array, ids: mx.array) -> mx.array:
 class MLXBackend(GearedGeneration):
     name = "mlx"
 
-    def __init__(self, model: str, *, trust_remote_code: bool = False, policy: PolicyConfig | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        trust_remote_code: bool = False,
+        policy: PolicyConfig | None = None,
+        gate: bool = True,
+    ):
+        """`gate`: run the activation entropy gate on every layer's hidden state each token."""
         super().__init__()
         self.model_id = model
         self.trust_remote_code = trust_remote_code
         self.policy = policy or PolicyConfig()
+        self.gate = gate
         self.selector = GearSelector()
         self.power = ApplePower()
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.tap = None
         self.gearing: GearingReport | None = None
 
     @property
@@ -68,7 +81,7 @@ class MLXBackend(GearedGeneration):
         return Capabilities(
             entropy="exact",
             gears="per_token",
-            hidden_states=False,
+            hidden_states=self.tap is not None,
             vocab_size=self.vocab_size,
             device=mx.default_device().type.name,
         )
@@ -91,6 +104,7 @@ class MLXBackend(GearedGeneration):
         report(0.6, "building the low and mid gears")
         self.selector.gear = Gear.HIGH
         self.gearing = gear_decoder_layers(model.layers, self.selector)
+        self.tap = MLXHiddenStateTap(model.layers) if self.gate else None
         self.model, self.tokenizer, self.config, self.path = model, tokenizer, config, path
         # The width of the logits, not the tokenizer's length: some models pad the vocabulary.
         self.vocab_size = model(mx.array([[0]]))[0, -1].shape[-1]
@@ -100,7 +114,7 @@ class MLXBackend(GearedGeneration):
         report(1.0, "ready")
 
     def unload(self) -> None:
-        self.model = self.tokenizer = self.gearing = None
+        self.model = self.tokenizer = self.gearing = self.tap = None
         mx.clear_cache()
 
     def memory_bytes(self) -> int | None:
@@ -144,9 +158,15 @@ class MLXBackend(GearedGeneration):
         self._token = token = sample(logits, params, step_key)
         h, varentropy = entropy_varentropy(logits)
         logprob = log_softmax_at(logits, token)
-        # The one evaluation of the step: forward pass, entropy and sample together.
-        mx.eval(token, h, varentropy, logprob)
-        return StepReading(token.item(), h.item(), varentropy.item(), logprob.item())
+        # Each layer's output in the pass that produced these logits: what the gate reads.
+        hidden = self.tap.take() if self.tap is not None else None
+        # The one evaluation of the step: forward pass, entropy, sample and hidden rows together.
+        mx.eval(token, h, varentropy, logprob, hidden)
+        survival = None
+        if hidden is not None:
+            # The gate's CPU path works on numpy: the evaluated rows cross without a copy.
+            survival = tuple(gate_passed(torch.from_numpy(np.array(hidden, copy=False))).tolist())
+        return StepReading(token.item(), h.item(), varentropy.item(), logprob.item(), survival)
 
     def _step(self) -> None:
         self._logits = self.model(self._token.reshape(1, 1), cache=self._cache)[0, -1]
@@ -158,7 +178,15 @@ class MLXBackend(GearedGeneration):
         if not self._gearing_told and (self.gearing.padded or self.gearing.kept):
             self._gearing_told = True
             yield Notice(self.gearing.describe())
-        yield from super()._generate(ids, params)
+        if self.tap is None:
+            yield from super()._generate(ids, params)
+            return
+        # Only generation feeds the gate: teacher forcing records nothing.
+        self.tap.recording = True
+        try:
+            yield from super()._generate(ids, params)
+        finally:
+            self.tap.recording = False
 
     def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:
         """Score `ids` (starting with BOS) token by token under `mode`.

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--json", action="store_true", help="one JSON object per token, then a summary line")
-    parser.add_argument("--no-gate", action="store_true", help="skip the activation entropy gate (hf backend)")
+    parser.add_argument("--no-gate", action="store_true", help="skip the activation entropy gate (hf and mlx backends)")
 
 
 def load_backend(args: argparse.Namespace, progress=None):
@@ -44,9 +44,9 @@ def load_backend(args: argparse.Namespace, progress=None):
     options = {}
     if args.backend in ("hf", "mlx"):
         options = {"trust_remote_code": args.trust_remote_code}
+        options["gate"] = not getattr(args, "no_gate", False)  # only `run` has the flag
         if args.backend == "hf":
             options.update(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
-            options["gate"] = not getattr(args, "no_gate", False)  # only `run` has the flag
             options["compile"] = not args.no_compile
     model = args.model
     if model is None and args.backend in ("hf", "mlx"):
