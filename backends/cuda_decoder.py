@@ -63,7 +63,7 @@ class GraphDecoder:
         self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
         self.cache = StaticCache(config=model.config, max_cache_len=self.max_cache_len)
         self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input
-        # A GEMV of the model's width for replay() to run eagerly before the high gear's graphs.
+        # A GEMV of the model's width that feed() runs eagerly before each step's graphs.
         width, dtype = model.config.hidden_size, next(model.parameters()).dtype
         self._cublas_primer = [torch.zeros(n, width, dtype=dtype, device=model.device) for n in (1, 16)]
         self.length = 0  # tokens in the cache, mirrored on the host to refuse an overflow
@@ -130,11 +130,28 @@ class GraphDecoder:
         return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
 
     @torch.inference_mode()
+    def feed(self, token: torch.Tensor) -> torch.Tensor:
+        """Copy `token` (a 0-d id tensor on the device) into the graphs' input, ahead of step().
+
+        Then one eager 16-row GEMV of the model's width. Measured on an H100 (torch 2.11, CUDA
+        13), not explained: after an eager kernel that is not a cuBLAS GEMV (the sampling's
+        reductions, say), the high gear's graphs run 0.44 ms slower per Llama-3-8B step (8.03
+        against 7.57 ms): each gap between kernels grows from 0.1 to 0.4 us and each graph
+        launch takes the host 3x as long. A GEMV launched eagerly after them restores the fast
+        replays (a captured one does not; copies and host reads do not undo it). It costs about
+        2 us of GPU time; the other gears' replays are as fast either way."""
+        self.token.copy_(token.reshape(1, 1))
+        x, w = self._cublas_primer
+        torch.nn.functional.linear(x, w)
+        return self.token
+
+    @torch.inference_mode()
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device) and their
         readings (kernels.entropy.logit_readings), from the graphs of the selector's gear."""
         self._reserve(1)
-        self.token.copy_(token.reshape(1, 1))
+        if token is not self.token:  # not fed yet
+            self.feed(token)
         self.launched_at = time.perf_counter()
         self.replay(self.selector.gear)
         logits, readings = self.outputs[self.selector.gear]
@@ -142,15 +159,6 @@ class GraphDecoder:
 
     def replay(self, gear: Gear) -> None:
         """One decode step at `gear`, without touching the host's count of cached tokens."""
-        if gear == Gear.HIGH:
-            # Measured on an H100 (torch 2.11, CUDA 13), not explained: after an eager kernel
-            # that is not a cuBLAS GEMV (the sampling's reductions, say), the high gear's graphs
-            # run 0.44 ms slower per Llama-3-8B step (8.03 against 7.57 ms): each gap between
-            # kernels grows from 0.1 to 0.4 us and each graph launch takes the host 3x as long.
-            # An eager 16-row GEMV of the model's width just before restores the fast replays;
-            # a captured one does not. Its cost: about 2 us of GPU time.
-            x, w = self._cublas_primer
-            torch.nn.functional.linear(x, w)
         for chunk in self.graphs[gear]:
             chunk.replay()
 

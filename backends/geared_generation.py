@@ -30,6 +30,7 @@ class GearedGeneration(LocalBackend):
     `eos_ids` when they load."""
 
     model_id: str
+    decided_at = 0.0  # perf_counter() when the policy last chose a gear: the shift latency's start
 
     @property
     def model_name(self) -> str:
@@ -51,20 +52,37 @@ class GearedGeneration(LocalBackend):
     def _reply_stats(self) -> dict:
         return {}
 
+    def _steps_run_ahead(self) -> bool:
+        """True where `_step` only queues the forward pass (a GPU's captured graphs): the next
+        step is then launched before the token goes to the caller, so the caller's work (the
+        app drawing it) overlaps the step instead of delaying it. Where `_step` computes the
+        pass before returning (CPU, MLX), the token goes out first, or each token would reach
+        the caller one step late."""
+        return False
+
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
         gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
         detok = IncrementalDetokenizer(self.tokenizer)
         start = step_start = time.perf_counter()
         first_token_s = None
         reason, produced = "length", 0
+        run_ahead = self._steps_run_ahead()
 
         gear = self.selector.gear = gearbox.gear
         gearbox.calibrate(self._prefill(ids, params))
         for produced in range(1, params.max_tokens + 1):
             reading = self._sample(params)
             decision = gearbox.step(reading.entropy_bits)
-            now = time.perf_counter()
+            now = self.decided_at = time.perf_counter()
             first_token_s = first_token_s or now - start
+            if reading.token_id in self.eos_ids:
+                reason = "stop"
+            elif produced < params.max_tokens and self._cancel.is_set():
+                reason = "cancelled"
+            more = reason == "length" and produced < params.max_tokens
+            if run_ahead and more:
+                self.selector.gear = decision.gear
+                self._step()
             yield TokenEvent(
                 text=detok.push(reading.token_id),
                 token_id=reading.token_id,
@@ -78,17 +96,18 @@ class GearedGeneration(LocalBackend):
                 gate_survival=reading.gate_survival,
                 thresholds_bits=(gearbox.low, gearbox.high),
             )
-            if reading.token_id in self.eos_ids:
-                reason = "stop"
+            if not more:
                 break
-            if produced == params.max_tokens:
-                break
-            if self._cancel.is_set():
+            if self._cancel.is_set():  # set while the caller had the token
                 reason = "cancelled"
                 break
-            step_start = time.perf_counter()
-            gear = self.selector.gear = decision.gear
-            self._step()
+            gear = decision.gear
+            if run_ahead:
+                step_start = now
+            else:
+                step_start = time.perf_counter()
+                self.selector.gear = gear
+                self._step()
         if tail := detok.flush():
             yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
         yield ReplyDone(

@@ -75,6 +75,10 @@ class EagerDecoder:
         x = torch.tensor([ids], device=self.model.device)
         return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
 
+    def feed(self, token: torch.Tensor) -> torch.Tensor:
+        """The next step's input: here `token` itself (GraphDecoder copies it into its graphs')."""
+        return token
+
     @torch.inference_mode()
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device), and
@@ -220,13 +224,16 @@ class HFBackend(GearedGeneration):
     def _sample(self, params: GenerationParams) -> StepReading:
         logits, (argmax, h, varentropy, lse) = self._logits, self._readings
         greedy = params.temperature == 0
-        self._token = token = argmax.long() if greedy else sample(logits, params, self._generator)
+        token = argmax.long() if greedy else sample(logits, params, self._generator)
         # gather, not logits[token]: indexing with a 0-d tensor reads it on the host (a sync).
         logprob = logits.gather(0, token.reshape(1))[0].float() - lse
         scalars = torch.stack([token.float(), h, varentropy, logprob])
         if self.tap is not None:
             # Per layer: did the hidden state of the pass that produced this token pass the gate.
             scalars = torch.cat([scalars, gate_passed(self.tap.last_hidden).float()])
+        # The next step's input is queued before the sync, so that launching the step is all
+        # that is left once the policy has chosen its gear.
+        self._token = self.decoder.feed(token)
         # The one host sync of the step: every scalar crosses together.
         token_id, h, varentropy, logprob, *passed = scalars.tolist()
         survival = tuple(p > 0.5 for p in passed) if self.tap is not None else None
@@ -234,6 +241,9 @@ class HFBackend(GearedGeneration):
 
     def _step(self) -> None:
         self._logits, self._readings = self.decoder.step(self._token)
+
+    def _steps_run_ahead(self) -> bool:
+        return isinstance(self.decoder, GraphDecoder)  # a step is graph launches, queued
 
     @torch.inference_mode()
     def teacher_force(self, ids: Sequence[int], mode: GearMode) -> TeacherForced:

@@ -140,9 +140,10 @@ def baseline_generate(model, prompt: list[int], tokens: int, torch) -> dict:
 
 
 def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> dict:
-    """One reply through HFBackend's loop. Decision-to-launch latency: from the moment a
-    token's event (carrying the next gear) reaches us to the launch of the next step's
-    graph, split into steps that shift gear and steps that stay."""
+    """One reply through HFBackend's loop. Decision-to-launch latency: from the policy's
+    choice of the next gear (the backend's `decided_at`) to the launch of the step it chose,
+    split into steps that shift gear and steps that stay. On the GPU the loop launches the
+    next step before it hands the token over, so this excludes the caller's work."""
     from backends.base import GenerationParams, TokenEvent
     from backends.gearbox import GearMode
 
@@ -153,9 +154,9 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
         if not isinstance(event, TokenEvent) or not event.is_token:
             continue
         launched = getattr(backend.decoder, "launched_at", None)
-        if events and launched is not None:
-            latency = (launched - arrivals[-1]) * 1e6
-            (shift_us if events[-1].next_gear != events[-1].gear else stay_us).append(latency)
+        if launched is not None and launched >= backend.decided_at:  # this token's decision launched a step
+            latency = (launched - backend.decided_at) * 1e6
+            (shift_us if event.next_gear != event.gear else stay_us).append(latency)
         arrivals.append(now)
         events.append(event)
         if meter is not None:
@@ -184,6 +185,7 @@ def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | 
     steps = min(steps, decoder.max_cache_len - len(prompt))
     decoder.prefill(prompt)
     decoder.length += steps  # the replays below advance the cache: keep the host's count true
+    decoder.feed(decoder.token)  # as the generation loop does before each step
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(steps):
