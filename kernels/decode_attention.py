@@ -1,12 +1,12 @@
 """Attention for one new position over a static KV cache, with grouped-query heads read in
-place: the decode step's attention in one Triton kernel and a small combine.
+place: the decode step's attention in two Triton kernels.
 
 transformers' SDPA path copies every key/value head once per query head that shares it
 (repeat_kv) before attending: for a Llama-3-8B (32 query heads on 8 key/value heads) that
 is four copies of the cache a layer, every token. Here a program takes one key/value head
 and a slice of the cache, loads each key and value once and attends with all the query
-heads of its group; the slices' partial softmaxes are then merged (split-K over positions,
-"flash-decoding"), so a short cache still spreads over enough programs.
+heads of its group; a second kernel merges the slices' partial softmaxes (split-K over
+positions, "flash-decoding"), so a short cache still spreads over enough programs.
 
 `decode_attention_reference` (plain torch, float32) is the ground truth the kernel is
 tested against.
@@ -31,19 +31,10 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     return torch.einsum("hl,hld->hd", scores.softmax(-1), vf).to(q.dtype)
 
 
-def _merge(out: torch.Tensor, row_max: torch.Tensor, row_sum: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Slices' partial results [H, S, D], [H, S], [H, S] -> [H, D]: each slice's weighted sum
-    rescaled to the largest score of all slices."""
-    top = row_max.amax(-1, keepdim=True)
-    weight = torch.exp(row_max - top)  # a slice with no valid position has weight 0
-    total = (row_sum * weight).sum(-1, keepdim=True)
-    return ((out * weight[..., None]).sum(1) / total).to(dtype)
-
-
-def _partials_triton(q, k, v, valid, scale):
+def _attend_triton(q, k, v, valid, scale):
     import triton
 
-    from kernels.triton_decode_attention import attend_slices
+    from kernels.triton_decode_attention import attend_slices, merge_slices
 
     heads, dim = q.shape
     kv_heads, length, _ = k.shape
@@ -52,36 +43,34 @@ def _partials_triton(q, k, v, valid, scale):
     out = torch.empty(heads, slices, dim, dtype=torch.float32, device=q.device)
     row_max = torch.empty(heads, slices, dtype=torch.float32, device=q.device)
     row_sum = torch.empty_like(row_max)
+    padded_dim = max(triton.next_power_of_2(dim), 16)
     attend_slices[(kv_heads, slices)](
         q, k, v, valid, out, row_max, row_sum,
         length, scale, q.stride(0), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-        GROUP=group, ROWS=max(triton.next_power_of_2(group), 16), HEAD_DIM=dim, DIM=max(triton.next_power_of_2(dim), 16),
+        GROUP=group, ROWS=max(triton.next_power_of_2(group), 16), HEAD_DIM=dim, DIM=padded_dim,
         SLICE=SLICE_POSITIONS, BLOCK=BLOCK_POSITIONS, IEEE=q.dtype == torch.float32,
     )  # fmt: skip
-    return out, row_max, row_sum
+    y = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    merge_slices[(heads,)](out, row_max, row_sum, y, slices, HEAD_DIM=dim, DIM=padded_dim, SLICES=triton.next_power_of_2(slices))
+    return y
 
 
-@torch.library.custom_op("gearterm::decode_attention_partials", mutates_args=())
-def decode_attention_partials(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One opaque operator under torch.compile (dynamo does not trace the Triton launch);
-    inductor fuses the merge after it with what follows."""
-    return _partials_triton(q, k, v, valid, scale)
+@torch.library.custom_op("gearterm::decode_attention", mutates_args=())
+def _decode_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float) -> torch.Tensor:
+    """One opaque operator under torch.compile (dynamo does not trace the Triton launches)."""
+    return _attend_triton(q, k, v, valid, scale)
 
 
-@decode_attention_partials.register_fake
+@_decode_attention_op.register_fake
 def _(q, k, v, valid, scale):
-    slices = -(-k.shape[1] // SLICE_POSITIONS)
-    out = q.new_empty((q.shape[0], slices, q.shape[1]), dtype=torch.float32)
-    return out, out.new_empty(out.shape[:2]), out.new_empty(out.shape[:2])
+    return q.new_empty(q.shape)
 
 
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float):
-    """As decode_attention_reference, on a CUDA device through the Triton kernel. k and v may
+    """As decode_attention_reference, on a CUDA device through the Triton kernels. k and v may
     be strided views of the cache (their last dimension contiguous); valid must be bool."""
     if q.shape[0] % k.shape[0]:
         raise ValueError(f"{q.shape[0]} query heads do not share {k.shape[0]} key/value heads evenly")
     if k.stride(-1) != 1 or v.stride(-1) != 1 or q.stride(-1) != 1:
         raise ValueError("decode_attention needs the head dimension contiguous")
-    return _merge(*decode_attention_partials(q, k, v, valid, scale), q.dtype)
+    return _decode_attention_op(q, k, v, valid, scale)

@@ -1,5 +1,6 @@
-"""The Triton kernel of kernels.decode_attention: one key/value head's slice of the cache,
-attended by every query head of its group, as a partial softmax (max, sum, weighted sum)."""
+"""The Triton kernels of kernels.decode_attention: one key/value head's slice of the cache,
+attended by every query head of its group, as a partial softmax (max, sum, weighted sum);
+then one program a query head merges its slices."""
 
 from __future__ import annotations
 
@@ -76,3 +77,29 @@ def attend_slices(
     # A slice with no valid position keeps row_sum 0 and row_max far below: weight 0 when merged.
     tl.store(max_ptr + part, row_max, mask=head_ok)
     tl.store(sum_ptr + part, row_sum, mask=head_ok)
+
+
+@triton.jit
+def merge_slices(
+    out_ptr, max_ptr, sum_ptr, y_ptr, S,
+    HEAD_DIM: tl.constexpr,
+    DIM: tl.constexpr,  # HEAD_DIM padded to a power of two
+    SLICES: tl.constexpr,  # S padded to a power of two
+):  # fmt: skip
+    """y[head] = sum over slices of out * exp(max - top) / sum over slices of sum * exp(max - top),
+    top the head's largest score: each slice rescaled to it. One kernel where the same merge in
+    torch ops compiled to three."""
+    head = tl.program_id(0)
+    s = tl.arange(0, SLICES)
+    d = tl.arange(0, DIM)
+    s_ok = s < S
+    d_ok = d < HEAD_DIM
+    part = head * S + s
+    row_max = tl.load(max_ptr + part, mask=s_ok, other=_FAR_BELOW)
+    row_sum = tl.load(sum_ptr + part, mask=s_ok, other=0.0)
+    top = tl.reduce(row_max, 0, _max)
+    weight = tl.exp(row_max - top)  # 0 for a slice with no valid position, or past S
+    total = tl.reduce(row_sum * weight, 0, _add)
+    out = tl.load(out_ptr + part[:, None] * HEAD_DIM + d[None, :], mask=s_ok[:, None] & d_ok[None, :], other=0.0)
+    y = tl.reduce(out * weight[:, None], 0, _add) / total
+    tl.store(y_ptr + head * HEAD_DIM + d, y.to(y_ptr.dtype.element_ty), mask=d_ok)
