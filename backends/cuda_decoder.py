@@ -23,6 +23,7 @@ import torch
 from backends.base import BackendError
 from backends.fused_norm import fuse_rms_norms
 from backends.geared_linear import decoder_layers
+from backends.rotary_table import tabulate_rotary
 from kernels.entropy import logit_readings
 from kernels.gear import Gear, GearSelector
 
@@ -61,6 +62,7 @@ class GraphDecoder:
         # of them, fused here into one.
         self.fused_norms = fuse_rms_norms(model)
         self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
+        tabulate_rotary(model, self.max_cache_len)  # positions past the cache never come
         self.cache = StaticCache(config=model.config, max_cache_len=self.max_cache_len)
         self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input
         # A GEMV of the model's width that feed() runs eagerly before each step's graphs.
