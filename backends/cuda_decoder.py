@@ -141,7 +141,8 @@ class GraphDecoder:
         against 7.57 ms): each gap between kernels grows from 0.1 to 0.4 us and each graph
         launch takes the host 3x as long. A GEMV launched eagerly after them restores the fast
         replays (a captured one does not; copies and host reads do not undo it). It costs about
-        2 us of GPU time; the other gears' replays are as fast either way."""
+        2 us of GPU time. Plain graphs of the low gear ran as fast either way (4.87 ms); with
+        compiled layers the mid and low steps were faster after it too (docs/benchmarks)."""
         self.token.copy_(token.reshape(1, 1))
         x, w = self._cublas_primer
         torch.nn.functional.linear(x, w)
