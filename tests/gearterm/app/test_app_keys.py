@@ -21,6 +21,13 @@ from kernels.gear import Gear
 SIZE = (120, 40)
 
 
+async def start_reply_held_after_five_tokens(pilot, app) -> None:
+    """For an app made with hold_after=5: send a message and wait for the reply to stall."""
+    await loaded(pilot, app)
+    await pilot.press(*"go", "enter")
+    await wait_for(pilot, lambda: app.readings.reply_tokens == 5, "five tokens")
+
+
 def test_every_binding_has_an_id_an_action_and_a_distinct_key():
     ids = [k.id for k in KEYS]
     assert len(ids) == len(set(ids))
@@ -63,9 +70,7 @@ async def test_f3_cycles_the_gear_mode_into_the_next_reply(tmp_path):
 async def test_escape_cancels_a_streaming_reply(tmp_path):
     app = make_app(tmp_path, hold_after=5)
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot, app)
-        await pilot.press(*"go", "enter")
-        await wait_for(pilot, lambda: app.readings.reply_tokens == 5, "five tokens")
+        await start_reply_held_after_five_tokens(pilot, app)
         message_id = app.reply.message_id
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.reply is None, "the reply to stop")
@@ -211,9 +216,7 @@ async def test_chat_keys_are_inert_under_a_modal_screen(tmp_path):
 async def test_f3_during_a_reply_says_the_new_mode_waits_for_the_next_reply(tmp_path):
     app = make_app(tmp_path, hold_after=5)
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot, app)
-        await pilot.press(*"go", "enter")
-        await wait_for(pilot, lambda: app.readings.reply_tokens == 5, "five tokens")
+        await start_reply_held_after_five_tokens(pilot, app)
         await pilot.press("f3")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
         assert "next reply; now auto" in str(app.chat_screen.query_one("#gear-label").render())
