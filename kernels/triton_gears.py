@@ -5,7 +5,8 @@ y = x @ W_gear^T with W_gear = dequantize(planes, gear) as kernels.nested define
 (its reference_matmul is the ground truth these kernels are tested against). The gear is
 a compile-time constant: the low gear's kernel never touches plane L.
 
-- batch 1 (decode): a GEMV on CUDA cores. Per group it accumulates sum(x * code) and uses
+- batch 1 (decode) on a GPU, 16-bit x, groups of 128: kernels.triton_gemv_mma (tensor cores).
+- batch 1 otherwise (float32, other groups, the interpreter): a GEMV on CUDA cores. Per group it accumulates sum(x * code) and uses
   sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
   instructions: a mask-or that drops its nibble into a float's mantissa, an FMA that makes
   the exact code of it, and the FMA into the dot.
@@ -18,9 +19,10 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import triton_gemv_mma
 from kernels.gear import Gear
 from kernels.nested import L_CENTER
-from kernels.word_planes import NIBBLES, WordPlanes
+from kernels.word_planes import NIBBLES, TILE_ROWS, WordPlanes
 
 # OR-ing an integer below 2**20 into the mantissa of float32 2**23 gives exactly 2**23 + it:
 # an int-to-float conversion without the conversion unit, which is 1/8 of the FMA rate.
@@ -28,6 +30,7 @@ _MAGIC = 0x4B000000
 _MAGIC_VALUE = tl.constexpr(8388608.0)
 _L_CENTER = tl.constexpr(L_CENTER)
 _NIBBLES = tl.constexpr(NIBBLES)
+_TILE_ROWS = tl.constexpr(TILE_ROWS)
 
 
 # tl.zeros and tl.sum are jit functions of Triton's standard library, decorated when triton
@@ -58,10 +61,22 @@ def _code(q, q_hi, magic, J: tl.constexpr):
 
 
 @triton.jit
+def _channel_of(j: tl.constexpr):
+    """The channel (of its word's eight) that nibble j holds: kernels.word_planes.NIBBLE_OF."""
+    return (j % 2) * 4 + (j // 2 % 2) * 2 + j // 4
+
+
+@triton.jit
+def _word(rows, g, w, G, WPG: tl.constexpr):
+    """Offset of word w of group g of a row: words are stored [rows / 16, groups, 16, WPG]."""
+    return (rows // _TILE_ROWS) * (G * _TILE_ROWS * WPG) + g * (_TILE_ROWS * WPG) + (rows % _TILE_ROWS) * WPG + w
+
+
+@triton.jit
 def _gemv_step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, rows, g, wi, N, G,
                      WPG: tl.constexpr, MID: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
     """One step's codes and scales, [rows, groups, words] (scales with words = 1)."""
-    word = rows * (G * WPG) + g * WPG + wi
+    word = _word(rows, g, wi, G, WPG)
     scale = rows * G + g
     if EVEN:
         q = tl.load(hw_ptr + word)
@@ -92,13 +107,13 @@ def _gemv_step(acc, x_ptr, q, s, z, ql, ls, g, wi, K, magic,
     q_hi = q >> 12
     ql_hi = ql >> 12
     for j in tl.static_range(_NIBBLES):
-        channel = g * GS + j * WPG + wi
+        channel = g * GS + _NIBBLES * wi + _channel_of(j)
         if EVEN:
             xj = tl.load(x_ptr + channel).to(tl.float32)
         else:
             # Past the group's last word, or its last channel, or `in`: zero, or the
             # group's zero point would be added for channels that are not there.
-            inside = (wi < WPG) & (j * WPG + wi < GS) & (channel < K)
+            inside = (wi < WPG) & (_NIBBLES * wi + _channel_of(j) < GS) & (channel < K)
             xj = tl.load(x_ptr + channel, mask=inside, other=0.0).to(tl.float32)
         if j == 0:
             dot_h = _code(q, q_hi, magic, j) * xj
@@ -172,11 +187,10 @@ def _gemm_kernel(
     wk = kk % WPG_P2
     row_ok = rows < N
     m_ok = ms < M
-    words_per_row = G * WPG
     acc = tl.full([BLOCK_N, BLOCK_M], 0.0, tl.float32)
     for g0 in tl.range(0, G, BLOCK_G, num_stages=STAGES):
         g = g0 + gk
-        word = rows[:, None] * words_per_row + (g * WPG + wk)[None, :]
+        word = _word(rows[:, None], g[None, :], wk[None, :], G, WPG)
         scale = rows[:, None] * G + g[None, :]
         if EVEN:
             q = tl.load(hw_ptr + word)
@@ -200,12 +214,12 @@ def _gemm_kernel(
             # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
             z -= _L_CENTER * ls
         for j in tl.static_range(_NIBBLES):
-            channel = g * GS + j * WPG + wk
+            channel = g * GS + _NIBBLES * wk + _channel_of(j)
             xoff = ms[:, None] * stride_xm + channel[None, :]
             if EVEN:
                 xj = tl.load(x_ptr + xoff, mask=m_ok[:, None], other=0.0)
             else:
-                inside = (wk < WPG) & (j * WPG + wk < GS) & (channel < K)
+                inside = (wk < WPG) & (_NIBBLES * wk + _channel_of(j) < GS) & (channel < K)
                 xj = tl.load(x_ptr + xoff, mask=m_ok[:, None] & inside[None, :], other=0.0)
             w = _code(q, q_hi, magic, j) * s + z
             if MID:
@@ -248,7 +262,10 @@ def _geometry(planes: WordPlanes) -> dict:
 
 def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | None = None) -> torch.Tensor:
     """x [..., in] @ W_gear^T for the low or mid gear, on the device the planes live on.
-    `config` overrides some or all block sizes (the kernel benchmark's sweep uses it)."""
+    Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
+    (kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
+    `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
+    for the tensor-core GEMV, BLOCK_N and the rest for the others."""
     if gear == Gear.HIGH:
         raise ValueError("the high gear reads the original weight: use F.linear")
     n, k = planes.shape
@@ -266,13 +283,16 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     args = (planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale)
     full = k == groups * planes.group_size and geometry["WPG"] * NIBBLES == planes.group_size
     full = full and geometry["WPG"] == geometry["WPG_P2"]
+    config = config or {}
+    if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
+        return triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS")).reshape(*lead, n)
     if m == 1:
-        cfg = {**gemv_config(n, k, gear), **(config or {})}
+        cfg = {**gemv_config(n, k, gear), **config}
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0
         grid = (triton.cdiv(n, cfg["BLOCK_N"]),)
         _gemv_kernel[grid](x2, *args, y, n, k, groups, _MAGIC, MID=gear == Gear.MID, EVEN=even, **geometry, **cfg)
     else:
-        cfg = {**gemm_config(m, n, k, gear), **(config or {})}
+        cfg = {**gemm_config(m, n, k, gear), **config}
         # tl.dot needs at least 16 along K: small groups take several per step.
         cfg["BLOCK_G"] = max(cfg["BLOCK_G"], 16 // geometry["WPG_P2"])
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0

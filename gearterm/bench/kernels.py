@@ -147,7 +147,7 @@ def run_case(case: Case, x, torch, config: dict | None = None) -> dict:
 
 def sweep_configs(impl: str, batch: int) -> list[dict]:
     if batch == 1:
-        return [
+        return [{"KS": ks} for ks in (1, 2, 4, 8)] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
                 (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),
@@ -219,6 +219,8 @@ def main(args: argparse.Namespace) -> int:
                     if impl not in cases:
                         continue
                     for cfg in sweep_configs(impl, batch):
+                        if cfg.get("KS") and (in_features // 128) % (4 * cfg["KS"]):
+                            continue  # the tensor-core GEMV splits `in` in whole steps of 4 groups
                         r = run_case(cases[impl], x, torch, cfg)
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
         del cases

@@ -151,20 +151,23 @@ def test_word_layout_round_trips(shape):
     assert torch.equal(back.h_codes, nw.h_codes) and torch.equal(back.l_codes, nw.l_codes)
     assert planes.h_scale is nw.h_scale  # scales are shared, not copied
     assert planes.h_words.dtype == torch.int32
-    assert planes.h_words.shape == (shape[0], planes.groups * planes.words_per_group)
+    tiles = -(-shape[0] // 16)
+    assert planes.h_words.shape == (tiles, planes.groups, 16 * planes.words_per_group)
     assert planes.nbytes(Gear.LOW) < planes.nbytes(Gear.MID) < planes.nbytes(Gear.HIGH) or shape[1] < 8
 
 
-def test_word_layout_puts_a_groups_channels_in_nibble_order():
-    """Nibble j of word w holds channel j * wpg + w of its group."""
-    nw, planes = planes_for(2, 300, seed=5)  # 3 groups of 128, 16 words each; the last is padded
+def test_word_layout_puts_channel_pairs_in_16_bit_halves_and_rows_in_tiles():
+    """Word w of a group holds its channels 8w..8w+7, channel 8w + e in nibble (0, 4, 2, 6,
+    1, 5, 3, 7)[e]; row r's words of group g are block r // 16, group g, row r % 16."""
+    nw, planes = planes_for(20, 300, seed=5)  # 3 groups of 128, 16 words each; the last is padded
     codes = unpack_nibbles(nw.h_codes)
     words = planes.h_words.to(torch.int64) & 0xFFFFFFFF
-    for group, word, nibble in [(0, 0, 0), (0, 15, 7), (1, 3, 5), (2, 2, 2)]:
-        channel = group * 128 + nibble * 16 + word
-        code = (words[:, group * 16 + word] >> (4 * nibble)) & 0xF
-        expected = codes[:, channel] if channel < 300 else torch.zeros(2, dtype=torch.uint8)
-        assert torch.equal(code, expected.to(torch.int64))
+    for row, group, word, nibble, e in [(0, 0, 0, 0, 0), (3, 0, 15, 7, 7), (17, 1, 3, 4, 1), (19, 2, 2, 2, 2), (5, 1, 9, 1, 4)]:
+        channel = group * 128 + 8 * word + e
+        code = (words[row // 16, group, (row % 16) * 16 + word] >> (4 * nibble)) & 0xF
+        expected = codes[row, channel] if channel < 300 else 0
+        assert code.item() == int(expected)
+    assert words[1, :, 4 * 16 :].eq(0).all()  # rows 20..31 are padding
 
 
 def test_cpu_layers_keep_the_reference_layout():

@@ -19,6 +19,7 @@ def _compiled_kernels():
 
     for name, kernel in [
         ("kernels.triton_gears", "_gemv_kernel"),
+        ("kernels.triton_gemv_mma", "_gemv_mma_kernel"),
         ("kernels.triton_rmsnorm", "_rms_norm_kernel"),
         ("kernels.triton_decode_attention", "attend_slices"),
     ]:
@@ -48,6 +49,30 @@ def test_compiled_kernels_match_reference(shape, batch):
             assert y.dtype == dtype and torch.isfinite(y).all()
             err = (y.double() - ref).abs().max().item()
             assert err <= rtol * ref.abs().max().item(), (dtype, gear, err)
+
+
+@pytest.mark.parametrize("shape", [(32, 512), (48, 1536), (6144, 4096), (4096, 14336)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
+    """Batch 1 of 16-bit x in groups of 128 takes the mma.sync GEMV; each way of splitting
+    `in` over warps gives the reference, as closely as the CUDA-core kernel does."""
+    from kernels import triton_gemv_mma
+    from kernels.nested import pack, reference_matmul
+    from kernels.triton_gears import gear_matmul
+    from kernels.word_planes import to_word_planes
+
+    torch.manual_seed(shape[0])
+    nw = pack(torch.randn(*shape, device="cuda") * 0.02)
+    planes = to_word_planes(nw)
+    x = torch.randn(1, shape[1], device="cuda", dtype=dtype) * 2
+    assert triton_gemv_mma.fits(x, planes) and not triton_gemv_mma.fits(x.float(), planes)
+    for gear in (Gear.LOW, Gear.MID):
+        ref = reference_matmul(x.double(), nw, gear)
+        cuda_cores = (gear_matmul(x, planes, gear, {"BLOCK_N": 8}).double() - ref).abs().max().item()
+        for ks in (1, 2, 4):
+            if planes.groups % (4 * ks) == 0:
+                err = (triton_gemv_mma.gemv_mma(x, planes, gear, ks).double() - ref).abs().max().item()
+                assert err <= max(1.5 * cuda_cores, TOLERANCE[dtype] * ref.abs().max().item()), (gear, ks, err)
 
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):

@@ -1,0 +1,247 @@
+"""The batch-1 low/mid gear GEMV on tensor cores: mma.sync m16n8k16 through inline PTX.
+
+Why: a CUDA-core GEMV spends at least three instructions a weight (unpack, make the code,
+FMA) and on an H100 that arithmetic does not hide behind the loads (docs/benchmarks/
+kernels-h100.md). Here one LOP3 turns two codes into a pair of 16-bit floats, 1024 + c
+(or 1024 + 16 c), that the matrix instruction multiplies by x directly: about 0.6 integer
+instructions a code plus one m16n8k16 per 256 codes.
+
+How, per group of 128 channels and 16 rows (the words' tile, kernels.word_planes):
+- Lane 4r + t of a warp holds rows r and r + 8 and words 4t..4t+3 of the group, which is
+  how Triton lays out a [16, 16] int32 tile (8 x 4 lanes, 4 words a lane) and also the
+  fragment order of the A operand; x's B fragment is the same channel pairs, loaded as
+  they lie in memory. Each column of B is the same x, so every column of the product is
+  the row's dot product.
+- The codes come out offset: pairs of channels 0-1 and 2-3 of a word as 1024 + c, pairs
+  4-5 and 6-7 as 1024 + 16 c (bf16: 128 + c for both, with two more shifts). The products
+  are exact and the sum is float32, so sum(c x) = A + B / 16 - (1024 sum_A x + 64 sum_B x):
+  the offsets are one more product per group, of a constant matrix with the same x.
+- y += s * sum(c x) + z * sum(x) per group and row (mid: + ls * sum(c_l x) - 7.5 ls sum(x)).
+`in` is split over KS warps of a program (a chunk each); their sums are added at the end.
+
+Inline PTX does not run in TRITON_INTERPRET: without a GPU, kernels.triton_gears' CUDA-core
+kernel reads the same layout and the CUDA tests check this one against the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.gear import Gear
+from kernels.word_planes import TILE_ROWS, WordPlanes
+
+GROUP = 128  # channels a group must have: four lanes x four words x eight codes
+STEP = 4  # groups a loop step reads; their scales come as one 8-byte vector a row
+
+
+def _formats(bf16: bool) -> dict:
+    """Magic numbers of the code pairs: mantissa bits that a nibble drops into."""
+    if bf16:  # 7 mantissa bits: every nibble goes to bits 0-3 of its half (128 + c)
+        return {"kind": "bf16", "magic": "0x43004300", "minus": "0xC300C300", "b_shift": (4, 12),
+                "b_mask": "0x000F000F", "b_scale": "0f3F800000", "per_offset": "0fBC000000"}  # fmt: skip
+    # float16: nibbles 1, 5 and 3, 7 stay at bits 4-7 (1024 + 16 c): one shift a word
+    return {"kind": "f16", "magic": "0x64006400", "minus": "0xE400E400", "b_shift": (0, 8),
+            "b_mask": "0x00F000F0", "b_scale": "0f3D800000", "per_offset": "0fBA800000"}  # fmt: skip
+
+
+def _mma(kind: str, acc: str, a: tuple, b: tuple, zero: bool = False) -> str:
+    d = f"{{{acc}0,{acc}1,{acc}2,{acc}3}}"
+    c = "{0f00000000,0f00000000,0f00000000,0f00000000}" if zero else d
+    return f"mma.sync.aligned.m16n8k16.row.col.f32.{kind}.{kind}.f32 {d}, {{{','.join(a)}}}, {{{b[0]},{b[1]}}}, {c};"
+
+
+def group_sums_asm(bf16: bool) -> str:
+    """Per group, in every lane: the offsets' sum (-1024 sum_A x - 64 sum_B x; bf16: -128
+    sum x) and sum(x). Operands: out offsets 0-3, sum 4-7; in x's pairs of word m of the
+    lane, elements k, at 8 + 4m + k."""
+    f = _formats(bf16)
+    x = lambda word, k: f"${8 + 4 * word + k}"  # noqa: E731
+    lines = ["{", ".reg .b32 n;", ".reg .f32 a<4>, b<4>, t, u;", f"mov.b32 n, {f['minus']};"]
+    for word in range(4):
+        lines.append(_mma(f["kind"], "a", ("n",) * 4, (x(word, 0), x(word, 1)), zero=word == 0))
+        lines.append(_mma(f["kind"], "b", ("n",) * 4, (x(word, 2), x(word, 3)), zero=word == 0))
+    lines += [f"fma.rn.f32 u, b0, {f['b_scale']}, a0;", "add.f32 t, a0, b0;", f"mul.f32 t, t, {f['per_offset']};"]
+    lines += [f"mov.f32 ${i}, u;" for i in range(4)] + [f"mov.f32 ${4 + i}, t;" for i in range(4)] + ["}"]
+    return "\n".join(lines)
+
+
+def rows_asm(mid: bool, bf16: bool, j: int) -> tuple[str, str]:
+    """Rows r and r + 8 of a lane, group j of the step: the lane's four words of each row
+    into the rows' sums (elements 0 and 4 of the output; the others stay zero).
+    Returns the PTX and its constraints."""
+    f = _formats(bf16)
+    operands = iter(range(8, 1000, 8))
+    acc, codes = next(operands), [next(operands) for _ in range(2 if mid else 1)]
+    xs = [next(operands) for _ in range(4)]
+    offsets, xsum = next(operands), next(operands)
+    s = next(operands)  # fp16 scales pack two to a register: four registers for eight
+    z, ls = s + 4, s + 8
+    half = "lo" if j % 2 == 0 else "hi"
+    lines = ["{", ".reg .b32 h<3>, c<8>;", ".reg .f32 ca<4>, cb<4>, t<2>, fs<2>, fz<2>, fl<2>;", ".reg .b16 lo, hi;"]
+    for r in range(2):
+        for name, reg in [("fs", s), ("fz", z)] + ([("fl", ls)] if mid else []):
+            lines += [f"mov.b32 {{lo, hi}}, ${reg + 2 * r + j // 2};", f"cvt.f32.f16 {name}{r}, {half};"]
+        if mid:
+            lines.append(f"fma.rn.f32 fz{r}, fl{r}, 0fC0F00000, fz{r};")  # z - 7.5 ls
+    shift_b0, shift_b1 = f["b_shift"]
+    for plane, base in enumerate(codes):
+        for word in range(4):
+            for r in range(2):
+                q = f"${base + 4 * r + word}"
+                lines += [f"shr.u32 h0, {q}, 8;", f"lop3.b32 c{r}, {q}, 0x000F000F, {f['magic']}, 0xEA;"]
+                lines.append(f"lop3.b32 c{2 + r}, h0, 0x000F000F, {f['magic']}, 0xEA;")
+                if shift_b0:
+                    lines.append(f"shr.u32 h1, {q}, {shift_b0};")
+                if shift_b1 != 8:
+                    lines.append(f"shr.u32 h2, {q}, {shift_b1};")
+                lines.append(f"lop3.b32 c{4 + r}, {'h1' if shift_b0 else q}, {f['b_mask']}, {f['magic']}, 0xEA;")
+                lines.append(f"lop3.b32 c{6 + r}, {'h0' if shift_b1 == 8 else 'h2'}, {f['b_mask']}, {f['magic']}, 0xEA;")
+            x = xs[word]
+            lines.append(_mma(f["kind"], "ca", ("c0", "c1", "c2", "c3"), (f"${x}", f"${x + 1}"), zero=word == 0))
+            lines.append(_mma(f["kind"], "cb", ("c4", "c5", "c6", "c7"), (f"${x + 2}", f"${x + 3}"), zero=word == 0))
+        for r in range(2):
+            out, scale = f"${4 * r}", ("fs" if plane == 0 else "fl") + str(r)
+            lines += [f"fma.rn.f32 t{r}, cb{2 * r}, {f['b_scale']}, ca{2 * r};", f"add.f32 t{r}, t{r}, ${offsets};"]
+            lines.append(f"fma.rn.f32 {out}, {scale}, t{r}, {f'${acc + 4 * r}' if plane == 0 else out};")
+    lines += [f"fma.rn.f32 ${4 * r}, fz{r}, ${xsum}, ${4 * r};" for r in range(2)]
+    lines += [f"mov.f32 ${e}, 0f00000000;" for e in (1, 2, 3, 5, 6, 7)] + ["}"]
+    constraints = ["=f"] * 8 + ["f"] * 8 + ["r"] * (8 * len(codes) + 32) + ["f"] * 16 + ["r"] * (12 if mid else 8)
+    return "\n".join(lines), ",".join(constraints)
+
+
+_SUMS_F16 = tl.constexpr(group_sums_asm(False))
+_SUMS_BF16 = tl.constexpr(group_sums_asm(True))
+_SUMS_CONSTRAINTS = tl.constexpr(",".join(["=f"] * 8 + ["r"] * 16))
+# Indexed by the step's group j.
+_LOW_F16 = tl.constexpr(tuple(rows_asm(False, False, j)[0] for j in range(STEP)))
+_LOW_BF16 = tl.constexpr(tuple(rows_asm(False, True, j)[0] for j in range(STEP)))
+_MID_F16 = tl.constexpr(tuple(rows_asm(True, False, j)[0] for j in range(STEP)))
+_MID_BF16 = tl.constexpr(tuple(rows_asm(True, True, j)[0] for j in range(STEP)))
+_LOW_CONSTRAINTS = tl.constexpr(rows_asm(False, False, 0)[1])
+_MID_CONSTRAINTS = tl.constexpr(rows_asm(True, False, 0)[1])
+_TILE = tl.constexpr(TILE_ROWS * 16)  # words of one group of one row tile
+_TILE_ROWS = tl.constexpr(TILE_ROWS)
+_STEP = tl.constexpr(STEP)
+
+
+@triton.jit
+def _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0, GC, MID: tl.constexpr):
+    """Codes of STEP groups ([rows, 16] each) and their scales, four groups to a vector.
+    Past the chunk's end (the prefetch of the last step) nothing is read."""
+    ok = g0 < GC
+    words = tile_words + g0 * _TILE + wi
+    q0 = tl.load(hw_ptr + words, mask=ok, other=0)
+    q1 = tl.load(hw_ptr + words + _TILE, mask=ok, other=0)
+    q2 = tl.load(hw_ptr + words + 2 * _TILE, mask=ok, other=0)
+    q3 = tl.load(hw_ptr + words + 3 * _TILE, mask=ok, other=0)
+    scales = tl.max_contiguous(tl.multiple_of(row_scales + g0 + wi % 4, [1, 4]), [1, 4])
+    s = tl.load(hs_ptr + scales, mask=ok, other=0.0)
+    z = tl.load(hz_ptr + scales, mask=ok, other=0.0)
+    if MID:
+        l0 = tl.load(lw_ptr + words, mask=ok, other=0)
+        l1 = tl.load(lw_ptr + words + _TILE, mask=ok, other=0)
+        l2 = tl.load(lw_ptr + words + 2 * _TILE, mask=ok, other=0)
+        l3 = tl.load(lw_ptr + words + 3 * _TILE, mask=ok, other=0)
+        ls = tl.load(ls_ptr + scales, mask=ok, other=0.0)
+    else:
+        l0, l1, l2, l3, ls = q0, q1, q2, q3, s
+    return q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+
+
+@triton.jit
+def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr, wi):
+    """acc + group g (the step's j-th) of the lane's rows."""
+    # x as int32 pairs; a lane reads the 16 pairs of its four words, word m's four pairs in xm.
+    pairs = tl.max_contiguous(tl.multiple_of(x_chunk + g * 64 + (wi // 4) * 16 + wi % 4, [1, 4]), [1, 4])
+    x0 = tl.load(xw_ptr + pairs, eviction_policy="evict_last")
+    x1 = tl.load(xw_ptr + pairs + 4, eviction_policy="evict_last")
+    x2 = tl.load(xw_ptr + pairs + 8, eviction_policy="evict_last")
+    x3 = tl.load(xw_ptr + pairs + 12, eviction_policy="evict_last")
+    # (The asm strings are constexprs: Triton takes them only as direct arguments.)
+    xs = [x0, x1, x2, x3]
+    if BF16:
+        offsets, xsum = tl.inline_asm_elementwise(_SUMS_BF16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
+    else:
+        offsets, xsum = tl.inline_asm_elementwise(_SUMS_F16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
+    if MID:
+        args = [acc, q, ql, x0, x1, x2, x3, offsets, xsum, s, z, ls]
+        if BF16:
+            return tl.inline_asm_elementwise(_MID_BF16[j], _MID_CONSTRAINTS, args, tl.float32, True, 8)
+        return tl.inline_asm_elementwise(_MID_F16[j], _MID_CONSTRAINTS, args, tl.float32, True, 8)
+    args = [acc, q, x0, x1, x2, x3, offsets, xsum, s, z]
+    if BF16:
+        return tl.inline_asm_elementwise(_LOW_BF16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
+    return tl.inline_asm_elementwise(_LOW_F16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
+
+
+@triton.jit
+def _gemv_mma_kernel(
+    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr,
+):  # fmt: skip
+    # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
+    # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
+    # on tile rows 8i..8i+7 of every 8 KS, so a warp holds one chunk, a lane rows r, r + 8.
+    v = tl.arange(0, 16 * KS)[:, None]
+    row = tl.program_id(0) * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
+    chunk = (v // 8) % KS
+    GC = G // KS
+    tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
+    row_scales = row * G + chunk * GC
+    x_chunk = chunk * (GC * 64)
+    wi = tl.arange(0, 16)[None, :]
+    acc = tl.full([16 * KS, 16], 0.0, tl.float32)
+    # The next step's codes are read into registers while this step's are multiplied.
+    # (Triton's shared-memory pipelining was slower here: it stages x as well, 4 bytes a copy.)
+    q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+    for g0 in range(0, GC, _STEP):
+        c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
+        acc = _group(acc, xw_ptr, x_chunk, g0, c0, d0, cs, cz, dls, 0, MID, BF16, wi)
+        acc = _group(acc, xw_ptr, x_chunk, g0 + 1, c1, d1, cs, cz, dls, 1, MID, BF16, wi)
+        acc = _group(acc, xw_ptr, x_chunk, g0 + 2, c2, d2, cs, cz, dls, 2, MID, BF16, wi)
+        acc = _group(acc, xw_ptr, x_chunk, g0 + 3, c3, d3, cs, cz, dls, 3, MID, BF16, wi)
+    # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
+    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
+    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
+    out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
+    tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
+
+
+
+def splits(n: int, groups: int, gear: Gear) -> int | None:
+    """Warps that share a row block (chunks of `in`), from the H100 sweep in kernels-h100.md:
+    short matrices need more warps a row to fill the GPU; None where the shape does not fit."""
+    ks = 4 if n < (12288 if gear == Gear.LOW else 20480) else 2
+    while ks and groups % (STEP * ks):
+        ks //= 2
+    return ks or None
+
+
+def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
+    """Whether this kernel can compute x @ W^T: one row of 16-bit x on a GPU, groups of 128."""
+    n, k = planes.shape
+    return (
+        x.is_cuda
+        and x.dtype in (torch.float16, torch.bfloat16)
+        and planes.group_size == GROUP
+        and k == planes.groups * GROUP
+        and n % TILE_ROWS == 0
+        and planes.groups % STEP == 0
+    )
+
+
+def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None) -> torch.Tensor:
+    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`."""
+    n, _ = planes.shape
+    ks = ks or splits(n, planes.groups, gear)
+    if planes.groups % (STEP * ks):
+        raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
+    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    _gemv_mma_kernel[(n // TILE_ROWS,)](
+        x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, num_warps=ks,
+    )  # fmt: skip
+    return y
