@@ -212,9 +212,10 @@ def _gemv_mma_kernel(
 
 
 def splits(n: int, groups: int, gear: Gear) -> int | None:
-    """Warps that share a row block (chunks of `in`), from the H100 sweep in kernels-h100.md:
-    short matrices need more warps a row to fill the GPU; None where the shape does not fit."""
-    ks = 4 if n < (12288 if gear == Gear.LOW else 20480) else 2
+    """Warps that share a row block (chunks of `in`), from the sweep in kernels-h100.md: four
+    were best or within 0.4 us on every shape and gear but the low gear's 14336 rows (14.7
+    us with two, 15.4 with four). None where the groups do not split into whole steps."""
+    ks = 2 if gear == Gear.LOW and 12288 <= n < 20480 else 4
     while ks and groups % (STEP * ks):
         ks //= 2
     return ks or None
