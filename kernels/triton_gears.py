@@ -67,25 +67,6 @@ def _channel_of(j: tl.constexpr):
 
 
 @triton.jit
-def _pick(e: tl.constexpr, x0, x1, x2, x3, x4, x5, x6, x7):
-    if e == 0:
-        return x0
-    elif e == 1:
-        return x1
-    elif e == 2:
-        return x2
-    elif e == 3:
-        return x3
-    elif e == 4:
-        return x4
-    elif e == 5:
-        return x5
-    elif e == 6:
-        return x6
-    return x7
-
-
-@triton.jit
 def _word(rows, g, w, G, WPG: tl.constexpr):
     """Offset of word w of group g of a row: words are stored [rows / 16, groups, 16, WPG]."""
     return (rows // _TILE_ROWS) * (G * _TILE_ROWS * WPG) + g * (_TILE_ROWS * WPG) + (rows % _TILE_ROWS) * WPG + w
@@ -232,25 +213,14 @@ def _gemm_kernel(
             ql_hi = ql >> 12
             # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
             z -= _L_CENTER * ls
-        # x for the step's words, [M, words, 8 channels]: one contiguous load, then split
-        # into the eight channels of each word (a word's nibbles are not in channel order).
-        e = tl.arange(0, _NIBBLES)[None, None, :]
-        channel = (g * GS + _NIBBLES * wk)[None, :, None] + e
-        xoff = ms[:, None, None] * stride_xm + channel
-        if EVEN:
-            x8 = tl.load(x_ptr + xoff, mask=m_ok[:, None, None], other=0.0)
-        else:
-            inside = (wk < WPG)[None, :, None] & (_NIBBLES * wk[None, :, None] + e < GS) & (channel < K)
-            x8 = tl.load(x_ptr + xoff, mask=m_ok[:, None, None] & inside, other=0.0)
-        even, odd = tl.split(tl.reshape(x8, [BLOCK_M, BLOCK_G * WPG_P2, 4, 2]))
-        x04, x26 = tl.split(tl.reshape(even, [BLOCK_M, BLOCK_G * WPG_P2, 2, 2]))
-        x15, x37 = tl.split(tl.reshape(odd, [BLOCK_M, BLOCK_G * WPG_P2, 2, 2]))
-        x0, x4 = tl.split(x04)
-        x2, x6 = tl.split(x26)
-        x1, x5 = tl.split(x15)
-        x3, x7 = tl.split(x37)
         for j in tl.static_range(_NIBBLES):
-            xj = _pick(_channel_of(j), x0, x1, x2, x3, x4, x5, x6, x7)
+            channel = g * GS + _NIBBLES * wk + _channel_of(j)
+            xoff = ms[:, None] * stride_xm + channel[None, :]
+            if EVEN:
+                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None], other=0.0)
+            else:
+                inside = (wk < WPG) & (_NIBBLES * wk + _channel_of(j) < GS) & (channel < K)
+                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None] & inside[None, :], other=0.0)
             w = _code(q, q_hi, magic, j) * s + z
             if MID:
                 w += _code(ql, ql_hi, magic, j) * ls
