@@ -6,7 +6,8 @@ y = x @ W_gear^T with W_gear = dequantize(planes, gear) as kernels.nested define
 a compile-time constant: the low gear's kernel never touches plane L.
 
 - batch 1 (decode) on a GPU, 16-bit x, groups of 128: kernels.triton_gemv_mma (tensor cores).
-- batch 1 otherwise (float32, other groups, the interpreter): a GEMV on CUDA cores. Per group it accumulates sum(x * code) and uses
+- batch 1 otherwise (float32, other groups, the interpreter): a GEMV on CUDA cores. Per
+  group it accumulates sum(x * code) and uses
   sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
   instructions: a mask-or that drops its nibble into a float's mantissa, an FMA that makes
   the exact code of it, and the FMA into the dot.

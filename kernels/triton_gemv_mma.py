@@ -216,9 +216,14 @@ def splits(n: int, groups: int, gear: Gear) -> int | None:
     were best or within 0.4 us on every shape and gear but the low gear's 14336 rows (14.7
     us with two, 15.4 with four). None where the groups do not split into whole steps."""
     ks = 2 if gear == Gear.LOW and 12288 <= n < 20480 else 4
-    while ks and groups % (STEP * ks):
+    while ks and not whole_steps(groups, ks):
         ks //= 2
     return ks or None
+
+
+def whole_steps(groups: int, ks: int) -> bool:
+    """Whether `in` splits into ks chunks of whole loop steps."""
+    return groups % (STEP * ks) == 0
 
 
 def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
@@ -238,7 +243,7 @@ def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = N
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
-    if planes.groups % (STEP * ks):
+    if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](

@@ -180,6 +180,7 @@ def main(args: argparse.Namespace) -> int:
 
     if not torch.cuda.is_available():
         raise UsageError("bench kernels needs a CUDA GPU: torch sees none")
+    from kernels.triton_gemv_mma import whole_steps
     shapes = [parse_shape(s) for s in (args.shape or SHAPES)]
     batches = args.batch or BATCHES
     if any(b <= 0 for b in batches):
@@ -219,8 +220,8 @@ def main(args: argparse.Namespace) -> int:
                     if impl not in cases:
                         continue
                     for cfg in sweep_configs(impl, batch):
-                        if cfg.get("KS") and (in_features // 128) % (4 * cfg["KS"]):
-                            continue  # the tensor-core GEMV splits `in` in whole steps of 4 groups
+                        if cfg.get("KS") and not whole_steps(in_features // 128, cfg["KS"]):
+                            continue
                         r = run_case(cases[impl], x, torch, cfg)
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
         del cases
