@@ -210,7 +210,6 @@ def _gemv_mma_kernel(
     tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
 
 
-
 def splits(n: int, groups: int, gear: Gear) -> int | None:
     """Warps that share a row block (chunks of `in`), from the sweep in kernels-h100.md: four
     were best or within 0.4 us on every shape and gear but the low gear's 14336 rows (14.7
@@ -235,7 +234,7 @@ def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
         and planes.group_size == GROUP
         and k == planes.groups * GROUP
         and n % TILE_ROWS == 0
-        and planes.groups % STEP == 0
+        and whole_steps(planes.groups, 1)
     )
 
 
