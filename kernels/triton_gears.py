@@ -11,7 +11,8 @@ a compile-time constant: the low gear's kernel never touches plane L.
   sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
   instructions: a mask-or that drops its nibble into a float's mantissa, an FMA that makes
   the exact code of it, and the FMA into the dot.
-- batch 2 and up: a GEMM whose dequantized tiles go through tl.dot (tensor cores).
+- batch 2 and up: a GEMM whose dequantized tiles, put back in channel order, go through
+  tl.dot (tensor cores) against x as it lies in memory.
 """
 
 from __future__ import annotations
@@ -166,6 +167,25 @@ def _gemv_kernel(
 
 
 @triton.jit
+def _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, J: tl.constexpr, MID: tl.constexpr):
+    """Nibble J's weights of every word, dequantized: s * c_h + z (mid: + ls * c_l)."""
+    w = _code(q, q_hi, magic, J) * s + z
+    if MID:
+        w += _code(ql, ql_hi, magic, J) * ls
+    return w
+
+
+@triton.jit
+def _in_channel_order(w0, w1, w2, w3, w4, w5, w6, w7):
+    """[rows, words] tiles of nibbles 0..7 -> one [rows, 8 words] tile in channel order.
+    tl.join adds its pair as the new last dimension, so the three levels of joins put
+    nibble 4a + 2b + c at channel 4c + 2b + a of its word: the bit reversal that
+    kernels.word_planes.NIBBLE_OF is."""
+    joined = tl.join(tl.join(tl.join(w0, w1), tl.join(w2, w3)), tl.join(tl.join(w4, w5), tl.join(w6, w7)))
+    return tl.reshape(joined, [w0.shape[0], w0.shape[1] * _NIBBLES])
+
+
+@triton.jit
 def _gemm_kernel(
     x_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr,
     M, N, K, G, stride_xm, stride_ym, magic,
@@ -186,6 +206,10 @@ def _gemm_kernel(
     kk = tl.arange(0, BLOCK_G * WPG_P2)
     gk = kk // WPG_P2
     wk = kk % WPG_P2
+    # The same tile's channels, eight a word, in the order _in_channel_order leaves them.
+    kc = tl.arange(0, BLOCK_G * WPG_P2 * _NIBBLES)
+    gc = kc // (WPG_P2 * _NIBBLES)
+    cc = kc % (WPG_P2 * _NIBBLES)  # channel within the group
     row_ok = rows < N
     m_ok = ms < M
     acc = tl.full([BLOCK_N, BLOCK_M], 0.0, tl.float32)
@@ -197,13 +221,21 @@ def _gemm_kernel(
             q = tl.load(hw_ptr + word)
             s = tl.load(hs_ptr + scale).to(tl.float32)
             z = tl.load(hz_ptr + scale).to(tl.float32)
+            # Whole groups of 8 * WPG channels: the tile's channels are contiguous in x.
+            xt = tl.load(x_ptr + ms[:, None] * stride_xm + (g0 * GS + kc)[None, :], mask=m_ok[:, None], other=0.0)
         else:
             smask = row_ok[:, None] & (g < G)[None, :]
             wmask = smask & (wk < WPG)[None, :]
             q = tl.load(hw_ptr + word, mask=wmask, other=0)
             s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
             z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+            # Past the group's last channel, or `in`: zero, or the group's zero point would
+            # be added for channels that are not there.
+            channel = (g0 + gc) * GS + cc
+            inside = (cc < GS) & (channel < K)
+            xt = tl.load(x_ptr + ms[:, None] * stride_xm + channel[None, :], mask=m_ok[:, None] & inside[None, :], other=0.0)
         q_hi = q >> 12
+        ql, ql_hi, ls = q, q_hi, s
         if MID:
             if EVEN:
                 ql = tl.load(lw_ptr + word)
@@ -214,21 +246,22 @@ def _gemm_kernel(
             ql_hi = ql >> 12
             # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
             z -= _L_CENTER * ls
-        for j in tl.static_range(_NIBBLES):
-            channel = g * GS + _NIBBLES * wk + _channel_of(j)
-            xoff = ms[:, None] * stride_xm + channel[None, :]
-            if EVEN:
-                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None], other=0.0)
-            else:
-                inside = (wk < WPG) & (_NIBBLES * wk + _channel_of(j) < GS) & (channel < K)
-                xj = tl.load(x_ptr + xoff, mask=m_ok[:, None] & inside[None, :], other=0.0)
-            w = _code(q, q_hi, magic, j) * s + z
-            if MID:
-                w += _code(ql, ql_hi, magic, j) * ls
-            if IEEE:
-                acc += tl.dot(w, tl.trans(xj), input_precision="ieee")
-            else:
-                acc += tl.dot(w.to(xj.dtype), tl.trans(xj))
+        # 16-bit before the joins: half the registers to shuffle.
+        dtype = tl.float32 if IEEE else xt.dtype
+        w = _in_channel_order(
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 0, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 1, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 2, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 3, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 4, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 5, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 6, MID).to(dtype),
+            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 7, MID).to(dtype),
+        )
+        if IEEE:
+            acc += tl.dot(w, tl.trans(xt), input_precision="ieee")
+        else:
+            acc += tl.dot(w, tl.trans(xt))
     y = y_ptr + ms[None, :] * stride_ym + rows[:, None]
     tl.store(y, acc, mask=row_ok[:, None] & m_ok[None, :])
 
@@ -252,7 +285,7 @@ def gemv_config(n: int, k: int, gear: Gear) -> dict:
 def gemm_config(m: int, n: int, k: int, gear: Gear) -> dict:
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
     if n >= 8192:
-        return {"BLOCK_M": block_m, "BLOCK_N": 128, "BLOCK_G": 2, "STAGES": 3, "num_warps": 4}
+        return {"BLOCK_M": block_m, "BLOCK_N": 128, "BLOCK_G": 1, "STAGES": 3, "num_warps": 4}
     return {"BLOCK_M": block_m, "BLOCK_N": 32, "BLOCK_G": 2, "STAGES": 3, "num_warps": 2}
 
 
@@ -294,8 +327,8 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
         _gemv_kernel[grid](x2, *args, y, n, k, groups, _MAGIC, MID=gear == Gear.MID, EVEN=even, **geometry, **cfg)
     else:
         cfg = {**gemm_config(m, n, k, gear), **config}
-        # tl.dot needs at least 16 along K: small groups take several per step.
-        cfg["BLOCK_G"] = max(cfg["BLOCK_G"], 16 // geometry["WPG_P2"])
+        # tl.dot needs at least 16 along K (8 a word): groups of one word take two a step.
+        cfg["BLOCK_G"] = max(cfg["BLOCK_G"], 2 // geometry["WPG_P2"])
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0
         grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]))
         _gemm_kernel[grid](
