@@ -148,10 +148,11 @@ class GraphDecoder:
         torch.nn.functional.linear(x, w)
         return self.token
 
-    @torch.inference_mode()
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device) and their
-        readings (kernels.entropy.logit_readings), from the graphs of the selector's gear."""
+        readings (kernels.entropy.logit_readings), from the graphs of the selector's gear.
+        Not in inference mode: a replay records nothing for autograd anyway, and entering
+        the mode costs the host 4-5 us a token (more than the rest of the launch path)."""
         self._reserve(1)
         if token is not self.token:  # not fed yet
             self.feed(token)

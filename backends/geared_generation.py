@@ -72,17 +72,17 @@ class GearedGeneration(LocalBackend):
         gearbox.calibrate(self._prefill(ids, params))
         for produced in range(1, params.max_tokens + 1):
             reading = self._sample(params)
-            decision = gearbox.step(reading.entropy_bits)
-            now = self.decided_at = time.perf_counter()
-            first_token_s = first_token_s or now - start
             if reading.token_id in self.eos_ids:
                 reason = "stop"
             elif produced < params.max_tokens and self._cancel.is_set():
                 reason = "cancelled"
             more = reason == "length" and produced < params.max_tokens
-            if run_ahead and more:
+            decision = gearbox.step(reading.entropy_bits)
+            now = self.decided_at = time.perf_counter()
+            if run_ahead and more:  # nothing between the choice of a gear and its step
                 self.selector.gear = decision.gear
                 self._step()
+            first_token_s = first_token_s or now - start
             yield TokenEvent(
                 text=detok.push(reading.token_id),
                 token_id=reading.token_id,

@@ -283,10 +283,12 @@ def gemv_config(n: int, k: int, gear: Gear) -> dict:
 
 
 def gemm_config(m: int, n: int, k: int, gear: Gear) -> dict:
+    """Block sizes for batch 2 and up, from a sweep of seven configurations at batch 16 on an
+    H100 (docs/benchmarks/kernels-h100.md): 16 rows and one group a step, one warp a
+    program for tall matrices and two for the rest (256 programs of 4096 rows are too few
+    to keep the SMs' loads in flight with one)."""
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64
-    if n >= 8192:
-        return {"BLOCK_M": block_m, "BLOCK_N": 128, "BLOCK_G": 1, "STAGES": 3, "num_warps": 4}
-    return {"BLOCK_M": block_m, "BLOCK_N": 32, "BLOCK_G": 2, "STAGES": 3, "num_warps": 2}
+    return {"BLOCK_M": block_m, "BLOCK_N": 16, "BLOCK_G": 1, "STAGES": 3, "num_warps": 1 if n >= 8192 else 2}
 
 
 def _geometry(planes: WordPlanes) -> dict:

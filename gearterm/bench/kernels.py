@@ -156,7 +156,7 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         ]  # fmt: skip
     return [
         {"BLOCK_M": 16, "BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
-        for n, g, w, st in [(64, 2, 4, 3), (128, 2, 4, 3), (32, 2, 2, 3), (32, 2, 2, 4), (64, 1, 4, 4), (128, 1, 4, 3)]
+        for n, g, w, st in [(32, 1, 2, 3), (16, 1, 1, 3), (16, 1, 2, 3), (32, 1, 1, 3), (32, 1, 2, 4), (32, 2, 2, 3), (64, 1, 4, 3)]
     ]
 
 
