@@ -151,8 +151,9 @@ class GraphDecoder:
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device) and their
         readings (kernels.entropy.logit_readings), from the graphs of the selector's gear.
-        Not in inference mode: a replay records nothing for autograd anyway, and entering
-        the mode costs the host 4-5 us a token (more than the rest of the launch path)."""
+        Not in inference mode: a replay records nothing for autograd anyway, and entering the
+        mode took the H100's host 16-24 us right after its wait for the GPU (4.5 us in a warm
+        loop), five times the rest of the launch path (docs/benchmarks/decode-h100.md)."""
         self._reserve(1)
         if token is not self.token:  # not fed yet
             self.feed(token)
