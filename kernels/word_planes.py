@@ -31,13 +31,13 @@ _ROWS_PER_CHUNK = 8192  # bounds the int64 temporaries when converting a large m
 
 @dataclass
 class WordPlanes:
-    """One [out, in] weight in all gears, codes as int32 words [out, groups * wpg]."""
+    """One [out, in] weight in all gears, codes as int32 words in tiles of 16 rows."""
 
     weight: torch.Tensor  # [out, in], the original, bit-exact high gear
-    h_words: torch.Tensor  # int32 [out, groups * words_per_group]
+    h_words: torch.Tensor  # int32 [ceil(out / 16), groups, 16 * words_per_group]: tiles of 16 rows
     h_scale: torch.Tensor  # [out, groups]
     h_zero: torch.Tensor  # [out, groups]
-    l_words: torch.Tensor  # int32 [out, groups * words_per_group]
+    l_words: torch.Tensor  # as h_words
     l_scale: torch.Tensor  # [out, groups]
     group_size: int
 
