@@ -24,7 +24,7 @@ import triton.language as tl
 from kernels import triton_gemv_mma
 from kernels.gear import Gear
 from kernels.nested import L_CENTER
-from kernels.word_planes import NIBBLES, TILE_ROWS, WordPlanes
+from kernels.word_planes import NIBBLE_OF, NIBBLES, TILE_ROWS, WordPlanes
 
 # OR-ing an integer below 2**20 into the mantissa of float32 2**23 gives exactly 2**23 + it:
 # an int-to-float conversion without the conversion unit, which is 1/8 of the FMA rate.
@@ -33,6 +33,8 @@ _MAGIC_VALUE = tl.constexpr(8388608.0)
 _L_CENTER = tl.constexpr(L_CENTER)
 _NIBBLES = tl.constexpr(NIBBLES)
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
+# The channel (of its word's eight) that nibble j holds: NIBBLE_OF is a bit reversal, its own inverse.
+_NIBBLE_OF = tl.constexpr(NIBBLE_OF)
 
 
 # tl.zeros and tl.sum are jit functions of Triton's standard library, decorated when triton
@@ -60,12 +62,6 @@ def _code(q, q_hi, magic, J: tl.constexpr):
         bits = (q_hi & (0xF << (4 * (J - 3)))) | magic
         step = 1.0 / (1 << (4 * (J - 3)))
     return bits.to(tl.float32, bitcast=True) * step - _MAGIC_VALUE * step
-
-
-@triton.jit
-def _channel_of(j: tl.constexpr):
-    """The channel (of its word's eight) that nibble j holds: kernels.word_planes.NIBBLE_OF."""
-    return (j % 2) * 4 + (j // 2 % 2) * 2 + j // 4
 
 
 @triton.jit
@@ -109,13 +105,13 @@ def _gemv_step(acc, x_ptr, q, s, z, ql, ls, g, wi, K, magic,
     q_hi = q >> 12
     ql_hi = ql >> 12
     for j in tl.static_range(_NIBBLES):
-        channel = g * GS + _NIBBLES * wi + _channel_of(j)
+        channel = g * GS + _NIBBLES * wi + _NIBBLE_OF[j]
         if EVEN:
             xj = tl.load(x_ptr + channel).to(tl.float32)
         else:
             # Past the group's last word, or its last channel, or `in`: zero, or the
             # group's zero point would be added for channels that are not there.
-            inside = (wi < WPG) & (_NIBBLES * wi + _channel_of(j) < GS) & (channel < K)
+            inside = (wi < WPG) & (_NIBBLES * wi + _NIBBLE_OF[j] < GS) & (channel < K)
             xj = tl.load(x_ptr + channel, mask=inside, other=0.0).to(tl.float32)
         if j == 0:
             dot_h = _code(q, q_hi, magic, j) * xj
