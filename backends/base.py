@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backends.gearbox import GearMode
-from kernels.gear import Gear
+from gearterm.backends.gearbox import GearMode
+from gearterm.kernels.gear import Gear
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)

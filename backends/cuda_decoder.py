@@ -20,12 +20,12 @@ import time
 
 import torch
 
-from backends.base import BackendError
-from backends.fused_norm import fuse_rms_norms
-from backends.geared_linear import decoder_layers
-from backends.rotary_table import tabulate_rotary
-from kernels.entropy import logit_readings
-from kernels.gear import Gear, GearSelector
+from gearterm.backends.base import BackendError
+from gearterm.backends.fused_norm import fuse_rms_norms
+from gearterm.backends.geared_linear import decoder_layers
+from gearterm.backends.rotary_table import tabulate_rotary
+from gearterm.kernels.entropy import logit_readings
+from gearterm.kernels.gear import Gear, GearSelector
 
 
 # Every step attends over the whole static cache (masked), so its length costs bandwidth at
@@ -78,7 +78,7 @@ class GraphDecoder:
 
     def _model_step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Position and cache slot come from the cache itself: a device tensor it advances.
-        logits = self.model(input_ids=token, past_key_values=self.cache, use_cache=True).logits[0, -1]
+        logits = self.model(input_ids=token, cache=self.cache, use_cache=True).logits[0, -1]
         return logits, self._readings(logits)
 
     def _next_chunk(self, module, args) -> None:
@@ -129,7 +129,7 @@ class GraphDecoder:
         self._reserve(len(ids), reset=True)
         self.cache.reset()
         x = torch.tensor([ids], device=self.model.device)
-        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
+        return self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0]
 
     @torch.inference_mode()
     def feed(self, token: torch.Tensor) -> torch.Tensor:
@@ -150,7 +150,7 @@ class GraphDecoder:
 
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device) and their
-        readings (kernels.entropy.logit_readings), from the graphs of the selector's gear.
+        readings (gearterm.kernels.entropy.logit_readings), from the graphs of the selector's gear.
         Not in inference mode: a replay records nothing for autograd anyway, and entering the
         mode took the H100's host 16-24 us right after its wait for the GPU (4.5 us in a warm
         loop), five times the rest of the launch path (docs/benchmarks/decode-h100.md)."""

@@ -1,4 +1,4 @@
-"""Llama-style RMSNorm modules swapped for one-kernel ones on a GPU (kernels.triton_rmsnorm):
+"""Llama-style RMSNorm modules swapped for one-kernel ones on a GPU (gearterm.kernels.triton_rmsnorm):
 same weight, same forward signature, the rest of the model does not know."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class FusedRMSNorm(nn.Module):
         self.variance_epsilon = norm.variance_epsilon
 
     def forward(self, hidden_states):
-        from kernels.triton_rmsnorm import rms_norm, rms_norm_reference
+        from gearterm.kernels.triton_rmsnorm import rms_norm, rms_norm_reference
 
         if torch.compiler.is_compiling():  # inductor fuses the plain formula with the add before it
             return rms_norm_reference(hidden_states, self.weight, self.variance_epsilon)

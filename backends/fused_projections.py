@@ -9,7 +9,7 @@ planes hold exactly the codes and scales the separate ones would.
 
 The attention module keeps transformers' rotary embedding, cache update and (for prompts)
 its configured attention function; only the one-position decode step on a GPU goes through
-kernels.decode_attention instead of SDPA with repeat_kv's copies of the cache.
+gearterm.kernels.decode_attention instead of SDPA with repeat_kv's copies of the cache.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import types
 import torch
 from torch import nn
 
-from kernels.decode_attention import decode_attention
+from gearterm.kernels.decode_attention import decode_attention
 
 STACKABLE_ATTENTION = {"LlamaAttention"}
 STACKABLE_MLP = {"LlamaMLP"}
@@ -65,8 +65,8 @@ def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.down_proj(self.act_fn(gate) * up)
 
 
-def _attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None, **kwargs):
-    """LlamaAttention.forward (transformers 5) with one stacked projection for q, k and v."""
+def _attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, cache=None, **kwargs):
+    """LlamaAttention.forward (transformers 5.25) with one stacked projection for q, k and v."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     input_shape = hidden_states.shape[:-1]
@@ -74,8 +74,8 @@ def _attention_forward(self, hidden_states, position_embeddings=None, attention_
     q, k, v = (t.view(hidden_shape).transpose(1, 2) for t in self.qkv_proj(hidden_states).split(self.qkv_sizes, -1))
     cos, sin = position_embeddings
     q, k = self.apply_rotary_pos_emb(q, k, cos, sin)
-    if past_key_values is not None:
-        k, v = past_key_values.update(k, v, self.layer_idx)
+    if cache is not None:
+        k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)
 
     valid = _decode_positions(q, k, attention_mask)
     if valid is not None:

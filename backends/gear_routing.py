@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from backends.gearbox import REFERENCE_BITS, Decision, Gearbox, GearMode, PolicyConfig
-from backends.topk_entropy import EntropyBounds
-from kernels.gear import Gear
+from gearterm.backends.gearbox import REFERENCE_BITS, Decision, Gearbox, GearMode, PolicyConfig
+from gearterm.backends.topk_entropy import EntropyBounds
+from gearterm.kernels.gear import Gear
 
 EntropySource = Literal["lower", "upper"]
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 REFERENCE_BITS = 15.0  # log2 of the 32k vocabulary the default thresholds were set for
 

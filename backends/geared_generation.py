@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
-from backends.detokenize import IncrementalDetokenizer
-from backends.gearbox import Gearbox
+from gearterm.backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
+from gearterm.backends.detokenize import IncrementalDetokenizer
+from gearterm.backends.gearbox import Gearbox
 
 
 @dataclass

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.gear import Gear, GearSelector
-from kernels.matmul import fused_kernels_available, geared_matmul
-from kernels.nested import GROUP_SIZE, NestedWeight, pack
-from kernels.word_planes import WordPlanes, to_nested, to_word_planes
+from gearterm.kernels.gear import Gear, GearSelector
+from gearterm.kernels.matmul import fused_kernels_available, geared_matmul
+from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
+from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
 
 class GearedLinear(nn.Module):

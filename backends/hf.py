@@ -7,23 +7,23 @@ from collections.abc import Sequence
 
 import torch
 
-from backends.base import (
+from gearterm.backends.base import (
     BackendError,
     Capabilities,
     GenerationParams,
     Progress,
     TeacherForced,
 )
-from backends.cuda_decoder import GraphDecoder
-from backends.fused_projections import stack_projections
-from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from backends.geared_generation import GearedGeneration, StepReading
-from backends.geared_linear import decoder_layers, gear_decoder_layers
-from backends.hidden_tap import HiddenStateTap
-from backends.model_files import check_model_dir, resolve_model_dir
-from kernels.entropy import entropy_varentropy, logit_readings
-from kernels.gate import gate_passed
-from kernels.gear import GearSelector
+from gearterm.backends.cuda_decoder import GraphDecoder
+from gearterm.backends.fused_projections import stack_projections
+from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
+from gearterm.backends.geared_generation import GearedGeneration, StepReading
+from gearterm.backends.geared_linear import decoder_layers, gear_decoder_layers
+from gearterm.backends.hidden_tap import HiddenStateTap
+from gearterm.backends.model_files import check_model_dir, resolve_model_dir
+from gearterm.kernels.entropy import entropy_varentropy, logit_readings
+from gearterm.kernels.gate import gate_passed
+from gearterm.kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
 
@@ -73,7 +73,7 @@ class EagerDecoder:
 
         self.cache = DynamicCache(config=self.model.config)
         x = torch.tensor([ids], device=self.model.device)
-        return self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0]
+        return self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0]
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         """The next step's input: here `token` itself (GraphDecoder copies it into its graphs')."""
@@ -82,9 +82,9 @@ class EagerDecoder:
     @torch.inference_mode()
     def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [V] for the position after `token` (a 0-d id tensor on the device), and
-        their readings (kernels.entropy.logit_readings)."""
+        their readings (gearterm.kernels.entropy.logit_readings)."""
         x = token.reshape(1, 1)
-        logits = self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0, -1]
+        logits = self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0, -1]
         return logits, logit_readings(logits)
 
 

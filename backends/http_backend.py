@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from backends.base import (
+from gearterm.backends.base import (
     Backend,
     BackendError,
     Capabilities,
@@ -31,10 +31,10 @@ from backends.base import (
     ReplyDone,
     TokenEvent,
 )
-from backends.gear_routing import EntropySource, GearRouter, gear_of, propose_gear_models
-from backends.http_stream import MalformedLine
-from backends.topk_entropy import ZERO_LOGPROB, EntropyBounds, entropy_bounds, is_speculative_draft
-from kernels.gear import Gear
+from gearterm.backends.gear_routing import EntropySource, GearRouter, gear_of, propose_gear_models
+from gearterm.backends.http_stream import MalformedLine
+from gearterm.backends.topk_entropy import ZERO_LOGPROB, EntropyBounds, entropy_bounds, is_speculative_draft
+from gearterm.kernels.gear import Gear
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error response worth reading for its message
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from mlx.utils import tree_flatten
 
-from backends.apple_power import ApplePower
-from backends.base import (
+from gearterm.backends.apple_power import ApplePower
+from gearterm.backends.base import (
     BackendError,
     Capabilities,
     Event,
@@ -20,14 +20,14 @@ from backends.base import (
     Progress,
     TeacherForced,
 )
-from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from backends.geared_generation import GearedGeneration, StepReading
-from backends.model_files import resolve_model_dir
-from backends.mlx_geared_linear import GearingReport, gear_decoder_layers
-from backends.mlx_hidden_tap import MLXHiddenStateTap
-from kernels.gate import gate_passed
-from kernels.gear import Gear, GearSelector
-from kernels.mlx_entropy import entropy_varentropy
+from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
+from gearterm.backends.geared_generation import GearedGeneration, StepReading
+from gearterm.backends.model_files import resolve_model_dir
+from gearterm.backends.mlx_geared_linear import GearingReport, gear_decoder_layers
+from gearterm.backends.mlx_hidden_tap import MLXHiddenStateTap
+from gearterm.kernels.gate import gate_passed
+from gearterm.kernels.gear import Gear, GearSelector
+from gearterm.kernels.mlx_entropy import entropy_varentropy
 
 PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the [tokens, vocab] logits held at once
 

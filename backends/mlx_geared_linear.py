@@ -8,8 +8,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_map_with_path
 
-from kernels.gear import GearSelector
-from kernels.gear import Gear
+from gearterm.kernels.gear import GearSelector
+from gearterm.kernels.gear import Gear
 
 GROUP_SIZE = 64
 QUANTIZED_BITS = {Gear.LOW: 4, Gear.MID: 8}

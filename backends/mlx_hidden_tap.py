@@ -1,5 +1,5 @@
 """Each MLX decoder layer's output at the newest position: what the activation entropy gate
-reads once per token, the MLX counterpart of backends.hidden_tap.
+reads once per token, the MLX counterpart of gearterm.backends.hidden_tap.
 
 MLX modules have no forward hooks, and a call goes through the class's __call__, so each
 layer becomes an instance of a small subclass of its own class whose __call__ also keeps its

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from backends.base import BackendError
+from gearterm.backends.base import BackendError
 
 
 def resolve_model_dir(model: str) -> Path:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from backends.base import BackendError, GenerationParams, Message
-from backends.http_backend import HTTPBackend, StreamFault, StreamPiece
-from backends.http_stream import NDJSONDecoder
+from gearterm.backends.base import BackendError, GenerationParams, Message
+from gearterm.backends.http_backend import HTTPBackend, StreamFault, StreamPiece
+from gearterm.backends.http_stream import NDJSONDecoder
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 MAX_TOP_LOGPROBS = 20  # Ollama allows 0..20

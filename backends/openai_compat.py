@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from backends.base import GenerationParams, Message
-from backends.http_backend import HTTPBackend, StreamFault, StreamPiece, error_text
-from backends.http_stream import ServerEvent, SSEDecoder
+from gearterm.backends.base import GenerationParams, Message
+from gearterm.backends.http_backend import HTTPBackend, StreamFault, StreamPiece, error_text
+from gearterm.backends.http_stream import ServerEvent, SSEDecoder
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # llama-server's default
 

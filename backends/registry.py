@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from backends.base import Backend, BackendError
+from gearterm.backends.base import Backend, BackendError
 
 # name -> (module, class, what it needs to import)
 BACKENDS = {
-    "hf": ("backends.hf", "HFBackend", "transformers"),
-    "mlx": ("backends.mlx", "MLXBackend", "mlx_lm"),
-    "ollama": ("backends.ollama", "OllamaBackend", "httpx"),
-    "openai": ("backends.openai_compat", "OpenAIBackend", "httpx"),
+    "hf": ("gearterm.backends.hf", "HFBackend", "transformers"),
+    "mlx": ("gearterm.backends.mlx", "MLXBackend", "mlx_lm"),
+    "ollama": ("gearterm.backends.ollama", "OllamaBackend", "httpx"),
+    "openai": ("gearterm.backends.openai_compat", "OpenAIBackend", "httpx"),
 }
 
 

@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-from backends.base import BackendError
+from gearterm import quiet_exit
+from gearterm.backends.base import BackendError
 from gearterm.errors import UsageError
 
 COMMANDS = {
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_exit.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends.gearbox import GearMode
+from gearterm.backends.gearbox import GearMode
 from gearterm.app.keys import KEY_IDS
 
 CONFIG_ENV = "GEARTERM_CONFIG"
@@ -272,7 +272,7 @@ class _Reader:
         if top_logprobs < 1:
             reject("top_logprobs", "must be at least 1 (the entropy bounds need the top token)")
         elif backend == "ollama":
-            from backends.ollama import MAX_TOP_LOGPROBS
+            from gearterm.backends.ollama import MAX_TOP_LOGPROBS
 
             if top_logprobs > MAX_TOP_LOGPROBS:
                 reject("top_logprobs", f"must be at most {MAX_TOP_LOGPROBS} for Ollama")

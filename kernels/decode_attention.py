@@ -34,7 +34,7 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 def _attend_triton(q, k, v, valid, scale):
     import triton
 
-    from kernels.triton_decode_attention import attend_slices, merge_slices
+    from gearterm.kernels.triton_decode_attention import attend_slices, merge_slices
 
     heads, dim = q.shape
     kv_heads, length, _ = k.shape

@@ -148,12 +148,12 @@ def gate_metrics(
     if mode not in ("fast", "exact"):
         raise ValueError(f"unknown gate mode {mode!r}: use fast or exact")
     if x.device.type == "cpu":
-        from kernels.gate_numpy import numpy_gate_entropies
+        from gearterm.kernels.gate_numpy import numpy_gate_entropies
 
         entropy, byte_h = (torch.from_numpy(a) for a in numpy_gate_entropies(x.detach().float().numpy()))
         compressibility = byte_h if mode == "fast" else zlib_ratio(x)
     elif mode == "fast" and _fused_available(x):
-        from kernels.gate_triton import fused_gate_metrics
+        from gearterm.kernels.gate_triton import fused_gate_metrics
 
         entropy, compressibility = fused_gate_metrics(x)
     else:

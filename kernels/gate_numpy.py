@@ -1,6 +1,6 @@
 """The gate's two entropies in numpy: the CPU path. In decode the gate sees a handful of
 vectors per token, where each operation's fixed cost is the time, and a numpy operation
-costs about half a torch one. Same numbers as kernels.gate's torch version."""
+costs about half a torch one. Same numbers as gearterm.kernels.gate's torch version."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The fast gate path as one Triton kernel: a row per program, both histograms in one pass.
 
-Same numbers as kernels.gate's torch version (histogram_entropy, byte_entropy), which is
+Same numbers as gearterm.kernels.gate's torch version (histogram_entropy, byte_entropy), which is
 its reference; one launch instead of about twenty matters in eager decode on a GPU."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels.gear import Gear
-from kernels.word_planes import WordPlanes
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.word_planes import WordPlanes
 
 
 @torch.library.custom_op("gearterm::gear_matmul", mutates_args=())
@@ -26,7 +26,7 @@ def gear_matmul_op(
     group_size: int,
     gear: int,
 ) -> torch.Tensor:
-    from kernels import triton_gears  # imports triton: only where it runs
+    from gearterm.kernels import triton_gears  # imports triton: only where it runs
 
     planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
     return triton_gears.gear_matmul(x, planes, Gear(gear))

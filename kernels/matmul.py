@@ -6,10 +6,10 @@ from importlib.util import find_spec
 import torch
 import torch.nn.functional as F
 
-from kernels.gear import Gear
-from kernels.gear_op import compiled_gear_matmul
-from kernels.nested import NestedWeight, reference_matmul
-from kernels.word_planes import WordPlanes
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.gear_op import compiled_gear_matmul
+from gearterm.kernels.nested import NestedWeight, reference_matmul
+from gearterm.kernels.word_planes import WordPlanes
 
 
 @cache
@@ -28,7 +28,7 @@ def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> 
     if isinstance(w, WordPlanes):
         if torch.compiler.is_compiling():  # one operator in the graph, not a traced launch
             return compiled_gear_matmul(x, w, gear)
-        from kernels.triton_gears import gear_matmul  # imports triton: only where it runs
+        from gearterm.kernels.triton_gears import gear_matmul  # imports triton: only where it runs
 
         return gear_matmul(x, w, gear)
     return reference_matmul(x, w, gear)

@@ -10,7 +10,7 @@ LN2 = math.log(2.0)
 def entropy_varentropy(logits: mx.array) -> tuple[mx.array, mx.array]:
     """Shannon entropy H = -sum p log2 p and varentropy Var[-log2 p] over the last axis.
 
-    The MLX twin of kernels.entropy.entropy_varentropy: lazy, float32 whatever the logits'
+    The MLX twin of gearterm.kernels.entropy.entropy_varentropy: lazy, float32 whatever the logits'
     dtype, NaN entropy when any logit is NaN or Inf (the gear policy's anomaly signal).
     """
     x = logits.astype(mx.float32)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 GROUP_SIZE = 128
 SCALE_DTYPE = torch.float16  # 4 bytes of scales per plane per group: ~3% over the codes

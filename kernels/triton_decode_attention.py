@@ -1,4 +1,4 @@
-"""The Triton kernels of kernels.decode_attention: one key/value head's slice of the cache,
+"""The Triton kernels of gearterm.kernels.decode_attention: one key/value head's slice of the cache,
 attended by every query head of its group, as a partial softmax (max, sum, weighted sum);
 then one program a query head merges its slices."""
 
@@ -12,7 +12,7 @@ _FAR_BELOW = tl.constexpr(-1.0e30)  # a masked score: exp() of it minus any real
 
 # tl.sum and tl.max are jit functions of Triton's standard library that stay compiled in a
 # process that imported triton before TRITON_INTERPRET was set (a test session); tl.reduce
-# with our own combine functions runs in the interpreter too (see kernels.triton_gears).
+# with our own combine functions runs in the interpreter too (see gearterm.kernels.triton_gears).
 @triton.jit
 def _add(a, b):
     return a + b

@@ -1,11 +1,11 @@
 """Fused low/mid gear matmuls in Triton: the packed int4 planes are read once and
 dequantized in registers; no 16-bit weight is ever materialized.
 
-y = x @ W_gear^T with W_gear = dequantize(planes, gear) as kernels.nested defines it
+y = x @ W_gear^T with W_gear = dequantize(planes, gear) as gearterm.kernels.nested defines it
 (its reference_matmul is the ground truth these kernels are tested against). The gear is
 a compile-time constant: the low gear's kernel never touches plane L.
 
-- batch 1 (decode) on a GPU, 16-bit x, groups of 128: kernels.triton_gemv_mma (tensor cores).
+- batch 1 (decode) on a GPU, 16-bit x, groups of 128: gearterm.kernels.triton_gemv_mma (tensor cores).
 - batch 1 otherwise (float32, other groups, the interpreter): a GEMV on CUDA cores. Per
   group it accumulates sum(x * code) and uses
   sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
@@ -21,10 +21,10 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import triton_gemv_mma
-from kernels.gear import Gear
-from kernels.nested import L_CENTER
-from kernels.word_planes import NIBBLE_OF, NIBBLES, TILE_ROWS, WordPlanes
+from gearterm.kernels import triton_gemv_mma
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.nested import L_CENTER
+from gearterm.kernels.word_planes import NIBBLE_OF, NIBBLES, TILE_ROWS, WordPlanes
 
 # OR-ing an integer below 2**20 into the mantissa of float32 2**23 gives exactly 2**23 + it:
 # an int-to-float conversion without the conversion unit, which is 1/8 of the FMA rate.
@@ -176,7 +176,7 @@ def _in_channel_order(w0, w1, w2, w3, w4, w5, w6, w7):
     """[rows, words] tiles of nibbles 0..7 -> one [rows, 8 words] tile in channel order.
     tl.join adds its pair as the new last dimension, so the three levels of joins put
     nibble 4a + 2b + c at channel 4c + 2b + a of its word: the bit reversal that
-    kernels.word_planes.NIBBLE_OF is."""
+    gearterm.kernels.word_planes.NIBBLE_OF is."""
     joined = tl.join(tl.join(tl.join(w0, w1), tl.join(w2, w3)), tl.join(tl.join(w4, w5), tl.join(w6, w7)))
     return tl.reshape(joined, [w0.shape[0], w0.shape[1] * _NIBBLES])
 
@@ -295,7 +295,7 @@ def _geometry(planes: WordPlanes) -> dict:
 def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | None = None) -> torch.Tensor:
     """x [..., in] @ W_gear^T for the low or mid gear, on the device the planes live on.
     Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
-    (kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
+    (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
     for the tensor-core GEMV, BLOCK_N and the rest for the others."""
     if gear == Gear.HIGH:

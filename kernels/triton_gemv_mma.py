@@ -6,7 +6,7 @@ kernels-h100.md). Here one LOP3 turns two codes into a pair of 16-bit floats, 10
 (or 1024 + 16 c), that the matrix instruction multiplies by x directly: about 0.6 integer
 instructions a code plus one m16n8k16 per 256 codes.
 
-How, per group of 128 channels and 16 rows (the words' tile, kernels.word_planes):
+How, per group of 128 channels and 16 rows (the words' tile, gearterm.kernels.word_planes):
 - Lane 4r + t of a warp holds rows r and r + 8 and words 4t..4t+3 of the group, which is
   how Triton lays out a [16, 16] int32 tile (8 x 4 lanes, 4 words a lane) and also the
   fragment order of the A operand; x's B fragment is the same channel pairs, loaded as
@@ -19,7 +19,7 @@ How, per group of 128 channels and 16 rows (the words' tile, kernels.word_planes
 - y += s * sum(c x) + z * sum(x) per group and row (mid: + ls * sum(c_l x) - 7.5 ls sum(x)).
 `in` is split over KS warps of a program (a chunk each); their sums are added at the end.
 
-Inline PTX does not run in TRITON_INTERPRET: without a GPU, kernels.triton_gears' CUDA-core
+Inline PTX does not run in TRITON_INTERPRET: without a GPU, gearterm.kernels.triton_gears' CUDA-core
 kernel reads the same layout and the CUDA tests check this one against the reference.
 """
 
@@ -29,8 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.gear import Gear
-from kernels.word_planes import TILE_ROWS, WordPlanes
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
 GROUP = 128  # channels a group must have: four lanes x four words x eight codes
 STEP = 4  # groups a loop step reads; their scales come as one 8-byte vector a row

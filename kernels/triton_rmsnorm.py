@@ -12,7 +12,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _add(a, b):  # tl.sum is a standard-library jit function; see kernels.triton_gears
+def _add(a, b):  # tl.sum is a standard-library jit function; see gearterm.kernels.triton_gears
     return a + b
 
 

@@ -1,7 +1,7 @@
 """The nested gear planes laid out for GPU kernels: eight int4 codes per 32-bit word.
 
-Same planes, scales and zeros as kernels.nested (its NestedWeight is the ground truth);
-only the order of the codes differs, chosen for the tensor-core GEMV (kernels.triton_gemv_mma):
+Same planes, scales and zeros as gearterm.kernels.nested (its NestedWeight is the ground truth);
+only the order of the codes differs, chosen for the tensor-core GEMV (gearterm.kernels.triton_gemv_mma):
 - Word w of a group holds its channels 8w..8w+7, channel 8w + e in nibble NIBBLE_OF[e]
   (bits 4n..4n+3). One mask-or of the word then gives two codes as a pair of 16-bit floats
   (nibbles 0 and 4: channels 0 and 1; nibbles 2 and 6 after a shift by 8: channels 2 and
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kernels.gear import Gear
-from kernels.nested import NestedWeight, _pack_nibbles, unpack_nibbles
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.nested import NestedWeight, _pack_nibbles, unpack_nibbles
 
 NIBBLES = 8  # int4 codes per 32-bit word
 NIBBLE_OF = (0, 4, 2, 6, 1, 5, 3, 7)  # channel 8w + e of a group sits in nibble NIBBLE_OF[e] of word w
@@ -111,7 +111,7 @@ def to_word_planes(nw: NestedWeight) -> WordPlanes:
 
 
 def to_nested(planes: WordPlanes) -> NestedWeight:
-    """Back to the reference layout, so kernels.nested can check what the kernels compute."""
+    """Back to the reference layout, so gearterm.kernels.nested can check what the kernels compute."""
     out_features, in_features = planes.shape
     g, groups = planes.group_size, planes.groups
     padded_bytes = (groups * g + (groups * g) % 2) // 2

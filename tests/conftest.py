@@ -4,11 +4,17 @@ from pathlib import Path
 
 import pytest
 
+from gearterm import quiet_exit
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 STORIES_HF = SHARED / "models" / "stories260K-hf"
 STORIES_GGUF = SHARED / "models" / "stories260K-gguf" / "stories260K-f32.gguf"
 TINYSTORIES_TEXT = SHARED / "data" / "tinystories-valid-head" / "tinystories_val.txt"
+
+
+def pytest_configure(config):
+    quiet_exit.install()  # no report of Triton's leaked bindings after the summary
 
 
 def _need(path: Path) -> Path:
@@ -36,7 +42,7 @@ def tinystories_text() -> Path:
 @pytest.fixture(scope="session")
 def stories_backend(stories_hf):
     """The Transformers backend loaded on stories260K, shared by the tests that only read it."""
-    from backends.hf import HFBackend
+    from gearterm.backends.hf import HFBackend
 
     backend = HFBackend(str(stories_hf), device="cpu")
     backend.load()

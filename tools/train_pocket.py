@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 # Run as a script from a checkout: reuse the app's own entropy so the card's figures match it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels.entropy import entropy_varentropy  # noqa: E402
+from gearterm.kernels.entropy import entropy_varentropy  # noqa: E402
 
 TRAIN_END = 0.97  # fraction of each file's characters: paragraphs starting before it train
 VALIDATION_END = 0.98  # ... then validation up to here; the rest (last 2%) is held out

@@ -27,8 +27,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
-from backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
-from backends.gearbox import GearMode
+from gearterm.backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
+from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
 from gearterm.app.chat_entries import ReplyEntry
 from gearterm.app.keys import KEYS
@@ -42,7 +42,7 @@ from gearterm.config import BackendEntry, Config
 from gearterm.export import export_conversation
 from gearterm.history import History, TokenRow
 from gearterm.telemetry.power import PowerMeter, PowerReading
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 DRAIN_HZ = 20  # queue drains (and so chat writes) per second
 PANE_HZ = 10  # pane redraws per second at most: each costs a few ms of rendering, and keys come first

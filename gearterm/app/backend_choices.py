@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import Backend
+from gearterm.backends.base import Backend
 from gearterm.config import SERVER_BACKENDS, BackendEntry, Config, ServerOptions
 
 LOCAL_BACKENDS = ("hf", "mlx")  # compute in this process; the others talk to a server
@@ -19,7 +19,7 @@ def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
     notes say what could not be reached.
 
     Runs in a worker thread: asking an Ollama server may take a moment."""
-    from backends.registry import available_backends
+    from gearterm.backends.registry import available_backends
 
     entries = [startup_entry(config), *config.backends]
     notes: list[str] = []
@@ -47,7 +47,7 @@ def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
 def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
     """A backend, not yet loaded; local backends with no model get the default model, server
     backends the entry's ServerOptions."""
-    from backends.registry import create_backend
+    from gearterm.backends.registry import create_backend
 
     model = entry.model
     options = {}

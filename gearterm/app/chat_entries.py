@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.strip import Strip
 
 from gearterm.app.gear_colors import GEAR_COLORS
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 SEGMENT_CHARS = 300  # a streaming segment longer than this closes at its next blank line; every write re-renders it
 USER_STYLE = Style(bgcolor="#1e2f45")

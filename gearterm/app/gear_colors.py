@@ -1,6 +1,6 @@
 """One colour per gear, shared by the tint of reply tokens, the gear mix bar and the sparkline."""
 
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 GEAR_COLORS = {
     Gear.LOW: "#5fd787",  # green: cheapest weights

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from backends.base import Backend
+from gearterm.backends.base import Backend
 from gearterm.config import BackendEntry
 
 

@@ -11,9 +11,9 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from backends.base import Capabilities, ReplyDone, TokenEvent
-from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from kernels.gear import Gear
+from gearterm.backends.base import Capabilities, ReplyDone, TokenEvent
+from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
+from gearterm.kernels.gear import Gear
 
 ENTROPY_HISTORY = 512  # tokens kept for the sparkline (wider than any pane)
 MEAN_WINDOW = 32  # tokens in the rolling mean shown under the sparkline

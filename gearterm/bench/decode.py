@@ -95,8 +95,8 @@ def real_model(name: str, dtype, device):
     """A model from a directory or the Hugging Face cache, on the device, not yet geared."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from backends.base import BackendError
-    from backends.model_files import check_model_dir, resolve_model_dir
+    from gearterm.backends.base import BackendError
+    from gearterm.backends.model_files import check_model_dir, resolve_model_dir
 
     try:
         path = resolve_model_dir(name)
@@ -144,8 +144,8 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     choice of the next gear (the backend's `decided_at`) to the launch of the step it chose,
     split into steps that shift gear and steps that stay. On the GPU the loop launches the
     next step before it hands the token over, so this excludes the caller's work."""
-    from backends.base import GenerationParams, TokenEvent
-    from backends.gearbox import GearMode
+    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.gearbox import GearMode
 
     params = GenerationParams(max_tokens=tokens, temperature=0.0, gear_mode=GearMode(mode))
     arrivals, events, shift_us, stay_us = [], [], [], []
@@ -244,8 +244,8 @@ def print_table(result: dict) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from backends.hf import HFBackend
-    from kernels.gear import Gear
+    from gearterm.backends.hf import HFBackend
+    from gearterm.kernels.gear import Gear
 
     for name in ("tokens", "prompt_tokens", "baseline_tokens"):
         if getattr(args, name) < 2:

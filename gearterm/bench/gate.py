@@ -105,7 +105,7 @@ def _gpu_seconds(fn, repeats: int = 100) -> float:
 
 def _torch_fast_passed(x):
     """The fast path in plain torch ops (no Triton): what the fused kernel must beat."""
-    from kernels.gate import byte_entropy, histogram_entropy
+    from gearterm.kernels.gate import byte_entropy, histogram_entropy
 
     return (histogram_entropy(x) <= 0.80) & (byte_entropy(x) <= 0.90)
 
@@ -114,7 +114,7 @@ def run_synthetic(n: int, d: int) -> dict:
     import numpy as np
     import torch
 
-    from kernels.gate import gate_metrics
+    from gearterm.kernels.gate import gate_metrics
 
     rows, classes = synthetic_workload(n, d)
     x = torch.from_numpy(rows)
@@ -161,8 +161,8 @@ def layer_outputs(backend, chunks):
     """Every decoder layer's output at every position of every chunk: [layers, positions, d]."""
     import torch
 
-    from backends.gearbox import GearMode
-    from backends.geared_linear import decoder_layers
+    from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.geared_linear import decoder_layers
 
     layers = decoder_layers(backend.model, backend.num_layers)
     seen = [[] for _ in layers]
@@ -184,7 +184,7 @@ def layer_outputs(backend, chunks):
 
 
 def run_real(backend, chunks) -> dict:
-    from kernels.gate import gate_metrics
+    from gearterm.kernels.gate import gate_metrics
 
     hidden = layer_outputs(backend, chunks)
     layers, positions, d = hidden.shape
@@ -205,10 +205,10 @@ def perplexity_with_mlp_gate(backend, chunks, mode: str | None) -> tuple[float, 
     """Teacher-forced perplexity when, in every layer, tokens whose hidden state entering the
     MLP (the residual stream after attention) fails the gate skip the MLP (it adds zero).
     mode None runs every MLP. Returns (perplexity, fraction of MLP calls skipped)."""
-    from backends.gearbox import GearMode
-    from backends.geared_linear import decoder_layers
-    from backends.hf import perplexity
-    from kernels.gate import gate_metrics
+    from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.geared_linear import decoder_layers
+    from gearterm.backends.hf import perplexity
+    from gearterm.kernels.gate import gate_metrics
 
     layers = decoder_layers(backend.model, backend.num_layers)
     handles, kept = [], []
@@ -312,7 +312,7 @@ def main(args: argparse.Namespace) -> int:
         import scipy  # noqa: F401  (the per-vector baseline is numpy + scipy + zlib)
     except ImportError:
         raise UsageError("bench gate times the seed's scipy loop: pip install scipy (or gearterm[dev])") from None
-    from backends.hf import HFBackend
+    from gearterm.backends.hf import HFBackend
 
     result = {"synthetic": run_synthetic(args.vectors, args.dim)}
     backend = HFBackend(str(args.model), device=args.device, gate=False)

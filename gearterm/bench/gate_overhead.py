@@ -20,9 +20,9 @@ READ_BANDWIDTH = 3.07e12  # bytes/s, H100 tensor-sum read bandwidth (DESIGN.md r
 
 def tiny_model(model: Path, device: str | None, rounds: int = 3, tokens: int = 128) -> dict:
     """Median step time of the real model through HFBackend, gate on and off, runs interleaved."""
-    from backends.base import GenerationParams, TokenEvent
-    from backends.gearbox import GearMode
-    from backends.hf import HFBackend
+    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.hf import HFBackend
 
     backends = {"off": HFBackend(str(model), device=device, gate=False), "on": HFBackend(str(model), device=device)}
     for backend in backends.values():
@@ -73,7 +73,7 @@ def gate_in_graph(layers: int, d: int) -> dict:
     graphed decode step, against the same graph without them."""
     import torch
 
-    from kernels.gate import gate_passed
+    from gearterm.kernels.gate import gate_passed
 
     outputs = [torch.randn(1, 1, d, dtype=torch.bfloat16, device="cuda") for _ in range(layers)]
     last_hidden = torch.zeros(layers, d, dtype=torch.bfloat16, device="cuda")
@@ -98,10 +98,10 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from backends.geared_linear import decoder_layers
-    from backends.hf import EagerDecoder
-    from backends.hidden_tap import HiddenStateTap
-    from kernels.gate import gate_passed
+    from gearterm.backends.geared_linear import decoder_layers
+    from gearterm.backends.hf import EagerDecoder
+    from gearterm.backends.hidden_tap import HiddenStateTap
+    from gearterm.kernels.gate import gate_passed
 
     config = LlamaConfig(**LLAMA3_8B)
     torch.manual_seed(0)
@@ -167,7 +167,7 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
 def run_overhead(model: Path, device: str | None, trace: Path | None) -> dict:
     import torch
 
-    from kernels.gate import gate_passed
+    from gearterm.kernels.gate import gate_passed
 
     result = {"tiny": tiny_model(model, device), "llama8b": None, "graph": None, "gate_eager_us_8b": None}
     if not torch.cuda.is_available():

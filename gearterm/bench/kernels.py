@@ -64,10 +64,10 @@ class Case:
 def build_cases(impls, out_features: int, in_features: int, n_copies: int, torch, device: str = "cuda"):
     import torch.nn.functional as F
 
-    from kernels.gear import Gear
-    from kernels.nested import dequantize, pack
-    from kernels.triton_gears import gear_matmul
-    from kernels.word_planes import to_nested, to_word_planes
+    from gearterm.kernels.gear import Gear
+    from gearterm.kernels.nested import dequantize, pack
+    from gearterm.kernels.triton_gears import gear_matmul
+    from gearterm.kernels.word_planes import to_nested, to_word_planes
 
     originals = [torch.randn(out_features, in_features, device=device, dtype=torch.float16) * 0.02 for _ in range(n_copies)]
     cases = {}
@@ -180,7 +180,7 @@ def main(args: argparse.Namespace) -> int:
 
     if not torch.cuda.is_available():
         raise UsageError("bench kernels needs a CUDA GPU: torch sees none")
-    from kernels.triton_gemv_mma import whole_steps
+    from gearterm.kernels.triton_gemv_mma import whole_steps
     shapes = [parse_shape(s) for s in (args.shape or SHAPES)]
     batches = args.batch or BATCHES
     if any(b <= 0 for b in batches):

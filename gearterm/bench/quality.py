@@ -44,7 +44,7 @@ def paragraphs_for(backend, text: str, tokens: int) -> list[list[int]]:
 def score(backend, chunks: list[list[int]]) -> dict:
     import math
 
-    from backends.gearbox import GearMode
+    from gearterm.backends.gearbox import GearMode
 
     runs = {}
     for mode in MODES:

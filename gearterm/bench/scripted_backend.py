@@ -13,8 +13,8 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
-from backends.base import Capabilities, Event, GenerationParams, LocalBackend, Message, Progress, ReplyDone, TokenEvent
-from backends.gearbox import Gearbox
+from gearterm.backends.base import Capabilities, Event, GenerationParams, LocalBackend, Message, Progress, ReplyDone, TokenEvent
+from gearterm.backends.gearbox import Gearbox
 
 SCRIPT = (  # starts with a blank line so that each repetition opens a new heading
     "\n\n## Shifting gears\n\nThe model reads its weights at **4 bits** when it is sure of the next token, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backends.gearbox import GearMode
+from gearterm.backends.gearbox import GearMode
 from gearterm.errors import UsageError
 
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from backends.registry import BACKENDS
+    from gearterm.backends.registry import BACKENDS
     from gearterm.app.backend_choices import startup_entry
     from gearterm.config import apply_flags, config_path, data_dir, load_config
     from gearterm.history import open_history

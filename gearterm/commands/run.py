@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_backend(args: argparse.Namespace, progress=None):
     """Create and load the backend the arguments name; BackendError on failure."""
-    from backends.registry import create_backend
+    from gearterm.backends.registry import create_backend
 
     options = {}
     if args.backend in ("hf", "mlx"):
@@ -71,8 +71,8 @@ def terminal_progress(fraction: float, text: str) -> None:
 
 
 def generation_params(args: argparse.Namespace):
-    from backends.base import GenerationParams
-    from backends.gearbox import GearMode
+    from gearterm.backends.base import GenerationParams
+    from gearterm.backends.gearbox import GearMode
 
     try:
         mode = GearMode(args.gear)
@@ -149,7 +149,7 @@ async def _stream(backend, messages, params, on_event) -> None:
 def main(args: argparse.Namespace) -> int:
     import asyncio
 
-    from backends.base import BackendError, Notice, ReplyDone, TokenEvent
+    from gearterm.backends.base import BackendError, Notice, ReplyDone, TokenEvent
 
     if not args.prompt.strip():
         raise UsageError("the prompt is empty: pass --prompt TEXT")

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-Gear = Hashable  # whatever the caller records tokens under (the app uses kernels.gear.Gear)
+Gear = Hashable  # whatever the caller records tokens under (the app uses gearterm.kernels.gear.Gear)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ for one layer's launch, and no chunk is more than twice the one before it."""
 
 import pytest
 
-from backends.cuda_decoder import LONGEST_CHUNK, chunk_starts
+from gearterm.backends.cuda_decoder import LONGEST_CHUNK, chunk_starts
 
 
 @pytest.mark.parametrize("layers", [1, 2, 5, 8, 16, 32, 80])

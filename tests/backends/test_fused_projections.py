@@ -9,9 +9,9 @@ import copy
 import pytest
 import torch
 
-from backends.fused_projections import stack_projections
-from backends.geared_linear import GearedLinear, decoder_layers, gear_decoder_layers
-from kernels.gear import Gear, GearSelector
+from gearterm.backends.fused_projections import stack_projections
+from gearterm.backends.geared_linear import GearedLinear, decoder_layers, gear_decoder_layers
+from gearterm.kernels.gear import Gear, GearSelector
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,9 @@ def _logits(model, ids: list[int]) -> list[torch.Tensor]:
 
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
-        out = [model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True).logits[0]]
+        out = [model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True).logits[0]]
         for token in (5, 17, 3):
-            out.append(model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True).logits[0])
+            out.append(model(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True).logits[0])
     return out
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from backends.gear_routing import GearRouter, gear_of, parse_variant, propose_gear_models
-from backends.gearbox import GearMode
-from backends.topk_entropy import EntropyBounds
-from kernels.gear import Gear
+from gearterm.backends.gear_routing import GearRouter, gear_of, parse_variant, propose_gear_models
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.topk_entropy import EntropyBounds
+from gearterm.kernels.gear import Gear
 
 OLLAMA_TAGS = [
     "llama3.1:8b-instruct-q4_0",

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from backends.gearbox import Gearbox, GearMode, PolicyConfig
-from kernels.gear import Gear
+from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
+from gearterm.kernels.gear import Gear
 
 RAW = PolicyConfig(window=1, min_dwell=0, hysteresis_bits=0.0)  # no smoothing: test one rule at a time
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from backends.base import GenerationParams, ReplyDone, TokenEvent
-from backends.gearbox import GearMode
-from backends.geared_linear import GearedLinear
-from kernels.gear import GearSelector
-from backends.hf import HFBackend, perplexity
-from kernels.gear import Gear
-from kernels.nested import dequantize
+from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.geared_linear import GearedLinear
+from gearterm.kernels.gear import GearSelector
+from gearterm.backends.hf import HFBackend, perplexity
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.nested import dequantize
 
 STORY = [{"role": "user", "content": "Once upon a time"}]
 
@@ -91,7 +91,7 @@ def test_auto_shifts_and_each_step_picks_the_next_gear(stories_backend):
 def test_events_carry_the_thresholds_calibrated_to_the_prompt(stories_backend, tinystories_text):
     """A long prompt moves the policy's thresholds from the defaults (within the calibration's
     [0.5x, 2x] clamp); every event of the reply reports the same pair, as the entropy pane shows."""
-    from backends.gearbox import Gearbox
+    from gearterm.backends.gearbox import Gearbox
 
     story = tinystories_text.read_text()[:1500]
     tokens, _ = run(stories_backend, GearMode.AUTO, max_tokens=5, messages=[{"role": "user", "content": story}])

@@ -3,11 +3,11 @@
 import torch
 from torch import nn
 
-from backends.base import GenerationParams, TokenEvent
-from backends.gearbox import GearMode
-from backends.hf import HFBackend
-from backends.hidden_tap import HiddenStateTap
-from kernels.gate import gate_passed
+from gearterm.backends.base import GenerationParams, TokenEvent
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.hf import HFBackend
+from gearterm.backends.hidden_tap import HiddenStateTap
+from gearterm.kernels.gate import gate_passed
 
 STORY = [{"role": "user", "content": "Once upon a time"}]
 

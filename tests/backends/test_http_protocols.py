@@ -16,11 +16,11 @@ import threading
 
 import pytest
 
-from backends.base import BackendError, GenerationParams, Notice, ReplyDone, TokenEvent
-from backends.ollama import OllamaBackend
-from backends.openai_compat import OpenAIBackend
-from backends.topk_entropy import entropy_bounds
-from kernels.gear import Gear
+from gearterm.backends.base import BackendError, GenerationParams, Notice, ReplyDone, TokenEvent
+from gearterm.backends.ollama import OllamaBackend
+from gearterm.backends.openai_compat import OpenAIBackend
+from gearterm.backends.topk_entropy import entropy_bounds
+from gearterm.kernels.gear import Gear
 from loopback_http import Hold, LoopbackServer, Reply, closed_port_url
 
 VOCAB = 64

@@ -5,7 +5,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.http_stream import LineSplitter, MalformedLine, NDJSONDecoder, ServerEvent, SSEDecoder
+from gearterm.backends.http_stream import LineSplitter, MalformedLine, NDJSONDecoder, ServerEvent, SSEDecoder
 
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:

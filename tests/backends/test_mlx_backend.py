@@ -11,13 +11,13 @@ mx = pytest.importorskip("mlx.core", reason="mlx is not importable here: install
 mlx_lm = pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
 nn = pytest.importorskip("mlx.nn")
 
-from backends.base import GenerationParams, ReplyDone, TokenEvent  # noqa: E402
-from backends.gearbox import GearMode  # noqa: E402
-from kernels.gear import GearSelector  # noqa: E402
-from backends.mlx import MLXBackend  # noqa: E402
-from backends.mlx_geared_linear import GROUP_SIZE, GearedLinear  # noqa: E402
-from kernels.gear import Gear  # noqa: E402
-from kernels.mlx_entropy import entropy_varentropy  # noqa: E402
+from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent  # noqa: E402
+from gearterm.backends.gearbox import GearMode  # noqa: E402
+from gearterm.kernels.gear import GearSelector  # noqa: E402
+from gearterm.backends.mlx import MLXBackend  # noqa: E402
+from gearterm.backends.mlx_geared_linear import GROUP_SIZE, GearedLinear  # noqa: E402
+from gearterm.kernels.gear import Gear  # noqa: E402
+from gearterm.kernels.mlx_entropy import entropy_varentropy  # noqa: E402
 
 SHARED = Path(__file__).parents[2] / ".." / "shared"
 STORIES = SHARED / "models" / "stories260K-hf"
@@ -64,7 +64,7 @@ def test_forced_high_greedy_equals_mlx_lm_generate(backend, stories):
 
 
 def test_forced_high_greedy_equals_the_transformers_backend(backend, stories):
-    from backends.hf import HFBackend
+    from gearterm.backends.hf import HFBackend
 
     hf = HFBackend(str(stories), device="cpu")
     hf.load()
@@ -239,7 +239,7 @@ def test_power_says_why_there_is_no_reading_off_apple_silicon(backend):
 
 
 def test_the_cli_runs_the_mlx_backend(stories, capsys):
-    from backends.registry import available_backends
+    from gearterm.backends.registry import available_backends
     from gearterm.cli import main
 
     assert "mlx" in available_backends()

@@ -7,11 +7,11 @@ mx = pytest.importorskip("mlx.core", reason="mlx is not importable here: install
 pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
 nn = pytest.importorskip("mlx.nn")
 
-from backends.base import GenerationParams, TokenEvent  # noqa: E402
-from backends.gearbox import GearMode  # noqa: E402
-from backends.mlx import MLXBackend  # noqa: E402
-from backends.mlx_hidden_tap import MLXHiddenStateTap  # noqa: E402
-from kernels.gate import gate_passed  # noqa: E402
+from gearterm.backends.base import GenerationParams, TokenEvent  # noqa: E402
+from gearterm.backends.gearbox import GearMode  # noqa: E402
+from gearterm.backends.mlx import MLXBackend  # noqa: E402
+from gearterm.backends.mlx_hidden_tap import MLXHiddenStateTap  # noqa: E402
+from gearterm.kernels.gate import gate_passed  # noqa: E402
 
 STORY = [{"role": "user", "content": "Once upon a time"}]
 

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from backends.base import GenerationParams, TokenEvent
-from backends.gearbox import GearMode
-from backends.openai_compat import OpenAIBackend
+from gearterm.backends.base import GenerationParams, TokenEvent
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.openai_compat import OpenAIBackend
 from conftest import STORIES_GGUF
 
 STORY = [{"role": "user", "content": "Once upon a time"}]

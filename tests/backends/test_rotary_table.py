@@ -1,11 +1,11 @@
-"""backends.rotary_table on the real stories260K model: the lookup returns exactly what the
+"""gearterm.backends.rotary_table on the real stories260K model: the lookup returns exactly what the
 rotary module computes, and the model's logits do not change."""
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from backends.rotary_table import tabulate_rotary
+from gearterm.backends.rotary_table import tabulate_rotary
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ tested is the loop's order and outcome (tokens, gears, reasons, steps taken), no
 
 import pytest
 
-from backends.base import GenerationParams, ReplyDone, TokenEvent
-from backends.gearbox import GearMode
-from backends.hf import HFBackend
+from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.hf import HFBackend
 
 PROMPT = [1, 403, 407, 261, 378]  # BOS "Once upon a time" in stories260K's vocabulary
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.topk_entropy import entropy_bounds, is_speculative_draft
+from gearterm.backends.topk_entropy import entropy_bounds, is_speculative_draft
 
 LN2 = math.log(2)
 

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from backends.base import GenerationParams, TokenEvent
-from backends.gearbox import GearMode
-from backends.hf import HFBackend
-from backends.openai_compat import OpenAIBackend
+from gearterm.backends.base import GenerationParams, TokenEvent
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.hf import HFBackend
+from gearterm.backends.openai_compat import OpenAIBackend
 from conftest import STORIES_GGUF
 from gearterm.app.app import GeartermApp
 from gearterm.config import BackendEntry, Config, GenerationConfig

@@ -1,4 +1,4 @@
-"""kernels.entropy.logit_readings (the decode step's readings, computed in rows of the
+"""gearterm.kernels.entropy.logit_readings (the decode step's readings, computed in rows of the
 vocabulary) against entropy_varentropy, torch.logsumexp and torch.argmax over the whole [V]."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kernels.entropy import READING_ROW, entropy_varentropy, logit_readings
+from gearterm.kernels.entropy import READING_ROW, entropy_varentropy, logit_readings
 
 
 def expected(logits: torch.Tensor) -> list[float]:

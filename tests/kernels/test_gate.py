@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from kernels.gate import GateThresholds, byte_entropy, gate_metrics, histogram_counts, histogram_entropy
+from gearterm.kernels.gate import GateThresholds, byte_entropy, gate_metrics, histogram_counts, histogram_entropy
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -162,8 +162,8 @@ def test_fused_triton_kernel_matches_torch_in_the_interpreter():
     script = textwrap.dedent(
         """
         import numpy as np, torch
-        from kernels.gate import histogram_entropy, byte_entropy
-        from kernels.gate_triton import fused_gate_metrics
+        from gearterm.kernels.gate import histogram_entropy, byte_entropy
+        from gearterm.kernels.gate_triton import fused_gate_metrics
         rng = np.random.default_rng(0)
         for d in (1, 5, 64, 100):
             v = rng.standard_normal((6, d)).astype(np.float32)

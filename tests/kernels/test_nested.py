@@ -4,8 +4,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kernels.gear import Gear
-from kernels.nested import GROUP_SIZE, dequantize, pack, reference_matmul, unpack_nibbles
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.nested import GROUP_SIZE, dequantize, pack, reference_matmul, unpack_nibbles
 
 
 def rms(x: torch.Tensor) -> float:

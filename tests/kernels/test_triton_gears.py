@@ -1,4 +1,4 @@
-"""The fused low/mid gear kernels against kernels.nested's reference, on the CPU through
+"""The fused low/mid gear kernels against gearterm.kernels.nested's reference, on the CPU through
 Triton's interpreter (CI has no GPU), the word layout they read, the fused RMSNorm and the
 decode attention kernel.
 
@@ -28,9 +28,9 @@ def _set_interpret(value: str | None) -> str | None:
 
 
 KERNEL_MODULES = {
-    "kernels.triton_gears": "_gemv_kernel",
-    "kernels.triton_rmsnorm": "_rms_norm_kernel",
-    "kernels.triton_decode_attention": "attend_slices",
+    "gearterm.kernels.triton_gears": "_gemv_kernel",
+    "gearterm.kernels.triton_rmsnorm": "_rms_norm_kernel",
+    "gearterm.kernels.triton_decode_attention": "attend_slices",
 }
 
 
@@ -64,10 +64,10 @@ def _interpreted():
     _import_kernels(interpreted=False)
 
 
-from kernels.gear import Gear  # noqa: E402
-from kernels.matmul import geared_matmul  # noqa: E402
-from kernels.nested import pack, reference_matmul, unpack_nibbles  # noqa: E402
-from kernels.word_planes import WordPlanes, to_nested, to_word_planes  # noqa: E402
+from gearterm.kernels.gear import Gear  # noqa: E402
+from gearterm.kernels.matmul import geared_matmul  # noqa: E402
+from gearterm.kernels.nested import pack, reference_matmul, unpack_nibbles  # noqa: E402
+from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes  # noqa: E402
 
 gear_matmul = triton_gears.gear_matmul
 GEARS = [Gear.LOW, Gear.MID]
@@ -171,8 +171,8 @@ def test_word_layout_puts_channel_pairs_in_16_bit_halves_and_rows_in_tiles():
 
 
 def test_cpu_layers_keep_the_reference_layout():
-    from backends.geared_linear import GearedLinear
-    from kernels.gear import GearSelector
+    from gearterm.backends.geared_linear import GearedLinear
+    from gearterm.kernels.gear import GearSelector
 
     layer = GearedLinear(torch.nn.Linear(40, 6), GearSelector())
     assert layer.h_codes.dtype == torch.uint8 and not isinstance(layer.planes, WordPlanes)
@@ -183,7 +183,7 @@ def test_fused_rms_norm_matches_transformers(width, dtype):
     """The one-kernel RMSNorm against transformers' own module, swapped in place."""
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-    from backends.fused_norm import FusedRMSNorm, fuse_rms_norms
+    from gearterm.backends.fused_norm import FusedRMSNorm, fuse_rms_norms
 
     torch.manual_seed(width)
     model = torch.nn.Sequential(LlamaRMSNorm(width, eps=1e-5), torch.nn.Linear(width, 2))
@@ -222,8 +222,8 @@ def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype,
     """Every valid-position pattern a decode step meets: a prefix (the static cache filled up
     to the current position), a hole, and whole slices with nothing valid (their weight must
     be 0, not NaN). k and v are strided views, as the cache's [1, KVH, L, D] tensors are."""
-    from kernels import decode_attention as module
-    from kernels.decode_attention import decode_attention, decode_attention_reference
+    from gearterm.kernels import decode_attention as module
+    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference
 
     # Small slices and steps (the interpreter is slow): several of each at these lengths.
     monkeypatch.setattr(module, "SLICE_POSITIONS", 32)

@@ -1,4 +1,4 @@
-"""The compiled gear kernels on a GPU against kernels.nested's reference (the same shapes as
+"""The compiled gear kernels on a GPU against gearterm.kernels.nested's reference (the same shapes as
 the interpreter tests plus model-sized ones, in every input dtype), and the CUDA-graph
 decoder against the eager one. Skipped without CUDA."""
 
@@ -7,7 +7,7 @@ import importlib
 import pytest
 import torch
 
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -18,10 +18,10 @@ def _compiled_kernels():
     from triton.runtime.interpreter import InterpretedFunction
 
     for name, kernel in [
-        ("kernels.triton_gears", "_gemv_kernel"),
-        ("kernels.triton_gemv_mma", "_gemv_mma_kernel"),
-        ("kernels.triton_rmsnorm", "_rms_norm_kernel"),
-        ("kernels.triton_decode_attention", "attend_slices"),
+        ("gearterm.kernels.triton_gears", "_gemv_kernel"),
+        ("gearterm.kernels.triton_gemv_mma", "_gemv_mma_kernel"),
+        ("gearterm.kernels.triton_rmsnorm", "_rms_norm_kernel"),
+        ("gearterm.kernels.triton_decode_attention", "attend_slices"),
     ]:
         module = importlib.import_module(name)
         if isinstance(getattr(module, kernel), InterpretedFunction):
@@ -34,9 +34,9 @@ TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("batch", [1, 2, 33])
 def test_compiled_kernels_match_reference(shape, batch):
-    from kernels.matmul import geared_matmul
-    from kernels.nested import pack, reference_matmul
-    from kernels.word_planes import to_word_planes
+    from gearterm.kernels.matmul import geared_matmul
+    from gearterm.kernels.nested import pack, reference_matmul
+    from gearterm.kernels.word_planes import to_word_planes
 
     torch.manual_seed(batch)
     nw = pack(torch.randn(*shape, device="cuda") * 0.02)
@@ -56,10 +56,10 @@ def test_compiled_kernels_match_reference(shape, batch):
 def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
     """Batch 1 of 16-bit x in groups of 128 takes the mma.sync GEMV; each way of splitting
     `in` over warps gives the reference, as closely as the CUDA-core kernel does."""
-    from kernels import triton_gemv_mma
-    from kernels.nested import pack, reference_matmul
-    from kernels.triton_gears import gear_matmul
-    from kernels.word_planes import to_word_planes
+    from gearterm.kernels import triton_gemv_mma
+    from gearterm.kernels.nested import pack, reference_matmul
+    from gearterm.kernels.triton_gears import gear_matmul
+    from gearterm.kernels.word_planes import to_word_planes
 
     torch.manual_seed(shape[0])
     nw = pack(torch.randn(*shape, device="cuda") * 0.02)
@@ -78,10 +78,10 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
     from transformers import AutoModelForCausalLM
 
-    from backends.cuda_decoder import GraphDecoder
-    from backends.geared_linear import decoder_layers, gear_decoder_layers
-    from kernels.gear import GearSelector
-    from backends.hf import EagerDecoder
+    from gearterm.backends.cuda_decoder import GraphDecoder
+    from gearterm.backends.geared_linear import decoder_layers, gear_decoder_layers
+    from gearterm.kernels.gear import GearSelector
+    from gearterm.backends.hf import EagerDecoder
 
     model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()
     selector = GearSelector(Gear.HIGH)
@@ -99,7 +99,7 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
 
 def test_decode_attention_at_llama3_shape():
     """32 query heads on 8 key/value heads of 128, a 512-position cache filled to 300."""
-    from kernels.decode_attention import decode_attention, decode_attention_reference
+    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference
 
     torch.manual_seed(0)
     q = torch.randn(32, 128, device="cuda", dtype=torch.float16)
@@ -114,9 +114,9 @@ def test_decode_attention_at_llama3_shape():
 def test_gpu_backend_greedy_equals_cpu(stories_hf, compile):
     """Forced high gear, greedy, float32: the GPU path (stacked projections, decode attention
     kernel, CUDA graphs, compiled or not) gives the CPU path's 200 tokens."""
-    from backends.base import GenerationParams, TokenEvent
-    from backends.gearbox import GearMode
-    from backends.hf import HFBackend
+    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.hf import HFBackend
 
     params = GenerationParams(max_tokens=200, temperature=0.0, gear_mode=GearMode.HIGH)
     tokens = {}

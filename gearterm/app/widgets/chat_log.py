@@ -17,7 +17,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 KEEP_ENTRIES = 200  # older messages leave the screen (they stay in the history database)
 

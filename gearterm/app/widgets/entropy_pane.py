@@ -9,7 +9,7 @@ from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import MEAN_WINDOW, Readings
 from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
 from gearterm.app.widgets.pane_text import PaneText
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 UNKNOWN_VOCAB_BITS = 17.0  # log2 of a 128k vocabulary: the scale when a server does not say its size
 

@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Digits
 
-from backends.gearbox import GearMode
+from gearterm.backends.gearbox import GearMode
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.pane_text import PaneText
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 MIX_BAR = 10  # cells in each gear mix bar
 

@@ -9,7 +9,7 @@ from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
 from gearterm.app.widgets.pane_text import PaneText
 from gearterm.telemetry.power import PowerReading
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 
 class PowerPane(Vertical):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from backends.base import Backend
+from gearterm.backends.base import Backend
 from gearterm.app.app import GeartermApp
 from gearterm.app.backend_choices import create_from_entry
 from gearterm.bench.scripted_backend import ScriptedBackend

@@ -10,13 +10,13 @@ import json
 from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
 from textual.widgets import DataTable
 
-from backends.gearbox import GearMode
+from gearterm.backends.gearbox import GearMode
 from gearterm.app.keys import KEYS
 from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
 from gearterm.config import BackendEntry, Config, GenerationConfig
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 SIZE = (120, 40)
 

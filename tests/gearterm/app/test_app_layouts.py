@@ -11,7 +11,7 @@ from collections import Counter
 from app_helpers import loaded, make_app, wait_for
 from textual import messages
 
-from backends.gearbox import GearMode
+from gearterm.backends.gearbox import GearMode
 
 SIZE = (120, 40)
 HELD_AT = 2000  # tokens: dozens of chat writes, well past one screen of text

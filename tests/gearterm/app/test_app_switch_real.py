@@ -7,7 +7,7 @@ import stat
 
 from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
 
-from backends.hf import HFBackend
+from gearterm.backends.hf import HFBackend
 from gearterm.config import BackendEntry
 
 

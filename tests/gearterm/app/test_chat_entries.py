@@ -3,7 +3,7 @@
 import random
 
 from gearterm.app.chat_entries import SEGMENT_CHARS, ReplyEntry
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 WORDS = ["alpha", "beta", "gamma\n\n", "delta", "```\ncode\n\nmore code\n```\n\n", "epsilon\n", "zeta"]
 

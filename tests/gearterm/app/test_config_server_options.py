@@ -10,9 +10,9 @@ import httpx
 import pytest
 from loopback_http import Hold, LoopbackServer, Reply
 
-from backends.http_backend import HTTPBackend
-from backends.ollama import OllamaBackend
-from backends.openai_compat import OpenAIBackend
+from gearterm.backends.http_backend import HTTPBackend
+from gearterm.backends.ollama import OllamaBackend
+from gearterm.backends.openai_compat import OpenAIBackend
 from gearterm.app.backend_choices import create_from_entry, startup_entry
 from gearterm.config import BackendEntry, Config, ServerOptions, load_config
 
@@ -196,7 +196,7 @@ def test_a_discovered_entry_gets_the_backends_defaults():
 
 
 def _params():
-    from backends.base import GenerationParams
+    from gearterm.backends.base import GenerationParams
 
     return GenerationParams(max_tokens=4)
 

@@ -1,9 +1,9 @@
 """The readings behind the panes: the entropy thresholds shown follow the reply's own policy."""
 
-from backends.base import Capabilities, TokenEvent
-from backends.gearbox import Gearbox
+from gearterm.backends.base import Capabilities, TokenEvent
+from gearterm.backends.gearbox import Gearbox
 from gearterm.app.readings import Readings
-from kernels.gear import Gear
+from gearterm.kernels.gear import Gear
 
 CAPS = Capabilities(entropy="exact", gears="per_token", hidden_states=False, vocab_size=512)
 
