@@ -10,7 +10,8 @@ PIP     := pip==26.3
 TORCH   := torch==2.13.0
 # The CUDA extra (Triton, NVML) only where an NVIDIA GPU is.
 RUN_EXTRAS := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "[cuda]")
-INSTALL := $(BIN)/pip install -q --no-warn-script-location -c $(LOCK)
+# setuptools warns at length about every editable install, a warning meant for its authors.
+INSTALL := PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install -q --no-warn-script-location -c $(LOCK)
 
 .PHONY: run test bench lock clean
 

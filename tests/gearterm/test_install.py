@@ -90,7 +90,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from gearterm.models import POCKET_MODEL_DIR
 
 repo = Path.cwd().resolve()
-assert not Path(kernels.__file__).resolve().is_relative_to(repo), kernels.__file__
+assert not Path(kernels.__file__).resolve().is_relative_to(repo / "kernels"), kernels.__file__
 assert Path(gearterm.kernels.nested.__file__).resolve() == repo / "kernels" / "nested.py"
 assert hasattr(kernels, "get_kernel"), dir(kernels)
 model = AutoModelForCausalLM.from_pretrained(POCKET_MODEL_DIR, local_files_only=True)

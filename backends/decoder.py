@@ -1,0 +1,238 @@
+"""gearterm's own decoder: the transformer of a chat model, written like the math, batch 1.
+
+One file for the dense families gearterm gears (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5,
+Qwen3, Gemma 2 and 3, Phi-3): they differ in a few switches of `Shape`, not in structure.
+Every projection inside a decoder layer is an nn.Linear until backends.decoder_weights
+swaps it for a GearedLinear; embeddings, norms and the LM head stay at full precision.
+transformers is the oracle the tests compare this file against, token for token.
+
+Shapes: hidden states are [T, hidden] (T new positions); the KV cache of a layer is
+[kv_heads, positions, head_dim], filled up to `pos + T` after a forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one family's config says about the decoder's structure."""
+
+    family: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    norm_eps: float
+    activation: str  # "silu" or "gelu_tanh"
+    attention_bias: bool = False  # q, k and v (Qwen2: yes); o never has one where this is set alone
+    output_bias: bool = False  # o (Llama's attention_bias covers o too)
+    mlp_bias: bool = False
+    qk_norm: bool = False  # Qwen3, Gemma 3: RMSNorm over each head's q and k
+    norm_plus_one: bool = False  # Gemma: weight + 1, computed in float32
+    sandwich_norms: bool = False  # Gemma 2/3: norms after attention and MLP too
+    embed_scale: float = 1.0  # Gemma: sqrt(hidden)
+    attention_scale: float | None = None  # None: 1/sqrt(head_dim)
+    attention_softcap: float | None = None  # Gemma 2
+    final_softcap: float | None = None  # Gemma 2
+    sliding_window: int | None = None
+    sliding_layers: tuple[bool, ...] = ()  # per layer: attends over the window only
+    rotary_dim: int = 0  # leading dims of a head that rotate (Phi's partial rotary); 0 = all
+    tie_embeddings: bool = False
+    max_positions: int = 2048
+
+    def is_sliding(self, layer: int) -> bool:
+        return bool(self.sliding_layers) and self.sliding_layers[layer] and self.sliding_window is not None
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, in float32 as every family computes it."""
+
+    def __init__(self, dim: int, eps: float, plus_one: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim) if plus_one else torch.ones(dim))
+        self.eps, self.plus_one = eps, plus_one
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.plus_one:  # Gemma scales in float32, then casts
+            return (h * (1.0 + self.weight.float())).to(x.dtype)
+        return self.weight * h.to(x.dtype)  # Llama casts back, then scales
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding on x [T, heads, dim]; cos and sin [T, rotary_dim] (halves repeated)."""
+    r = cos.shape[-1]
+    x_rot, x_pass = x[..., :r], x[..., r:]
+    half = r // 2
+    rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+    out = x_rot * cos[:, None] + rotated * sin[:, None]
+    return torch.cat((out, x_pass), dim=-1) if x_pass.numel() else out
+
+
+class KVCache(nn.Module):
+    """Keys and values of one layer for every position so far: [kv_heads, positions, head_dim]."""
+
+    def __init__(self, kv_heads: int, positions: int, head_dim: int, dtype: torch.dtype, device):
+        super().__init__()
+        self.register_buffer("k", torch.zeros(kv_heads, positions, head_dim, dtype=dtype, device=device))
+        self.register_buffer("v", torch.zeros(kv_heads, positions, head_dim, dtype=dtype, device=device))
+
+    def write(self, k: torch.Tensor, v: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v [T, kv_heads, head_dim] at positions pos.., and return every position so
+        far, [kv_heads, pos + T, head_dim]."""
+        end = pos + k.shape[0]
+        self.k[:, pos:end] = k.transpose(0, 1)
+        self.v[:, pos:end] = v.transpose(0, 1)
+        return self.k[:, :end], self.v[:, :end]
+
+
+def attention_mask(pos: int, new: int, window: int | None, device) -> torch.Tensor:
+    """[new, pos + new] bool: query pos+i sees keys 0..pos+i (within `window` of it, if set)."""
+    q = torch.arange(pos, pos + new, device=device)[:, None]
+    k = torch.arange(pos + new, device=device)[None, :]
+    allowed = k <= q
+    if window is not None:
+        allowed &= q - k < window
+    return allowed
+
+
+class Attention(nn.Module):
+    def __init__(self, s: Shape, layer: int):
+        super().__init__()
+        self.s, self.sliding = s, s.is_sliding(layer)
+        q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+        # q, k and v stacked: one taller matrix-vector product a step instead of three. Each
+        # row's groups are quantized on their own, so stacking changes no gear's codes.
+        self.qkv = nn.Linear(s.hidden_size, q + 2 * kv, bias=s.attention_bias)
+        self.o = nn.Linear(q, s.hidden_size, bias=s.output_bias)
+        self.sizes = [q, kv, kv]
+        if s.qk_norm:
+            self.q_norm = RMSNorm(s.head_dim, s.norm_eps, s.norm_plus_one)
+            self.k_norm = RMSNorm(s.head_dim, s.norm_eps, s.norm_plus_one)
+        self.scale = s.attention_scale or 1 / math.sqrt(s.head_dim)
+
+    def forward(self, x, cos, sin, cache: KVCache, pos: int) -> torch.Tensor:
+        s, T = self.s, x.shape[0]
+        q, k, v = self.qkv(x).split(self.sizes, dim=-1)
+        q = q.view(T, s.num_heads, s.head_dim)
+        k = k.view(T, s.num_kv_heads, s.head_dim)
+        v = v.view(T, s.num_kv_heads, s.head_dim)
+        if s.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        keys, values = cache.write(k, v, pos)
+        mask = attention_mask(pos, T, s.sliding_window if self.sliding else None, x.device)
+        out = self.attend(q.transpose(0, 1), keys, values, mask)  # [heads, T, head_dim]
+        return self.o(out.transpose(0, 1).reshape(T, -1))
+
+    def attend(self, q, keys, values, mask) -> torch.Tensor:
+        groups = self.s.num_heads // self.s.num_kv_heads
+        if self.s.attention_softcap is None:
+            return F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1
+            )
+        # Gemma 2 caps the scores before the softmax, which SDPA cannot do.
+        keys, values = keys.repeat_interleave(groups, 0), values.repeat_interleave(groups, 0)
+        scores = (q @ keys.transpose(-1, -2)) * self.scale
+        cap = self.s.attention_softcap
+        scores = torch.tanh(scores / cap) * cap
+        scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ values
+
+
+class MLP(nn.Module):
+    def __init__(self, s: Shape):
+        super().__init__()
+        self.gate_up = nn.Linear(s.hidden_size, 2 * s.intermediate_size, bias=s.mlp_bias)  # stacked, as qkv
+        self.down = nn.Linear(s.intermediate_size, s.hidden_size, bias=s.mlp_bias)
+        self.act = F.silu if s.activation == "silu" else lambda g: F.gelu(g, approximate="tanh")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(self.act(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, s: Shape, layer: int):
+        super().__init__()
+        self.attn_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
+        self.attn = Attention(s, layer)
+        self.mlp_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
+        self.mlp = MLP(s)
+        self.sandwich = s.sandwich_norms
+        if s.sandwich_norms:
+            self.post_attn_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
+            self.post_mlp_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
+
+    def forward(self, x, cos, sin, cache: KVCache, pos: int) -> torch.Tensor:
+        h = self.attn(self.attn_norm(x), cos, sin, cache, pos)
+        x = x + (self.post_attn_norm(h) if self.sandwich else h)
+        h = self.mlp(self.mlp_norm(x))
+        return x + (self.post_mlp_norm(h) if self.sandwich else h)
+
+
+class Decoder(nn.Module):
+    """Embedding, decoder layers, final norm and LM head, with a KV cache of `positions`."""
+
+    def __init__(self, s: Shape, inv_freq: list[torch.Tensor], rope_scaling: list[float]):
+        """`inv_freq[i]` and `rope_scaling[i]`: layer i's rotary frequencies and the factor on
+        its cos and sin (1 except for YaRN-style scalings), as the family's config defines them."""
+        super().__init__()
+        self.shape = s
+        self.embed = nn.Embedding(s.vocab_size, s.hidden_size)
+        self.layers = nn.ModuleList(Block(s, i) for i in range(s.num_layers))
+        self.norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
+        self.lm_head = nn.Linear(s.hidden_size, s.vocab_size, bias=False)
+        if s.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.inv_freq, self.rope_scaling = inv_freq, rope_scaling
+        self.caches = nn.ModuleList()
+        self.rotary_tables: list[torch.Tensor] = []
+
+    def allocate(self, positions: int) -> None:
+        """(Re)allocate the KV cache for `positions` and tabulate cos and sin up to there."""
+        s = self.shape
+        dtype, device = self.embed.weight.dtype, self.embed.weight.device
+        self.caches = nn.ModuleList(
+            KVCache(s.num_kv_heads, positions, s.head_dim, dtype, device) for _ in range(s.num_layers)
+        )
+        t = torch.arange(positions, device=device, dtype=torch.float32)
+        tables = {}
+        self.rotary_tables = []
+        for inv_freq, scaling in zip(self.inv_freq, self.rope_scaling):
+            key = (id(inv_freq), scaling)
+            if key not in tables:  # layers of one type share one table
+                freqs = torch.outer(t, inv_freq.to(device=device, dtype=torch.float32))
+                angles = torch.cat((freqs, freqs), dim=-1)
+                tables[key] = torch.stack([angles.cos() * scaling, angles.sin() * scaling]).to(dtype)
+            self.rotary_tables.append(tables[key])
+
+    @property
+    def positions(self) -> int:
+        return self.caches[0].k.shape[1] if len(self.caches) else 0
+
+    def forward(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits [T, vocab] for token ids [T] placed at positions pos..pos+T-1, after every
+        earlier position in the cache. Writes the cache at those positions."""
+        s = self.shape
+        x = self.embed(ids)
+        if s.embed_scale != 1.0:
+            x = x * torch.tensor(s.embed_scale, dtype=x.dtype)  # Gemma rounds the factor to x's dtype
+        for layer, cache, table in zip(self.layers, self.caches, self.rotary_tables):
+            cos, sin = table[:, pos : pos + ids.shape[0]]
+            x = layer(x, cos, sin, cache, pos)
+        logits = self.lm_head(self.norm(x))
+        if s.final_softcap is not None:
+            logits = torch.tanh(logits / s.final_softcap) * s.final_softcap
+        return logits

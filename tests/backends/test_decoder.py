@@ -1,0 +1,87 @@
+"""gearterm's decoder against transformers, the oracle: per family a tiny random model that
+transformers builds and saves, read back by backends.decoder_weights; forced-high greedy
+tokens equal transformers' generate() and the logits match in float32."""
+
+import pytest
+import torch
+
+from gearterm.backends.decoder_weights import load_decoder, shape_of
+
+COMMON = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+
+
+def _configs():
+    from transformers import (Gemma2Config, Gemma3TextConfig, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config,
+                              Qwen3Config)
+
+    yield "llama", LlamaConfig(**COMMON)
+    yield "llama-3.1-rope-bias", LlamaConfig(**COMMON, attention_bias=True, rope_parameters={
+        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+    yield "mistral-window", MistralConfig(**COMMON, sliding_window=8)
+    yield "qwen2", Qwen2Config(**COMMON, tie_word_embeddings=True)
+    yield "qwen3", Qwen3Config(**COMMON, head_dim=32)
+    yield "gemma2", Gemma2Config(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16)
+    yield "gemma3", Gemma3TextConfig(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16,
+                                     layer_types=["sliding_attention", "full_attention"])
+    yield "phi3", Phi3Config(**COMMON)
+
+
+CONFIGS = dict(_configs())
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def family(request, tmp_path_factory):
+    """(transformers' model, gearterm's decoder) on the same saved random weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp(request.param)
+    config = CONFIGS[request.param]
+    config._attn_implementation = "eager"
+    reference = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():  # random init gives some families near-zero norms; vary them
+        for name, p in reference.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    reference.save_pretrained(path)
+    loaded = AutoConfig.from_pretrained(path)
+    decoder = load_decoder(path, loaded, torch.float32, "cpu")
+    decoder.allocate(128)
+    return reference.eval(), decoder
+
+
+PROMPT = [1, 5, 17, 33, 9, 70, 12, 3, 44, 101]
+
+
+def test_logits_match_transformers_on_a_prompt_then_one_step(family):
+    reference, decoder = family
+    ids = torch.tensor(PROMPT)
+    with torch.no_grad():
+        expected = reference(ids[None]).logits[0]
+        got = torch.cat([decoder(ids[:7], 0), decoder(ids[7:], 7)])
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_greedy_tokens_equal_generate_for_64_tokens(family):
+    reference, decoder = family
+    with torch.no_grad():
+        expected = reference.generate(torch.tensor([PROMPT]), max_new_tokens=64, do_sample=False,
+                                      min_new_tokens=64)[0, len(PROMPT):].tolist()
+        logits = decoder(torch.tensor(PROMPT), 0)[-1]
+        got, pos = [], len(PROMPT)
+        for _ in range(64):
+            logits[2] = float("-inf")  # min_new_tokens does the same to transformers' end of sequence
+            got.append(int(logits.argmax()))
+            logits = decoder(torch.tensor(got[-1:]), pos)[-1]
+            pos += 1
+    assert got == expected
+
+
+def test_the_shape_says_what_the_family_is(family):
+    reference, decoder = family
+    s = decoder.shape
+    assert s.family == reference.config.model_type
+    assert shape_of(reference.config).num_layers == 2
+    assert decoder.lm_head.weight.data_ptr() == decoder.embed.weight.data_ptr() or not s.tie_embeddings
