@@ -8,6 +8,7 @@ at least one second, never per token."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import deque
@@ -164,7 +165,9 @@ class PowerMeter:
         try:
             import pynvml
         except ImportError:
-            self.unavailable = "nvidia-ml-py is not installed (pip install 'gearterm[cuda]')"
+            # make run installs the CUDA extra (which brings NVML) only where nvidia-smi is.
+            no_gpu = shutil.which("nvidia-smi") is None
+            self.unavailable = "no NVIDIA GPU found" if no_gpu else "nvidia-ml-py is not installed: gearterm[cuda]"
             return self
         try:
             pynvml.nvmlInit()
