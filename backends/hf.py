@@ -15,6 +15,8 @@ from gearterm.backends.base import (
     TeacherForced,
 )
 from gearterm.backends.cuda_decoder import GraphDecoder
+from gearterm.backends.decoder import Decoder, KVCache
+from gearterm.backends.decoder_weights import load_decoder, shape_of
 from gearterm.backends.fused_projections import stack_projections
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
 from gearterm.backends.geared_generation import GearedGeneration, StepReading
@@ -26,6 +28,18 @@ from gearterm.kernels.gate import gate_passed
 from gearterm.kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
+# The CPU's KV cache, when the model's context is longer: 4,096 positions of an 8B Llama in
+# float32 are 2 GB.
+CPU_CACHE_POSITIONS = 4096
+
+
+def _generation_config(path):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path, local_files_only=True)
+    except OSError:  # the directory has none: the tokenizer's end of sequence alone
+        return None
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -88,6 +102,40 @@ class EagerDecoder:
         return logits, logit_readings(logits)
 
 
+class CPUDecoder:
+    """Forward passes of gearterm's own decoder (backends.decoder), positions counted on the
+    host: the CPU path. Same interface as EagerDecoder."""
+
+    def __init__(self, model: Decoder, positions: int):
+        model.allocate(positions)
+        self.model, self.length = model, 0
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> torch.Tensor:
+        """Logits [T, V] for every prompt position; starts the cache afresh."""
+        self._reserve(len(ids), reset=True)
+        return self.model(torch.tensor(ids), 0)
+
+    def feed(self, token: torch.Tensor) -> torch.Tensor:
+        return token
+
+    @torch.inference_mode()
+    def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = self.length
+        self._reserve(1)
+        logits = self.model(token.reshape(1), pos)[-1]
+        return logits, logit_readings(logits)
+
+    def _reserve(self, tokens: int, reset: bool = False) -> None:
+        length = tokens if reset else self.length + tokens
+        if length > self.model.positions:
+            raise BackendError(
+                f"the conversation needs {length} positions but the KV cache holds {self.model.positions}; "
+                "start a new conversation or ask for fewer tokens"
+            )
+        self.length = length
+
+
 class HFBackend(GearedGeneration):
     name = "hf"
 
@@ -144,22 +192,44 @@ class HFBackend(GearedGeneration):
             if isinstance(stored, str):
                 stored = getattr(torch, stored, None)
             dtype = pick_dtype(self.requested_dtype, self.device, stored)
+            shape_of(config)  # refuses, naming the families gearterm gears, before any weight is read
             report(0.05, "loading tokenizer")
-            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
             report(0.1, f"loading weights ({dtype}, {self.device})")
-            model = AutoModelForCausalLM.from_pretrained(
-                path,
-                dtype=dtype,
-                trust_remote_code=self.trust_remote_code,
-                use_safetensors=any(path.glob("*.safetensors")),
-                local_files_only=True,
-            )
+            if self.device.type == "cpu":
+                model = load_decoder(path, config, dtype, self.device)
+            else:  # the GPU path still runs transformers' modules, stacked and captured
+                model = AutoModelForCausalLM.from_pretrained(
+                    path, dtype=dtype, use_safetensors=any(path.glob("*.safetensors")), local_files_only=True
+                ).to(self.device)
         except BackendError:
             raise
         except Exception as e:
             raise BackendError(f"could not load {path}: {type(e).__name__}: {e}") from None
         self.path = path
-        self.attach(model.to(self.device), self.tokenizer, progress)
+        if isinstance(model, Decoder):
+            self.generation_config = _generation_config(path)
+            self._attach_decoder(model, config, tokenizer, progress)
+        else:
+            self.attach(model, tokenizer, progress)
+
+    def _attach_decoder(self, model: Decoder, config, tokenizer, progress: Progress | None) -> None:
+        """Gear gearterm's own decoder and get it ready to generate on the CPU."""
+        report = progress or (lambda fraction, text: None)
+        self.device, self.tokenizer, self.model, self.config = torch.device("cpu"), tokenizer, model, config
+        if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+            # A small model's matmuls are too short to split across threads: the threads'
+            # hand-offs cost more than they save (5x slower on a busy 2-core machine).
+            torch.set_num_threads(1)
+        self.geared_layers = gear_decoder_layers(model.layers, self.selector, lambda f, t: report(0.5 + 0.5 * f, t))
+        self.num_layers = len(model.layers)
+        self.vocab_size = model.shape.vocab_size
+        self.eos_ids = self._eos_ids()
+        self.max_positions = min(model.shape.max_positions, CPU_CACHE_POSITIONS)
+        dtype = model.embed.weight.dtype
+        self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
+        self.decoder = CPUDecoder(model, self.max_positions)
+        report(1.0, "ready")
 
     def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
         """Gear a model already built on its device and get it ready to generate: the part of
@@ -180,6 +250,7 @@ class HFBackend(GearedGeneration):
             layers, self.selector, lambda f, text: report(0.5 + 0.5 * f, text)
         )
         self.model, self.config = model, config
+        self.generation_config = getattr(model, "generation_config", None)
         self.num_layers = len(layers)
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         self.eos_ids = self._eos_ids()
@@ -197,8 +268,7 @@ class HFBackend(GearedGeneration):
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
-        gen = getattr(self.model, "generation_config", None)
-        eos = getattr(gen, "eos_token_id", None)
+        eos = getattr(self.generation_config, "eos_token_id", None)
         ids.update(eos if isinstance(eos, list) else [eos])
         return {i for i in ids if i is not None}
 
@@ -208,10 +278,12 @@ class HFBackend(GearedGeneration):
             torch.cuda.empty_cache()
 
     def memory_bytes(self) -> int | None:
+        """The weights in every gear; not the KV cache."""
         if self.model is None:
             return None
-        tensors = list(self.model.parameters()) + list(self.model.buffers())
-        return sum(t.numel() * t.element_size() for t in tensors)
+        caches = {id(t) for m in self.model.modules() if isinstance(m, KVCache) for t in m.buffers()}
+        tensors = {id(t): t for t in [*self.model.parameters(), *self.model.buffers()] if id(t) not in caches}
+        return sum(t.numel() * t.element_size() for t in tensors.values())
 
     def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
         self._generator = None

@@ -18,8 +18,8 @@ class HiddenStateTap:
 
     def _copy_into(self, row: int):
         def hook(module: nn.Module, args, output) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output  # [batch, positions, d]
-            self.last_hidden[row].copy_(hidden[0, -1])
+            hidden = output[0] if isinstance(output, tuple) else output  # [(batch,) positions, d]
+            self.last_hidden[row].copy_(hidden.reshape(-1, hidden.shape[-1])[-1])
 
         return hook
 

@@ -45,7 +45,7 @@ def transformers_layer_outputs(model, ids: list[int]) -> torch.Tensor:
     return torch.stack([h[0] for h in outputs], dim=1)
 
 
-def test_every_token_carries_the_gate_over_transformers_hidden_states(backend, stories_backend):
+def test_every_token_carries_the_gate_over_transformers_hidden_states(backend, stories_hf):
     """Each token's survival is gate_passed on the layer outputs of the pass that produced
     it; the same layers run by Transformers over the prompt and the generated tokens."""
     tokens = tokens_of(backend)
@@ -55,7 +55,10 @@ def test_every_token_carries_the_gate_over_transformers_hidden_states(backend, s
         assert isinstance(t.gate_survival, tuple) and len(t.gate_survival) == 5
         assert all(isinstance(passed, bool) for passed in t.gate_survival)
     prompt = backend.encode_chat(STORY)
-    hidden = transformers_layer_outputs(stories_backend.model, prompt + [t.token_id for t in tokens])
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(stories_hf)
+    hidden = transformers_layer_outputs(model, prompt + [t.token_id for t in tokens])
     # The pass whose newest position is prompt position len(prompt) - 1 + i produced token i.
     expected = [tuple(gate_passed(hidden[len(prompt) - 1 + i]).tolist()) for i in range(len(tokens))]
     assert [t.gate_survival for t in tokens] == expected

@@ -6,6 +6,7 @@ checkout on sys.path (python -m from its root, pytest) they must not hide the re
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,10 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves build/ in the tree it builds, and reuses it next time.
+    src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("gearterm", "backends", "kernels"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--no-build-isolation",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(src)],
         check=True, cwd=out,
     )
     [built] = out.glob("gearterm-*.whl")
