@@ -7,6 +7,8 @@ supplies the config classes and the rotary frequencies of scaled rope types.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import torch
@@ -180,6 +182,21 @@ def build_decoder(config, tensors: dict[str, torch.Tensor], dtype: torch.dtype, 
     return model.eval()
 
 
-def load_decoder(path: Path, config, dtype: torch.dtype, device) -> Decoder:
-    return build_decoder(config, _checkpoint(path), dtype, device)
+def gguf_tensors(path: Path, gguf_file: str) -> dict[str, torch.Tensor]:
+    """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names."""
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    # Its converter draws a tqdm bar of its own on stderr; the backend reports the load itself.
+    with contextlib.redirect_stderr(io.StringIO()):
+        model = AutoModelForCausalLM.from_pretrained(
+            path, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True,
+            quantization_config=GgufConfig(gguf_file=gguf_file, dequantize=True),
+        )
+    return model.state_dict()
+
+
+def load_decoder(path: Path, config, dtype: torch.dtype, device, gguf_file: str | None = None) -> Decoder:
+    """The decoder of the model in directory `path` (safetensors), or of `path / gguf_file`."""
+    tensors = gguf_tensors(path, gguf_file) if gguf_file else _checkpoint(path)
+    return build_decoder(config, tensors, dtype, device)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -178,29 +179,34 @@ class HFBackend(GearedGeneration):
     def load(self, progress: Progress | None = None) -> None:
         report = progress or (lambda fraction, text: None)
         report(0.0, f"checking {self.model_id}")
-        path = resolve_model_dir(self.model_id)
-        check_model_dir(path, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code)
+        path, gguf = self._locate()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress callback reports the load
 
         self.device = pick_device(self.requested_device)
+        files = {"gguf_file": gguf} if gguf else {}
         try:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code)
-            stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code, **files)
+            stored = getattr(config, "dtype", None)
             if isinstance(stored, str):
                 stored = getattr(torch, stored, None)
             dtype = pick_dtype(self.requested_dtype, self.device, stored)
             shape_of(config)  # refuses, naming the families gearterm gears, before any weight is read
             report(0.05, "loading tokenizer")
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code, **files)
             report(0.1, f"loading weights ({dtype}, {self.device})")
             if self.device.type == "cpu":
-                model = load_decoder(path, config, dtype, self.device)
+                model = load_decoder(path, config, dtype, self.device, gguf)
             else:  # the GPU path still runs transformers' modules, stacked and captured
+                if gguf:
+                    from transformers import GgufConfig
+
+                    files["quantization_config"] = GgufConfig(gguf_file=gguf, dequantize=True)
                 model = AutoModelForCausalLM.from_pretrained(
-                    path, dtype=dtype, use_safetensors=any(path.glob("*.safetensors")), local_files_only=True
+                    path, dtype=dtype, use_safetensors=any(path.glob("*.safetensors")) or None,
+                    local_files_only=True, **files,
                 ).to(self.device)
         except BackendError:
             raise
@@ -212,6 +218,17 @@ class HFBackend(GearedGeneration):
             self._attach_decoder(model, config, tokenizer, progress)
         else:
             self.attach(model, tokenizer, progress)
+
+    def _locate(self) -> tuple[Path, str | None]:
+        """The model's directory, and the name of its GGUF file where --model names one."""
+        named = Path(self.model_id).expanduser()
+        if named.suffix == ".gguf":
+            if not named.is_file():
+                raise BackendError(f"no such GGUF file: {self.model_id}")
+            return named.parent, named.name
+        path = resolve_model_dir(self.model_id)
+        check_model_dir(path, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code)
+        return path, None
 
     def _attach_decoder(self, model: Decoder, config, tokenizer, progress: Progress | None) -> None:
         """Gear gearterm's own decoder and get it ready to generate on the CPU."""
