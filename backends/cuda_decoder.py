@@ -9,9 +9,9 @@ first chunk is one layer, and each next one at most twice the one before: the GP
 one layer's launch, and every later launch is done before the GPU needs it (a layer takes the
 GPU 85-190 us at that size).
 
-Same interface as hf.EagerDecoder. The KV cache is transformers' StaticCache: its tensors
-and its position counter (a device tensor the cache advances in place) keep their
-addresses, so the graphs captured over them stay valid from reply to reply.
+Same interface as hf.EagerDecoder, over gearterm's own decoder (backends.decoder). Its KV
+cache and the step's position (a device tensor the captured step advances in place) keep
+their addresses, so the graphs captured over them stay valid from reply to reply.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import time
 import torch
 
 from gearterm.backends.base import BackendError
-from gearterm.backends.fused_norm import fuse_rms_norms
-from gearterm.backends.geared_linear import decoder_layers
-from gearterm.backends.rotary_table import tabulate_rotary
+from gearterm.backends.decoder import Decoder
 from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
@@ -36,20 +34,18 @@ LONGEST_CHUNK = 8  # layers: past this, more chunks cost launches and gain nothi
 
 
 class GraphDecoder:
-    def __init__(self, model, selector: GearSelector, context: int | None = None, compile: bool = False):
+    def __init__(self, model: Decoder, selector: GearSelector, context: int | None = None, compile: bool = False):
         """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS.
         `compile`: run each decoder layer and the readings through torch.compile before the
         step is captured, so that inductor fuses the small kernels around the projections
         (rotary embedding, cache writes, residual adds with the norm after them, SiLU) and the
         readings' reductions. A layer compiles once per gear (the gear is a Python attribute
-        the geared layers read, so dynamo specializes on it) and per layer (its index picks
-        its cache), which adds minutes to the capture. Layers, not the whole step, so that
-        the chunk boundaries between them (hooks that must run at capture time) are not
-        graph breaks inside a compiled loop, where dynamo would fall back to eager."""
-        from transformers import StaticCache
-
+        the geared layers read, so dynamo specializes on it) and per layer (its cache is its
+        own), which adds minutes to the capture. Layers, not the whole step, so that the chunk
+        boundaries between them (hooks that must run at capture time) are not graph breaks
+        inside a compiled loop, where dynamo would fall back to eager."""
         self.model, self.selector = model, selector
-        layers = decoder_layers(model, model.config.num_hidden_layers)
+        layers = model.layers
         self._readings = logit_readings
         if compile:
             # Per layer and gear a decode version, and one for a one-token prompt's mask.
@@ -58,16 +54,14 @@ class GraphDecoder:
                 # The instance's forward, not the module: its hooks stay outside, run eagerly.
                 layer.forward = _compiled_for_one_position(layer.forward)
             self._readings = torch.compile(logit_readings, dynamic=False)
-        # A decode step is ~50 small kernels a layer besides the matmuls; each RMSNorm is eight
-        # of them, fused here into one.
-        self.fused_norms = fuse_rms_norms(model)
         self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
-        tabulate_rotary(model, self.max_cache_len)  # positions past the cache never come
-        self.cache = StaticCache(config=model.config, max_cache_len=self.max_cache_len)
-        self.token = torch.zeros((1, 1), dtype=torch.long, device=model.device)  # the step's input
+        model.allocate(self.max_cache_len)
+        device = model.embed.weight.device
+        self.token = torch.zeros(1, dtype=torch.long, device=device)  # the step's input
+        self.position = torch.zeros(1, dtype=torch.long, device=device)  # where the step writes
         # A GEMV of the model's width that feed() runs eagerly before each step's graphs.
-        width, dtype = model.config.hidden_size, next(model.parameters()).dtype
-        self._cublas_primer = [torch.zeros(n, width, dtype=dtype, device=model.device) for n in (1, 16)]
+        width, dtype = model.shape.hidden_size, model.embed.weight.dtype
+        self._cublas_primer = [torch.zeros(n, width, dtype=dtype, device=device) for n in (1, 16)]
         self.length = 0  # tokens in the cache, mirrored on the host to refuse an overflow
         self.launched_at = 0.0  # perf_counter() just before the last replay: shift latency
         self.graphs: dict[Gear, list[torch.cuda.CUDAGraph]] = {}  # a step's chunks, in order
@@ -77,8 +71,9 @@ class GraphDecoder:
         self._capture()
 
     def _model_step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Position and cache slot come from the cache itself: a device tensor it advances.
-        logits = self.model(input_ids=token, cache=self.cache, use_cache=True).logits[0, -1]
+        # Position and cache slot come from a device tensor the step advances itself.
+        logits = self.model(token, self.position)[-1]
+        self.position.add_(1)
         return logits, self._readings(logits)
 
     def _next_chunk(self, module, args) -> None:
@@ -90,7 +85,7 @@ class GraphDecoder:
 
     @torch.inference_mode()
     def _forward_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decode step as captured: position and cache slot come from the cache itself."""
+        """The decode step as captured."""
         return self._model_step(self.token)
 
     @torch.inference_mode()
@@ -120,16 +115,16 @@ class GraphDecoder:
                 self.graphs[gear], self._chunks = self._chunks, None
         torch.cuda.current_stream().wait_stream(capture)
         self.selector.gear = gear_before
-        self.cache.reset()
+        self.position.zero_()
         self.length = 0
 
     @torch.inference_mode()
     def prefill(self, ids: list[int]) -> torch.Tensor:
         """Logits [T, V] for every prompt position, run eagerly; starts the cache afresh."""
         self._reserve(len(ids), reset=True)
-        self.cache.reset()
-        x = torch.tensor([ids], device=self.model.device)
-        return self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0]
+        logits = self.model(torch.tensor(ids, device=self.position.device), 0)
+        self.position.fill_(len(ids))
+        return logits
 
     @torch.inference_mode()
     def feed(self, token: torch.Tensor) -> torch.Tensor:
@@ -143,7 +138,7 @@ class GraphDecoder:
         replays (a captured one does not; copies and host reads do not undo it). It costs about
         2 us of GPU time. Plain graphs of the low gear ran as fast either way (4.87 ms); with
         compiled layers the mid and low steps were faster after it too (docs/benchmarks)."""
-        self.token.copy_(token.reshape(1, 1))
+        self.token.copy_(token.reshape(1))
         x, w = self._cublas_primer
         torch.nn.functional.linear(x, w)
         return self.token
@@ -199,12 +194,11 @@ def _allow_recompiles(entries: int) -> None:
 
 
 def _compiled_for_one_position(forward):
-    """A decoder layer's forward compiled for decode steps (one position); prompts of any
-    length run it as it is, so a new prompt length never triggers a compile."""
+    """A decoder layer's forward compiled for the captured decode step (position a device
+    tensor); prompts of any length run it as it is, so a new prompt length never compiles."""
     compiled = torch.compile(forward, dynamic=False)
 
-    def dispatch(*args, **kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        return (compiled if hidden.shape[1] == 1 else forward)(*args, **kwargs)
+    def dispatch(x, cos, sin, cache, pos):
+        return (compiled if isinstance(pos, torch.Tensor) else forward)(x, cos, sin, cache, pos)
 
     return dispatch

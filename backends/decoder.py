@@ -7,7 +7,10 @@ swaps it for a GearedLinear; embeddings, norms and the LM head stay at full prec
 transformers is the oracle the tests compare this file against, token for token.
 
 Shapes: hidden states are [T, hidden] (T new positions); the KV cache of a layer is
-[kv_heads, positions, head_dim], filled up to `pos + T` after a forward pass.
+[kv_heads, positions, head_dim], filled up to `pos + T` after a forward pass. `pos` is a
+Python int for prompts and eager steps, or a one-element device tensor for the decode step a
+CUDA graph captures: then T is 1, the cache is written at that index and attention reads the
+whole cache, masked, so that nothing in the step depends on a value on the host.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gearterm.kernels.decode_attention import decode_attention
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ class RMSNorm(nn.Module):
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.plus_one:  # Gemma scales in float32, then casts
             return (h * (1.0 + self.weight.float())).to(x.dtype)
+        if x.is_cuda and not torch.compiler.is_compiling():  # one kernel instead of eight;
+            from gearterm.kernels.triton_rmsnorm import rms_norm  # compiled, inductor fuses the formula
+
+            return rms_norm(x, self.weight, self.eps)
         return self.weight * h.to(x.dtype)  # Llama casts back, then scales
 
 
@@ -96,11 +105,18 @@ class KVCache(nn.Module):
         self.v[:, pos:end] = v.transpose(0, 1)
         return self.k[:, :end], self.v[:, :end]
 
+    def write_at(self, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store one position's k, v [1, kv_heads, head_dim] at device index `pos` [1]; return
+        the whole cache."""
+        self.k.index_copy_(1, pos, k.transpose(0, 1))
+        self.v.index_copy_(1, pos, v.transpose(0, 1))
+        return self.k, self.v
 
-def attention_mask(pos: int, new: int, window: int | None, device) -> torch.Tensor:
-    """[new, pos + new] bool: query pos+i sees keys 0..pos+i (within `window` of it, if set)."""
-    q = torch.arange(pos, pos + new, device=device)[:, None]
-    k = torch.arange(pos + new, device=device)[None, :]
+
+def attention_mask(pos: int | torch.Tensor, new: int, window: int | None, keys: int, device) -> torch.Tensor:
+    """[new, keys] bool: query pos+i sees keys 0..pos+i (within `window` of it, if set)."""
+    q = torch.arange(new, device=device)[:, None] + pos
+    k = torch.arange(keys, device=device)[None, :]
     allowed = k <= q
     if window is not None:
         allowed &= q - k < window
@@ -131,9 +147,17 @@ class Attention(nn.Module):
         if s.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        keys, values = cache.write(k, v, pos)
-        mask = attention_mask(pos, T, s.sliding_window if self.sliding else None, x.device)
-        out = self.attend(q.transpose(0, 1), keys, values, mask)  # [heads, T, head_dim]
+        window = s.sliding_window if self.sliding else None
+        if isinstance(pos, torch.Tensor):  # a captured decode step
+            keys, values = cache.write_at(k, v, pos)
+            visible = attention_mask(pos, 1, window, keys.shape[1], x.device)
+            if x.is_cuda and s.attention_softcap is None:
+                # Grouped heads read in place, in slices of the cache (gearterm.kernels.decode_attention).
+                return self.o(decode_attention(q[0], keys, values, visible[0], self.scale).reshape(1, -1))
+        else:
+            keys, values = cache.write(k, v, pos)
+            visible = attention_mask(pos, T, window, keys.shape[1], x.device)
+        out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
         return self.o(out.transpose(0, 1).reshape(T, -1))
 
     def attend(self, q, keys, values, mask) -> torch.Tensor:
@@ -222,7 +246,7 @@ class Decoder(nn.Module):
     def positions(self) -> int:
         return self.caches[0].k.shape[1] if len(self.caches) else 0
 
-    def forward(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, pos: int | torch.Tensor) -> torch.Tensor:
         """Logits [T, vocab] for token ids [T] placed at positions pos..pos+T-1, after every
         earlier position in the cache. Writes the cache at those positions."""
         s = self.shape
@@ -230,7 +254,10 @@ class Decoder(nn.Module):
         if s.embed_scale != 1.0:
             x = x * torch.tensor(s.embed_scale, dtype=x.dtype)  # Gemma rounds the factor to x's dtype
         for layer, cache, table in zip(self.layers, self.caches, self.rotary_tables):
-            cos, sin = table[:, pos : pos + ids.shape[0]]
+            if isinstance(pos, torch.Tensor):
+                cos, sin = table.index_select(1, pos)
+            else:
+                cos, sin = table[:, pos : pos + ids.shape[0]]
             x = layer(x, cos, sin, cache, pos)
         logits = self.lm_head(self.norm(x))
         if s.final_softcap is not None:

@@ -59,14 +59,6 @@ class GearedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
 
 
-def decoder_layers(model: nn.Module, num_layers: int) -> nn.ModuleList:
-    """The model's stack of decoder layers: the ModuleList as long as the config says."""
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == num_layers:
-            return module
-    raise ValueError(f"no list of {num_layers} decoder layers found in {type(model).__name__}")
-
-
 def gear_decoder_layers(layers: nn.ModuleList, selector: GearSelector, progress=None) -> int:
     """Swap every nn.Linear inside the decoder layers (attention and MLP projections) for a
     GearedLinear. Embeddings and the LM head live outside the layers and stay as they are."""

@@ -17,11 +17,10 @@ from gearterm.backends.base import (
 )
 from gearterm.backends.cuda_decoder import GraphDecoder
 from gearterm.backends.decoder import Decoder, KVCache
-from gearterm.backends.decoder_weights import load_decoder, shape_of
-from gearterm.backends.fused_projections import stack_projections
+from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape_of
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
 from gearterm.backends.geared_generation import GearedGeneration, StepReading
-from gearterm.backends.geared_linear import decoder_layers, gear_decoder_layers
+from gearterm.backends.geared_linear import gear_decoder_layers
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
@@ -75,37 +74,8 @@ def sample(logits: torch.Tensor, params: GenerationParams, generator: torch.Gene
 
 
 class EagerDecoder:
-    """Forward passes with the model as loaded and a dynamic KV cache: the CPU path."""
-
-    def __init__(self, model):
-        self.model = model
-        self.cache = None
-
-    @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> torch.Tensor:
-        """Logits [T, V] for every prompt position; starts a fresh cache."""
-        from transformers import DynamicCache
-
-        self.cache = DynamicCache(config=self.model.config)
-        x = torch.tensor([ids], device=self.model.device)
-        return self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0]
-
-    def feed(self, token: torch.Tensor) -> torch.Tensor:
-        """The next step's input: here `token` itself (GraphDecoder copies it into its graphs')."""
-        return token
-
-    @torch.inference_mode()
-    def step(self, token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits [V] for the position after `token` (a 0-d id tensor on the device), and
-        their readings (gearterm.kernels.entropy.logit_readings)."""
-        x = token.reshape(1, 1)
-        logits = self.model(input_ids=x, cache=self.cache, use_cache=True).logits[0, -1]
-        return logits, logit_readings(logits)
-
-
-class CPUDecoder:
-    """Forward passes of gearterm's own decoder (backends.decoder), positions counted on the
-    host: the CPU path. Same interface as EagerDecoder."""
+    """Forward passes of gearterm's own decoder (backends.decoder) one call at a time,
+    positions counted on the host: the CPU path. cuda_decoder.GraphDecoder is the GPU's."""
 
     def __init__(self, model: Decoder, positions: int):
         model.allocate(positions)
@@ -115,7 +85,7 @@ class CPUDecoder:
     def prefill(self, ids: list[int]) -> torch.Tensor:
         """Logits [T, V] for every prompt position; starts the cache afresh."""
         self._reserve(len(ids), reset=True)
-        return self.model(torch.tensor(ids), 0)
+        return self.model(torch.tensor(ids, device=self.model.embed.weight.device), 0)
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         return token
@@ -180,7 +150,7 @@ class HFBackend(GearedGeneration):
         report = progress or (lambda fraction, text: None)
         report(0.0, f"checking {self.model_id}")
         path, gguf = self._locate()
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress callback reports the load
@@ -197,27 +167,14 @@ class HFBackend(GearedGeneration):
             report(0.05, "loading tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code, **files)
             report(0.1, f"loading weights ({dtype}, {self.device})")
-            if self.device.type == "cpu":
-                model = load_decoder(path, config, dtype, self.device, gguf)
-            else:  # the GPU path still runs transformers' modules, stacked and captured
-                if gguf:
-                    from transformers import GgufConfig
-
-                    files["quantization_config"] = GgufConfig(gguf_file=gguf, dequantize=True)
-                model = AutoModelForCausalLM.from_pretrained(
-                    path, dtype=dtype, use_safetensors=any(path.glob("*.safetensors")) or None,
-                    local_files_only=True, **files,
-                ).to(self.device)
+            model = load_decoder(path, config, dtype, self.device, gguf)
         except BackendError:
             raise
         except Exception as e:
             raise BackendError(f"could not load {path}: {type(e).__name__}: {e}") from None
         self.path = path
-        if isinstance(model, Decoder):
-            self.generation_config = _generation_config(path)
-            self._attach_decoder(model, config, tokenizer, progress)
-        else:
-            self.attach(model, tokenizer, progress)
+        self.generation_config = _generation_config(path)
+        self._attach_decoder(model, config, tokenizer, progress)
 
     def _locate(self) -> tuple[Path, str | None]:
         """The model's directory, and the name of its GGUF file where --model names one."""
@@ -231,10 +188,11 @@ class HFBackend(GearedGeneration):
         return path, None
 
     def _attach_decoder(self, model: Decoder, config, tokenizer, progress: Progress | None) -> None:
-        """Gear gearterm's own decoder and get it ready to generate on the CPU."""
+        """Gear gearterm's own decoder and get it ready to generate on its device."""
         report = progress or (lambda fraction, text: None)
-        self.device, self.tokenizer, self.model, self.config = torch.device("cpu"), tokenizer, model, config
-        if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+        self.device, self.tokenizer, self.model, self.config = model.embed.weight.device, tokenizer, model, config
+        small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+        if self.device.type == "cpu" and small:
             # A small model's matmuls are too short to split across threads: the threads'
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
             torch.set_num_threads(1)
@@ -242,46 +200,25 @@ class HFBackend(GearedGeneration):
         self.num_layers = len(model.layers)
         self.vocab_size = model.shape.vocab_size
         self.eos_ids = self._eos_ids()
-        self.max_positions = min(model.shape.max_positions, CPU_CACHE_POSITIONS)
         dtype = model.embed.weight.dtype
-        self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
-        self.decoder = CPUDecoder(model, self.max_positions)
-        report(1.0, "ready")
-
-    def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
-        """Gear a model already built on its device and get it ready to generate: the part of
-        load() after the files are read (benchmarks hand in models built from a config)."""
-        report = progress or (lambda fraction, text: None)
-        self.device, self.tokenizer = model.device, tokenizer
-        config, dtype = model.config, model.dtype
-        model.eval()
-        if self.device.type == "cpu" and model.num_parameters() < SMALL_MODEL_PARAMS:
-            # A small model's matmuls are too short to split across threads: the threads'
-            # hand-offs cost more than they save (5x slower on a busy 2-core machine).
-            torch.set_num_threads(1)
-        layers = decoder_layers(model, config.num_hidden_layers)
-        if self.device.type == "cuda":
-            # Fewer, taller matrix-vector products a step; the CPU keeps transformers' modules.
-            stack_projections(layers)
-        self.geared_layers = gear_decoder_layers(
-            layers, self.selector, lambda f, text: report(0.5 + 0.5 * f, text)
-        )
-        self.model, self.config = model, config
-        self.generation_config = getattr(model, "generation_config", None)
-        self.num_layers = len(layers)
-        self.vocab_size = model.get_output_embeddings().weight.shape[0]
-        self.eos_ids = self._eos_ids()
-        self.max_positions = getattr(config, "max_position_embeddings", None)
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
-        self.tap = HiddenStateTap(layers, config.hidden_size, dtype, self.device) if self.gate else None
+        self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
         if self.device.type == "cuda":
             work = "compiling the layers and capturing" if self.compile else "capturing"
             report(0.99, f"{work} the decode step's CUDA graphs, per gear")
-            self.decoder = GraphDecoder(model, self.selector, self.max_positions, compile=self.compile)
+            self.decoder = GraphDecoder(model, self.selector, model.shape.max_positions, compile=self.compile)
             self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
         else:
-            self.decoder = EagerDecoder(model)
+            self.max_positions = min(model.shape.max_positions, CPU_CACHE_POSITIONS)
+            self.decoder = EagerDecoder(model, self.max_positions)
         report(1.0, "ready")
+
+    def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
+        """Run a transformers model already built on its device (benchmarks build them from a
+        config): its weights move into gearterm's decoder, geared, ready to generate."""
+        self.generation_config = getattr(model, "generation_config", None)
+        decoder = build_decoder(model.config, model.state_dict(), model.dtype, model.device)
+        self._attach_decoder(decoder, model.config, tokenizer, progress)
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import math
 import statistics
@@ -280,9 +281,12 @@ def main(args: argparse.Namespace) -> int:
         step = "plain" if args.no_compile else "compiled (torch.compile)"
         notes.append(f"decode step {step}; gearing and capture took {time.perf_counter() - start:.0f} s")
     backend.eos_ids = set()  # a fixed number of tokens per mode
+    del model  # its weights now live in the backend's decoder, geared; the rest is freed
+    gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    weights_all = tensor_bytes(model)
+        torch.cuda.empty_cache()
+    weights_all = backend.memory_bytes()
     allocated = torch.cuda.memory_allocated() if device.type == "cuda" else weights_all
 
     from gearterm.telemetry.power import PowerMeter

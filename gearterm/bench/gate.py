@@ -162,14 +162,13 @@ def layer_outputs(backend, chunks):
     import torch
 
     from gearterm.backends.gearbox import GearMode
-    from gearterm.backends.geared_linear import decoder_layers
 
-    layers = decoder_layers(backend.model, backend.num_layers)
+    layers = backend.model.layers
     seen = [[] for _ in layers]
 
     def keep(i):
         def hook(module, args, output):
-            seen[i].append((output[0] if isinstance(output, tuple) else output)[0].detach())
+            seen[i].append(output.detach())  # [positions, d]
 
         return hook
 
@@ -206,27 +205,24 @@ def perplexity_with_mlp_gate(backend, chunks, mode: str | None) -> tuple[float, 
     MLP (the residual stream after attention) fails the gate skip the MLP (it adds zero).
     mode None runs every MLP. Returns (perplexity, fraction of MLP calls skipped)."""
     from gearterm.backends.gearbox import GearMode
-    from gearterm.backends.geared_linear import decoder_layers
     from gearterm.backends.hf import perplexity
     from gearterm.kernels.gate import gate_metrics
 
-    layers = decoder_layers(backend.model, backend.num_layers)
+    layers = backend.model.layers
     handles, kept = [], []
     if mode is not None:
         for layer in layers:
-            if not (hasattr(layer, "post_attention_layernorm") and hasattr(layer, "mlp")):
-                raise UsageError(f"--enforce needs Llama-style layers (post_attention_layernorm, mlp), not {type(layer).__name__}")
             decision = {}
 
             def decide(module, args, decision=decision):
-                decision["keep"] = gate_metrics(args[0][0], mode).passed
+                decision["keep"] = gate_metrics(args[0], mode).passed  # args[0]: [positions, d]
                 kept.append(decision["keep"].float().mean().item())
 
             def skip(module, args, output, decision=decision):
-                return output * decision["keep"][None, :, None].to(output.dtype)
+                return output * decision["keep"][:, None].to(output.dtype)
 
             handles += [
-                layer.post_attention_layernorm.register_forward_pre_hook(decide),
+                layer.mlp_norm.register_forward_pre_hook(decide),
                 layer.mlp.register_forward_hook(skip),
             ]
     logprobs = []

@@ -98,7 +98,7 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from gearterm.backends.geared_linear import decoder_layers
+    from gearterm.backends.decoder_weights import build_decoder
     from gearterm.backends.hf import EagerDecoder
     from gearterm.backends.hidden_tap import HiddenStateTap
     from gearterm.kernels.gate import gate_passed
@@ -109,11 +109,11 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
     torch.set_default_dtype(torch.bfloat16)
     try:
         with torch.device("cuda"):
-            model = LlamaForCausalLM(config).eval()
+            model = build_decoder(config, LlamaForCausalLM(config).state_dict(), torch.bfloat16, "cuda")
     finally:
         torch.set_default_dtype(default_dtype)
-    layers = decoder_layers(model, config.num_hidden_layers)
-    decoder = EagerDecoder(model)
+    layers = model.layers
+    decoder = EagerDecoder(model, 2048)
     prompt = list(range(1, 33))
     times = {"off": [], "on": []}
     energy = {"off": [], "on": []}
@@ -125,7 +125,7 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
         with meter.window() if meter is not None and record else nullcontext() as window:
             for _ in range(steps):
                 start = time.perf_counter()
-                token = decoder.step(token).argmax(-1)
+                token = decoder.step(token)[0].argmax(-1)
                 scalars = token.float()[None]
                 if tap is not None:
                     scalars = torch.cat([scalars, gate_passed(tap.last_hidden).float()])
@@ -145,7 +145,7 @@ def llama8b(steps: int = 48, rounds: int = 5, meter=None) -> dict:
         phase("off")
         phase("on")
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
-    weights_read = sum(p.numel() * p.element_size() for p in model.parameters()) - model.get_input_embeddings().weight.nbytes
+    weights_read = sum(p.numel() * p.element_size() for p in model.parameters()) - model.embed.weight.nbytes
     result = {
         "shape": "Llama-3-8B (random bf16 weights)",
         "steps": len(times["on"]),

@@ -85,3 +85,15 @@ def test_the_shape_says_what_the_family_is(family):
     assert s.family == reference.config.model_type
     assert shape_of(reference.config).num_layers == 2
     assert decoder.lm_head.weight.data_ptr() == decoder.embed.weight.data_ptr() or not s.tie_embeddings
+
+
+def test_a_step_at_a_tensor_index_equals_one_at_an_int_index(family):
+    """The decode step a CUDA graph captures (position held in a tensor, whole cache read
+    under a mask) gives the eager step's logits and advances nothing itself."""
+    _, decoder = family
+    with torch.no_grad():
+        decoder(torch.tensor(PROMPT), 0)
+        at_int = decoder(torch.tensor([7]), len(PROMPT))
+        decoder(torch.tensor(PROMPT), 0)
+        at_tensor = decoder(torch.tensor([7]), torch.tensor([len(PROMPT)]))
+    torch.testing.assert_close(at_tensor, at_int, atol=1e-5, rtol=1e-5)

@@ -76,18 +76,19 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
 
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig
 
     from gearterm.backends.cuda_decoder import GraphDecoder
-    from gearterm.backends.geared_linear import decoder_layers, gear_decoder_layers
-    from gearterm.kernels.gear import GearSelector
+    from gearterm.backends.decoder_weights import load_decoder
+    from gearterm.backends.geared_linear import gear_decoder_layers
     from gearterm.backends.hf import EagerDecoder
+    from gearterm.kernels.gear import GearSelector
 
-    model = AutoModelForCausalLM.from_pretrained(stories_hf, dtype=torch.float32).to("cuda").eval()
+    model = load_decoder(stories_hf, AutoConfig.from_pretrained(stories_hf), torch.float32, "cuda")
     selector = GearSelector(Gear.HIGH)
-    gear_decoder_layers(decoder_layers(model, model.config.num_hidden_layers), selector)
+    gear_decoder_layers(model.layers, selector)
     tokens = {}
-    for name, decoder in [("eager", EagerDecoder(model)), ("graph", GraphDecoder(model, selector, 64))]:
+    for name, decoder in [("eager", EagerDecoder(model, 64)), ("graph", GraphDecoder(model, selector, 64))]:
         logits, tokens[name] = decoder.prefill([1, 400, 34])[-1], []
         for _ in range(16):
             token = logits.argmax(-1)
