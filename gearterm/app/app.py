@@ -245,6 +245,7 @@ class GeartermApp(App[None]):
             max_tokens=generation.max_tokens,
             temperature=generation.temperature,
             top_p=generation.top_p,
+            seed=generation.seed,
             gear_mode=self.gear_mode,
         )
         messages = list(self.transcript)

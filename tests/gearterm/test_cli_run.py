@@ -84,7 +84,7 @@ def test_empty_prompt(capsys, stories_hf):
 
 @pytest.mark.parametrize("n", ["0", "-3"])
 def test_max_tokens_must_be_positive(capsys, stories_hf, n):
-    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--max-tokens", n), "max tokens")
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--max-tokens", n), "--max-tokens must be a whole number from 1")
 
 
 def test_unknown_gear_mode(capsys, stories_hf):

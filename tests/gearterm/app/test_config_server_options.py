@@ -107,9 +107,9 @@ gear_models = "fast"
         (12, "backends.local.gear_models"),
     }
     text = {p.line: p.message for p in problems if p.message.split(" ")[0] != "unknown"}
-    assert 'must be "lower" or "upper"' in text[2] and "'middle'" in text[2]
+    assert "must be one of lower, upper" in text[2] and "'middle'" in text[2]
     assert "at least 1" in text[3]
-    assert "more than 0 seconds" in text[4]
+    assert "above 0" in text[4]
     assert "must be an integer" in text[5]
     assert "at most 20 for Ollama" in text[9]
     assert "more than top_logprobs" in text[11]
