@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,10 @@ from typing import Literal
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.limits import out_of_range
 from gearterm.kernels.gear import Gear
+
+# transformers warns on stderr when a prompt is longer than the model's context; generate() cuts
+# such a prompt and says so in a Notice of its own, so the warning would be a second, wrong line.
+logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
