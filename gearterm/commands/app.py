@@ -31,4 +31,11 @@ def main(args: argparse.Namespace) -> int:
     with PowerMeter() as meter:
         app = GeartermApp(config, startup_entry(config), history, notes=notes, power=meter)
         app.run()
+    if app.history_writer.waiting:
+        print(
+            f"gearterm: error: history was still paused at exit ({app.history_writer.paused}): "
+            "the latest messages were not saved; free space or end what locks it before the next session",
+            file=sys.stderr,
+        )
+        return 1
     return app.return_code or 0

@@ -38,8 +38,7 @@ async def test_an_unwritable_data_dir_keeps_history_in_memory_and_says_so(tmp_pa
     blocker = tmp_path / "file"
     blocker.write_text("")
     history, problem = open_history(blocker / "data")
-    app = make_app(tmp_path, notes=[("warning", problem)])
-    app.history = history
+    app = make_app(tmp_path, notes=[("warning", problem)], history=history)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, app)
         assert any("history is not being saved" in n for n in _notes(app))
