@@ -6,5 +6,6 @@ class UsageError(Exception):
 
 
 def one_line(text: str) -> str:
-    """A message on one line: libraries' messages (transformers', servers') can span several."""
-    return " ".join(text.split())
+    """A message on one line that any stream can print: libraries' messages (transformers',
+    servers') can span several lines, and argv bytes that were not UTF-8 are lone surrogates."""
+    return " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")

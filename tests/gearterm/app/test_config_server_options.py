@@ -230,3 +230,11 @@ def test_the_readme_example_reads_without_problems(tmp_path):
     assert problems == []
     assert config.server.gear_models.keys() == {"low", "mid", "high"}
     assert [(e.label, e.server.top_logprobs) for e in config.backends] == [("gpu-box", 50)]
+
+
+def test_a_url_set_for_a_local_backend_is_not_passed_to_it():
+    """Found by the config fuzz (test_fuzz_inputs.py): `url = "..."` with backend hf raised a TypeError."""
+    from gearterm.backends.hf import HFBackend
+
+    backend = create_from_entry(BackendEntry("pocket", "hf", url="http://127.0.0.1:1"), Config())
+    assert isinstance(backend, HFBackend)
