@@ -122,3 +122,31 @@ async def test_loading_shows_progress_and_keys_still_work(tmp_path):
         assert app.gear_mode.value == "low" and app.backend is None
         await loaded(pilot, app)
         assert not bar.display
+
+
+async def test_a_flood_of_typed_keys_fills_the_prompt_and_the_rest_is_refused_once(tmp_path):
+    """100,000 key events posted at once, as a terminal delivers a paste without bracketed paste."""
+    import resource
+
+    from textual import events
+
+    from gearterm.app.widgets.prompt import MAX_PROMPT_CHARS
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        prompt = app.chat_screen.prompt
+        prompt.focus()
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for i in range(100_000):
+            app.post_message(events.Key("abcdefghij"[i % 10], "abcdefghij"[i % 10]))
+        await pilot.press("enter")  # handled after every key before it
+        await wait_for(pilot, lambda: app.reply is None and len(app.transcript) == 2, "the reply to the full prompt")
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+        assert app.transcript[0]["content"] == "abcdefghij" * (MAX_PROMPT_CHARS // 10)
+        assert [n for n in _notes(app) if "prompt holds at most 8,000 characters" in n] == [
+            "the prompt holds at most 8,000 characters: what was typed or pasted past that was dropped"
+        ]
+        assert grown_mb < 500  # 0.7 -> 5 GB before the limit
+        await pilot.press(*"short", "enter")  # the prompt takes input again
+        await wait_for(pilot, lambda: len(app.transcript) == 4, "the next reply")
