@@ -120,3 +120,28 @@ async def test_quitting_mid_reply_stores_the_reply_as_cancelled_by_the_quit(tmp_
     [(reply_id, _, content, complete, end_reason)] = [m for m in messages if m[1] == "assistant"]
     assert (complete, end_reason, tokens[reply_id]) == (1, QUIT_REASON, 5)
     assert content == drawn and content.strip()  # the five tokens' text is kept
+
+
+def test_quitting_while_history_is_paused_says_what_was_not_saved(tmp_path, monkeypatch, capsys):
+    """`gearterm` itself: its run() stands in for a session (no terminal under pytest) that ends
+    with a message waiting while another process holds the history's lock."""
+    from gearterm.app.app import GeartermApp
+    from gearterm.cli import main
+
+    monkeypatch.setenv("GEARTERM_DATA_DIR", str(tmp_path))
+    other = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
+
+    def session(app):
+        other.execute("BEGIN EXCLUSIVE")
+        app.history_writer.new_conversation("unsaved")
+        app.on_unmount()  # what Textual runs at exit: a last try at the waiting writes
+
+    monkeypatch.setattr(GeartermApp, "run", session)
+    try:
+        assert main([]) == 1
+    finally:
+        other.close()
+    assert capsys.readouterr().err == (
+        "gearterm: error: history was still paused at exit (database is locked): the latest messages were not "
+        "saved; free space or end what locks it before the next session\n"
+    )
