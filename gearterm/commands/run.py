@@ -43,7 +43,7 @@ def read_prompt(args: argparse.Namespace) -> str:
             f"{where} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): pass the prompt as UTF-8"
         ) from None
     if not text.strip():
-        raise UsageError(f"the prompt is empty: pass text with --prompt TEXT, --prompt - or --prompt-file PATH")
+        raise UsageError("the prompt is empty: pass text with --prompt TEXT, --prompt - or --prompt-file PATH")
     return text
 
 
@@ -153,12 +153,14 @@ def main(args: argparse.Namespace) -> int:
     tokens: list[TokenEvent] = []
     ended: list[ReplyDone] = []
     start = time.perf_counter()
-    first_token_s: list[float] = []
+    first_token_s = None  # for the summary of a reply cut short by Ctrl-C, which has no ReplyDone
 
     def on_event(event) -> None:
+        nonlocal first_token_s
         if isinstance(event, TokenEvent):
             tokens.append(event)
-            first_token_s[:] = first_token_s or [time.perf_counter() - start]
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - start
             if args.json:
                 print(json.dumps(token_json(event)), flush=True)
             else:
@@ -173,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
         asyncio.run(_stream(backend, messages, params, on_event))
     except KeyboardInterrupt:
         produced = sum(t.is_token for t in tokens)
-        done = ReplyDone("cancelled", produced, time.perf_counter() - start, (first_token_s or [None])[0])
+        done = ReplyDone("cancelled", produced, time.perf_counter() - start, first_token_s)
         print_end(args, summarize(backend, tokens, done) | {"finish": "interrupted"})
         return 130
     # A backend is a plugin: one that ends its stream without a ReplyDone has still ended the reply.
