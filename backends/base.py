@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gearterm.backends.gearbox import GearMode
+from gearterm.backends.limits import out_of_range
 from gearterm.kernels.gear import Gear
+
+# transformers warns on stderr when a prompt is longer than the model's context; generate() cuts
+# such a prompt and says so in a Notice of its own, so the warning would be a second, wrong line.
+logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
@@ -18,6 +24,10 @@ Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happenin
 
 class BackendError(Exception):
     """A failure a user can act on; the message says what happened and what to do."""
+
+
+class BackendFault(BackendError):
+    """A failure that is no fault of what the user asked for: a server down or silent."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +48,10 @@ class GenerationParams:
     gear_mode: GearMode = GearMode.AUTO
 
     def __post_init__(self) -> None:
-        if self.max_tokens <= 0:
-            raise ValueError(f"max tokens must be at least 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
+        for name in ("max_tokens", "temperature", "top_p", "seed"):
+            value = getattr(self, name)
+            if value is not None and (problem := out_of_range(name, value)):
+                raise ValueError(f"{name.replace('_', ' ')} {problem}")
 
 
 @dataclass
@@ -205,9 +213,14 @@ class LocalBackend(Backend):
         end = object()
 
         def produce() -> None:
+            tokens = 0
             try:
                 for event in self.generate(messages, params):
+                    tokens += isinstance(event, TokenEvent)
                     loop.call_soon_threadsafe(queue.put_nowait, event)
+            except Exception as e:  # a fault ends the reply like any other end, partial text kept
+                error = str(e) if isinstance(e, BackendError) else f"{type(e).__name__}: {e}"
+                loop.call_soon_threadsafe(queue.put_nowait, ReplyDone("error", tokens, 0.0, error=error))
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, end)
 

@@ -2,8 +2,8 @@
 
 A subclass names its endpoints, builds the chat request and turns each decoded stream
 record into a `StreamPiece`; everything else lives here once: per-token entropy bounds,
-per-turn gear routing, cancellation, and turning every fault into events (a Notice and a
-ReplyDone with the partial reply kept) so the backend is ready for the next turn.
+per-turn gear routing, cancellation, and turning every fault into a ReplyDone that says
+what went wrong, with the partial reply kept, so the backend is ready for the next turn.
 Only the configured base URL is contacted: no redirects are followed and proxy
 variables from the environment are ignored.
 """
@@ -22,6 +22,7 @@ import httpx
 from gearterm.backends.base import (
     Backend,
     BackendError,
+    BackendFault,
     Capabilities,
     Event,
     GenerationParams,
@@ -201,7 +202,7 @@ class HTTPBackend(Backend):
                 entry = next(e for e in entries if e["name"] == model)
                 vocab = self.configured_vocab_size or self.read_vocab_size(client, entry)
         except httpx.HTTPError as e:
-            raise BackendError(self.describe(e)) from None
+            raise BackendFault(self.describe(e)) from None
         except (ValueError, KeyError, TypeError) as e:
             raise BackendError(f"{self.server_label} at {self.url} answered in an unexpected shape ({e})") from None
 
@@ -266,8 +267,8 @@ class HTTPBackend(Backend):
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Event]:
         self._cancel.clear()
         if self.router is None:
-            yield Notice(f"the {self.name} backend is not loaded: call load() first", "error")
-            yield ReplyDone("error", 0, 0.0, error="backend not loaded", stats={"partial": False})
+            error = f"the {self.name} backend is not loaded: call load() first"
+            yield ReplyDone("error", 0, 0.0, error=error, stats={"partial": False})
             return
         for notice in self._unsaid:
             yield notice
@@ -324,9 +325,7 @@ class HTTPBackend(Backend):
             self._wake = None
         for event in turn.flush():
             yield event
-        if error is not None:
-            yield Notice(error, "error")
-        yield turn.done(reason, error)
+        yield turn.done(reason, error)  # a fault's message is said here, once
 
     async def _status_fault(self, response: httpx.Response, model: str) -> str:
         body = b""

@@ -50,3 +50,50 @@ def check_model_dir(path: Path, *, allow_pickle: bool, trust_remote_code: bool) 
             f"{path} needs its own Python code to load (auto_map in config.json); "
             "read that code, then pass --trust-remote-code to run it"
         )
+    check_causal_lm(path, config)
+    if not any(any(path.glob(pattern)) for pattern in TOKENIZER_FILES):
+        raise BackendError(
+            f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): "
+            "copy them from where the model came from into that folder"
+        )
+
+
+# What transformers builds a tokenizer from: its own JSON, a SentencePiece or tiktoken model,
+# or a BPE/WordPiece vocabulary.
+TOKENIZER_FILES = ("tokenizer.json", "*.model", "*.tiktoken", "vocab.json", "vocab.txt")
+
+# What a model that does not predict the next token is, by the ending of its class name.
+NOT_CAUSAL = {
+    "ForMaskedLM": "a masked language model",
+    "ForConditionalGeneration": "an encoder-decoder model",
+    "ForSeq2SeqLM": "an encoder-decoder model",
+    "ForSequenceClassification": "a classifier",
+    "ForTokenClassification": "a classifier",
+    "ForQuestionAnswering": "a question-answering model",
+    "ForMultipleChoice": "a multiple-choice model",
+}
+
+
+def check_causal_lm(path: Path, config: dict) -> None:
+    """Refuse a model that does not generate text token by token: transformers would build a
+    causal LM on top of an encoder (BERT) with random weights, and it would chat garbage."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = config.get("architectures") or []
+    if architectures:
+        # Code shipped with a model (auto_map) names its own classes, in transformers' words.
+        if any(a in causal_classes or a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+            return
+        name = architectures[0]
+        kind = next((words for ending, words in NOT_CAUSAL.items() if name.endswith(ending)), f"a {name} model")
+        what = f"{kind} ({name})"
+    elif config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return
+    else:
+        model_type = config.get("model_type")
+        what = f"a {model_type} model" if model_type else "a model of no type (config.json names none)"
+    raise BackendError(
+        f"{path} holds {what}, not a causal language model: gearterm runs decoder-only models "
+        "that generate text token by token (Llama, Qwen, Mistral, Gemma, Phi, GPT-2 ...)"
+    )

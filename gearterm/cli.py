@@ -11,8 +11,8 @@ import importlib
 import sys
 
 from gearterm import quiet_exit
-from gearterm.backends.base import BackendError
-from gearterm.errors import UsageError
+from gearterm.backends.base import BackendError, BackendFault
+from gearterm.errors import UsageError, one_line
 
 COMMANDS = {
     "run": ("gearterm.commands.run", "generate one reply headless and print it"),
@@ -46,8 +46,15 @@ def _add(sub, name: str, module_name: str, help_text: str) -> None:
     parser.set_defaults(handler=module.main)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's own errors as one line too, not the usage block and a second line."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} ({self.prog} --help lists the options)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gearterm",
         description="Chat with a local LLM while watching it shift gears (4, 8 or 16-bit weights per token).",
     )
@@ -68,17 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     quiet_exit.install()
     parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
         return handler(args) or 0
+    except BackendFault as e:
+        print(f"gearterm: error: {one_line(str(e))}", file=sys.stderr)
+        return 1
     except (UsageError, BackendError) as e:
-        print(f"gearterm: error: {e}", file=sys.stderr)
+        print(f"gearterm: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("gearterm: interrupted", file=sys.stderr)
         return 130
 
 

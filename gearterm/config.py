@@ -1,7 +1,8 @@
 """The user's settings: a TOML file in the user config dir, every key with a default.
 
 A wrong file never stops the app: each unknown key, wrong type or bad value is reported
-with its file and line and the default is used instead; command-line flags override the file.
+with its file and line and the default is used instead. Command-line flags override the file
+and are checked the same way (setting_problem), numbers against backends/limits.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gearterm.backends.gearbox import GearMode
 from gearterm.app.keys import KEY_IDS
+from gearterm.backends.gearbox import GearMode
+from gearterm.backends.limits import LIMITS, out_of_range
+from gearterm.backends.registry import BACKENDS
+from gearterm.errors import UsageError
 
 CONFIG_ENV = "GEARTERM_CONFIG"
 DATA_ENV = "GEARTERM_DATA_DIR"
@@ -25,6 +29,7 @@ class GenerationConfig:
     max_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
+    seed: int | None = None  # None = a new random seed each reply
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,11 @@ class Config:
     gear: str = "auto"  # auto, low, mid or high
     url: str = ""  # server of an HTTP backend; "" = its default
     device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
+    dtype: str = "auto"  # hf: auto (float32 on CPU, the checkpoint's 16-bit type on a GPU), float32, float16, bfloat16
     compile: bool = True  # hf on a GPU: torch.compile each decoder layer (1.2-1.4x tok/s; ~2 min more to load an 8B model)
+    gate: bool = True  # local backends: run the activation entropy gate on every layer each token
+    trust_remote_code: bool = False  # local backends: run Python code shipped with a model
+    allow_pickle: bool = False  # hf: load pickle .bin weights (they can run code)
     ollama_url: str = "http://127.0.0.1:11434"  # where the backend picker looks for Ollama models
     server: ServerOptions = ServerOptions()  # the startup backend's, when it is ollama or openai
     generation: GenerationConfig = GenerationConfig()
@@ -126,10 +135,47 @@ def load_config(path: Path) -> tuple[Config, list[ConfigProblem]]:
     return _Reader(path, text).config(data)
 
 
-def apply_flags(config: Config, *, model=None, backend=None, gear=None, url=None) -> Config:
-    """Command-line flags win over the file; None leaves a setting as it is."""
-    flags = {"model": model, "backend": backend, "gear": gear, "url": url}
-    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+CHOICES = {
+    "gear": tuple(m.value for m in GearMode),
+    "backend": tuple(BACKENDS),
+    "dtype": ("auto", "float32", "float16", "bfloat16"),
+    "entropy_source": ("lower", "upper"),
+}
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def setting_problem(key: str, value) -> str | None:
+    """What is wrong with `value` for setting `key` ("must be ..., not ..."), or None: the one
+    check behind both the config file and the command-line flags."""
+    if key in LIMITS:
+        return out_of_range(key, value)
+    if key in CHOICES and value not in CHOICES[key]:
+        return f"must be one of {', '.join(CHOICES[key])}, not {value!r}"
+    if key == "device" and not DEVICE.fullmatch(value):
+        return f"must be auto, cpu, mps, cuda or cuda:N, not {value!r}"
+    return None
+
+
+_GENERATION_KEYS = frozenset(f.name for f in dataclasses.fields(GenerationConfig))
+FLAG_NAMES = {"timeout_s": "--timeout", "compile": "--no-compile", "gate": "--no-gate"}  # where not --key-with-dashes
+
+
+def apply_flags(config: Config, **flags) -> Config:
+    """Command-line flags, by setting name, win over the file; None leaves a setting as it is.
+    A value the file could not hold either is a UsageError naming the flag. timeout_s sets
+    the startup backend's server option."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    for key, value in given.items():
+        if problem := setting_problem(key, value):
+            raise UsageError(f"{FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {problem}")
+    generation = {key: given.pop(key) for key in _GENERATION_KEYS & given.keys()}
+    server = {key: given.pop(key) for key in _SERVER_KEYS & given.keys()}
+    return dataclasses.replace(
+        config,
+        **given,
+        generation=dataclasses.replace(config.generation, **generation),
+        server=dataclasses.replace(config.server, **server),
+    )
 
 
 class _Reader:
@@ -142,16 +188,13 @@ class _Reader:
 
     def config(self, data: dict) -> tuple[Config, list[ConfigProblem]]:
         values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends", *_SERVER_KEYS})
-        if values.get("gear", "auto") not in {m.value for m in GearMode}:
-            self._problem((), "gear", f"gear must be one of auto, low, mid, high, not {values['gear']!r}")
-            del values["gear"]
         values["server"] = self._server(data, (), values.get("backend", Config.backend))
         generation = self._table(data, "generation", GenerationConfig)
         ui = self._table(data, "ui", UIConfig)
         config = Config(
             **values,
-            generation=self._checked_generation(generation),
-            ui=self._checked_ui(ui),
+            generation=generation,
+            ui=ui,
             keymap=self._keymap(data.get("keymap", {})),
             backends=self._backends(data.get("backends", {})),
         )
@@ -185,31 +228,11 @@ class _Reader:
                     f"({value!r}); using the default",
                 )
                 continue
+            if problem := setting_problem(key, ok):
+                self._problem(where, key, f"{_dotted(where, key)} {problem}; using the default")
+                continue
             values[key] = ok
         return values
-
-    def _checked_generation(self, g: GenerationConfig) -> GenerationConfig:
-        where = ("generation",)
-        if g.max_tokens < 1:
-            self._problem(where, "max_tokens", f"generation.max_tokens must be at least 1, not {g.max_tokens}")
-            g = dataclasses.replace(g, max_tokens=GenerationConfig.max_tokens)
-        if g.temperature < 0:
-            self._problem(where, "temperature", f"generation.temperature must be >= 0, not {g.temperature}")
-            g = dataclasses.replace(g, temperature=GenerationConfig.temperature)
-        if not 0 < g.top_p <= 1:
-            self._problem(where, "top_p", f"generation.top_p must be in (0, 1], not {g.top_p}")
-            g = dataclasses.replace(g, top_p=GenerationConfig.top_p)
-        return g
-
-    def _checked_ui(self, ui: UIConfig) -> UIConfig:
-        if ui.entropy_ceiling_bits < 0:
-            self._problem(
-                ("ui",),
-                "entropy_ceiling_bits",
-                f"ui.entropy_ceiling_bits must be >= 0 (0 = log2 of the vocabulary), not {ui.entropy_ceiling_bits}",
-            )
-            ui = dataclasses.replace(ui, entropy_ceiling_bits=0.0)
-        return ui
 
     def _keymap(self, table) -> dict[str, str]:
         if not isinstance(table, dict):
@@ -266,18 +289,11 @@ class _Reader:
         def reject(key: str, message: str) -> None:
             self._problem(where, key, f"{_dotted(where, key)} {message}, not {values.pop(key)!r}; using the default")
 
-        if values.get("entropy_source", default.entropy_source) not in ("lower", "upper"):
-            reject("entropy_source", 'must be "lower" or "upper"')
-        top_logprobs = values.get("top_logprobs", default.top_logprobs)
-        if top_logprobs < 1:
-            reject("top_logprobs", "must be at least 1 (the entropy bounds need the top token)")
-        elif backend == "ollama":
+        if backend == "ollama":
             from gearterm.backends.ollama import MAX_TOP_LOGPROBS
 
-            if top_logprobs > MAX_TOP_LOGPROBS:
+            if values.get("top_logprobs", default.top_logprobs) > MAX_TOP_LOGPROBS:
                 reject("top_logprobs", f"must be at most {MAX_TOP_LOGPROBS} for Ollama")
-        if values.get("timeout_s", default.timeout_s) <= 0:
-            reject("timeout_s", "must be more than 0 seconds")
         vocab_size = values.get("vocab_size", default.vocab_size)
         if vocab_size != 0 and vocab_size <= values.get("top_logprobs", default.top_logprobs):
             reject("vocab_size", "must be 0 (the server's figure) or more than top_logprobs")
@@ -322,7 +338,8 @@ class _Reader:
         return None
 
 
-_SCALARS = {"str": str, "int": int, "float": float, "bool": bool}  # field annotations are strings here
+# Field annotations are strings here; TOML has no null, so an optional setting is set or left out.
+_SCALARS = {"str": str, "int": int, "float": float, "bool": bool, "int | None": int}
 _SERVER_KEYS = frozenset(f.name for f in dataclasses.fields(ServerOptions))
 
 

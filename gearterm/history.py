@@ -2,6 +2,8 @@
 
 A reply is written while it streams (its row starts incomplete and gains text and tokens at
 each UI tick), so a crash loses at most the last tick and leaves the reply marked incomplete.
+The app writes through a HistoryWriter: a full disk or a locked database pauses the writing,
+never the chat, and what waited is written once the store takes it again.
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
 SCHEMA_VERSION = 1
+# How long a write waits for another process's lock before writing pauses: the store is used
+# from the UI thread, and another gearterm's writes take milliseconds.
+BUSY_TIMEOUT_S = 0.2
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # the backoff between tries while writing is paused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -29,7 +35,7 @@ CREATE TABLE IF NOT EXISTS messages (
     role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
     content TEXT NOT NULL,
     complete INTEGER NOT NULL,  -- 0 while a reply streams; stays 0 if the app died mid-reply
-    end_reason TEXT,            -- stop, length, cancelled, error
+    end_reason TEXT,            -- stop, length, cancelled, cancelled (app quit), error; NULL: cut off by a crash
     backend TEXT,
     model TEXT,
     created_at REAL NOT NULL
@@ -90,14 +96,17 @@ class History:
             # Create the file ourselves so it is private (0600) from its first byte;
             # SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self.db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+        self.db = sqlite3.connect(
+            ":memory:" if path is None else str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S
+        )
         self.db.execute("PRAGMA foreign_keys = ON")
         if path is not None:
             self.db.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a killed process; only power loss can drop the last commits.
             self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # a write: only when new
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -184,7 +193,112 @@ class _Transaction:
         self.db.execute("BEGIN")
 
     def __exit__(self, kind, value, traceback):
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        # A full disk ends the transaction itself; a busy COMMIT leaves it open.
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+
+@dataclass(eq=False)
+class Row:
+    """A conversation or message as the app knows it: `id` is its row id once it is stored."""
+
+    id: int | None = None
+
+
+@dataclass
+class _ReplySave:
+    """The text and new tokens of a streaming reply: saves of one reply that wait merge into one."""
+
+    message: Row
+    content: str
+    tokens: list[TokenRow] = field(default_factory=list)
+    end_reason: str | None = None
+
+    def __call__(self, history: History) -> None:
+        history.save_reply(self.message.id, self.content, self.tokens, end_reason=self.end_reason)
+
+
+class HistoryWriter:
+    """The app's writes to the history, in order. When the store refuses one (a full disk, a
+    database another process holds locked) writing pauses, the chat does not: the writes wait
+    in memory, are tried again with backoff, and go in, in order, once the store takes them.
+    `notify(text, severity)` hears once when writing pauses and once when it resumes."""
+
+    def __init__(self, history: History, notify: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic):
+        self.history = history
+        self.notify = notify
+        self.clock = clock
+        self.waiting: list[Callable[[History], None]] = []
+        self.paused: str | None = None  # why writing is paused; None while it goes on
+        self.backoff = RETRY_FIRST_S
+        self.retry_at = 0.0
+
+    def new_conversation(self, title: str) -> Row:
+        conversation = Row()
+        self._write(lambda h: setattr(conversation, "id", h.new_conversation(title)))
+        return conversation
+
+    def add_message(self, conversation: Row, role: str, content: str) -> None:
+        self._write(lambda h: h.add_message(conversation.id, role, content))
+
+    def begin_reply(self, conversation: Row, *, backend: str, model: str) -> Row:
+        message = Row()
+        self._write(lambda h: setattr(message, "id", h.begin_reply(conversation.id, backend=backend, model=model)))
+        return message
+
+    def save_reply(self, message: Row, content: str, tokens: Sequence[TokenRow], *, end_reason: str | None = None) -> None:
+        last = self.waiting[-1] if self.waiting else None
+        if isinstance(last, _ReplySave) and last.message is message:
+            last.content, last.end_reason = content, end_reason
+            last.tokens.extend(tokens)
+        else:
+            self._write(_ReplySave(message, content, list(tokens), end_reason))
+
+    def retry(self) -> None:
+        """Try the waiting writes again if writing is paused and the backoff has passed."""
+        if self.paused is not None and self.clock() >= self.retry_at:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything that waits, in order, until the store refuses one."""
+        written = 0
+        while self.waiting:
+            try:
+                self.waiting[0](self.history)
+            except sqlite3.Error as e:
+                self._pause(str(e))
+                return
+            self.waiting.pop(0)
+            written += 1
+        if self.paused is not None:
+            self.paused, self.backoff = None, RETRY_FIRST_S
+            self.notify(f"history resumed: the {written} writes that waited are saved", "information")
+
+    def _write(self, write: Callable[[History], None]) -> None:
+        self.waiting.append(write)
+        if self.paused is None:
+            self.flush()
+
+    def _pause(self, reason: str) -> None:
+        if self.paused is None:
+            self.notify(
+                f"history paused: {reason}. The chat goes on; what it would save waits in memory "
+                "and is written when the history can be written again.",
+                "warning",
+            )
+        else:
+            self.backoff = min(2 * self.backoff, RETRY_MAX_S)
+        self.paused, self.retry_at = reason, self.clock() + self.backoff
 
 
 def open_history(directory: Path) -> tuple[History, str | None]:

@@ -17,6 +17,12 @@ def pytest_configure(config):
     quiet_exit.install()  # no report of Triton's leaked bindings after the summary
 
 
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch, tmp_path_factory):
+    """`gearterm run` and the app read the user's config.toml: tests read none unless they say so."""
+    monkeypatch.setenv("GEARTERM_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout")

@@ -40,7 +40,7 @@ from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
 from gearterm.config import BackendEntry, Config
 from gearterm.export import export_conversation
-from gearterm.history import History, TokenRow
+from gearterm.history import History, HistoryWriter, Row, TokenRow
 from gearterm.telemetry.power import PowerMeter, PowerReading
 from gearterm.kernels.gear import Gear
 
@@ -48,13 +48,14 @@ DRAIN_HZ = 20  # queue drains (and so chat writes) per second
 PANE_HZ = 10  # pane redraws per second at most: each costs a few ms of rendering, and keys come first
 POWER_HZ = 2  # power pane refreshes per second
 GC_THRESHOLD = 7000  # Python's default is 700: see _freeze_startup_objects
+QUIT_REASON = "cancelled (app quit)"  # the end reason of a reply the user quit the app during
 
 
 @dataclass
 class Reply:
     """The reply being streamed: where its events go."""
 
-    message_id: int
+    message: Row  # in the history
     entry: ReplyEntry  # where its text is drawn
     backend: Backend
     text: str = ""
@@ -89,7 +90,8 @@ class GeartermApp(App[None]):
         events (tests pass a fake one)."""
         super().__init__()
         self.config = config
-        self.history = history
+        self.history = history  # read here; written through history_writer
+        self.history_writer = HistoryWriter(history, lambda text, severity: self.notify(text, severity=severity, timeout=15))
         self.notes = list(notes)
         self.create_backend = create_backend
         self.discover = discover
@@ -105,7 +107,7 @@ class GeartermApp(App[None]):
         self.retired: list[Backend] = []  # replaced while streaming; unloaded when the reply ends
         self.events: queue.Queue[tuple[float, object]] = queue.Queue()
         self.reply: Reply | None = None
-        self.conversation_id: int | None = None
+        self.conversation: Row | None = None
         self.transcript: list[dict] = []  # what the next reply is conditioned on
         self.readings = Readings()
         self.panes_stale, self.panes_at = False, 0.0
@@ -149,7 +151,24 @@ class GeartermApp(App[None]):
     def on_unmount(self) -> None:
         if self.reply is not None:
             self.reply.backend.cancel()
+            self._save_at_quit(self.reply)
+        self.history_writer.flush()  # a last try, if writing is paused
         self.history.close()
+
+    def _save_at_quit(self, reply: Reply) -> None:
+        """Store the streaming reply with what arrived and was not drawn yet, ended by the quit:
+        a reply that has no end reason in the store is one a crash cut off."""
+        tokens, reason = [], QUIT_REASON
+        while not self.events.empty():
+            _, event = self.events.get_nowait()
+            if isinstance(event, TokenEvent):
+                tokens.append(event)
+            elif isinstance(event, ReplyDone) and event.reason != "cancelled":  # it ended on its own first
+                reason = event.reason
+                break
+        rows = [_token_row(reply.tokens + i, event) for i, event in enumerate(tokens)]
+        text = reply.text + "".join(event.text for event in tokens)
+        self.history_writer.save_reply(reply.message, text, rows, end_reason=reason)
 
     # ---- backends ---------------------------------------------------------------------
 
@@ -226,17 +245,22 @@ class GeartermApp(App[None]):
         event.input.clear()
         self.start_reply(text)
 
+    @property
+    def conversation_id(self) -> int | None:
+        """The open conversation's id in the history; None before it is stored."""
+        return self.conversation.id if self.conversation else None
+
     def start_reply(self, text: str) -> None:
-        backend, entry = self.backend, self.entry
-        if self.conversation_id is None:
-            self.conversation_id = self.history.new_conversation(text)
-        self.history.add_message(self.conversation_id, "user", text)
+        backend, entry, writer = self.backend, self.entry, self.history_writer
+        if self.conversation is None:
+            self.conversation = writer.new_conversation(text)
+        writer.add_message(self.conversation, "user", text)
         self.transcript.append({"role": "user", "content": text})
         chat = self.chat_screen.chat
         chat.add_user(text)
-        message_id = self.history.begin_reply(self.conversation_id, backend=entry.backend, model=backend.model_name)
+        message = writer.begin_reply(self.conversation, backend=entry.backend, model=backend.model_name)
         reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message_id, reply_entry, backend)
+        self.reply = Reply(message, reply_entry, backend)
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
@@ -245,6 +269,7 @@ class GeartermApp(App[None]):
             max_tokens=generation.max_tokens,
             temperature=generation.temperature,
             top_p=generation.top_p,
+            seed=generation.seed,
             gear_mode=self.gear_mode,
         )
         messages = list(self.transcript)
@@ -297,6 +322,7 @@ class GeartermApp(App[None]):
         """Apply every event that arrived since the last tick, as one batch."""
         if not self._ui_alive() or self._key_first("drain"):
             return
+        self.history_writer.retry()
         batch = []
         try:
             while True:
@@ -342,9 +368,7 @@ class GeartermApp(App[None]):
                 done = event
         reply.tokens += len(rows)
         reply.text += "".join(text for text, _ in pieces)
-        self._save(lambda: self.history.save_reply(
-            reply.message_id, reply.text, rows, end_reason=done.reason if done else None
-        ))
+        self.history_writer.save_reply(reply.message, reply.text, rows, end_reason=done.reason if done else None)
         if reply.live:
             self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
@@ -366,13 +390,6 @@ class GeartermApp(App[None]):
             self.notify(done.error, title="the reply failed", severity="error", timeout=15)
         while self.retired:
             self.retired.pop().unload()
-
-    def _save(self, write: Callable[[], None]) -> None:
-        """A failed history write (disk full, file removed) is shown once per reply; the chat goes on."""
-        try:
-            write()
-        except sqlite3.Error as e:
-            self.notify(f"history not saved: {e}", severity="error")
 
     def _ui_alive(self) -> bool:
         """False once the app is closing: Textual takes the screen's widgets down before
@@ -440,7 +457,7 @@ class GeartermApp(App[None]):
 
     def action_new_chat(self) -> None:
         self._leave_reply()
-        self.conversation_id = None
+        self.conversation = None
         self.transcript = []
         self.readings.new_session()
         self.chat_screen.chat.clear()
@@ -449,26 +466,38 @@ class GeartermApp(App[None]):
 
     def action_conversations(self) -> None:
         where = f"saved in {self.history.path}" if self.history.path else "history is in memory only (not saved)"
-        self.push_screen(ConversationList(self.history.conversations(), where), self._open_conversation)
+        if self.history_writer.paused:
+            where += f" · history paused ({self.history_writer.paused}): the newest messages are not listed yet"
+        try:
+            conversations = self.history.conversations()
+        except sqlite3.Error as e:
+            self.notify(f"could not read the history: {e}", severity="error")
+            return
+        self.push_screen(ConversationList(conversations, where), self._open_conversation)
 
     def _open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
+            return
+        try:
+            stored = [(m, self.history.tokens(m.id)) for m in self.history.messages(conversation_id)]
+        except sqlite3.Error as e:
+            self.notify(f"could not read that conversation: {e}", severity="error")
             return
         self._leave_reply()
         chat = self.chat_screen.chat
         chat.clear()
         self.readings.new_session()
         self.transcript = []
-        for m in self.history.messages(conversation_id):
+        for m, tokens in stored:
             if m.role == "user":
                 chat.add_user(m.content)
             else:
-                pieces = [(t.text, Gear.parse(t.gear)) for t in self.history.tokens(m.id)]
+                pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
                 chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
             if m.content:
                 self.transcript.append({"role": m.role, "content": m.content})
-        self.conversation_id = conversation_id
+        self.conversation = Row(conversation_id)
         self._refresh_panes()
 
     def action_copy_reply(self) -> None:
@@ -480,12 +509,16 @@ class GeartermApp(App[None]):
         self.notify(f"copied the last reply ({len(replies[-1].text)} characters)", timeout=3)
 
     def action_export(self) -> None:
-        if self.conversation_id is None:
+        if self.conversation is None:
             self.notify("nothing to export yet: send a message first", severity="warning")
+            return
+        if self.conversation_id is None:
+            why = self.history_writer.paused
+            self.notify(f"nothing to export yet: history is paused ({why}) and this chat is not saved", severity="warning")
             return
         try:
             markdown, trace = export_conversation(self.history, self.conversation_id, Path(self.config.ui.export_dir))
-        except OSError as e:
+        except (OSError, sqlite3.Error) as e:
             self.notify(f"could not export: {e}", severity="error")
             return
         self.notify(f"{markdown}\n{trace}", title="exported", timeout=8)

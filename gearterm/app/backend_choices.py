@@ -49,17 +49,19 @@ def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
     backends the entry's ServerOptions."""
     from gearterm.backends.registry import create_backend
 
-    model = entry.model
+    model, url = entry.model, None
     options = {}
     if entry.backend in LOCAL_BACKENDS:
         from gearterm.models import default_model
 
         model = default_model(entry.model or None)
+        options.update(trust_remote_code=config.trust_remote_code, gate=config.gate)
     if entry.backend == "hf":
-        options.update(device=config.device, compile=config.compile)
+        options.update(device=config.device, dtype=config.dtype, compile=config.compile, allow_pickle=config.allow_pickle)
     if entry.backend in SERVER_BACKENDS:
+        url = entry.url or None  # a local backend has no server to point at
         options.update(server_options(entry.server))
-    return create_backend(entry.backend, model, url=entry.url or None, **options)
+    return create_backend(entry.backend, model, url=url, **options)
 
 
 def server_options(server: ServerOptions) -> dict:

@@ -11,14 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
-from gearterm.commands.run import add_backend_arguments, load_backend
+from gearterm.commands.run import load_backend
+from gearterm.commands.settings import MODEL_FLAGS, add_model_arguments, flag_settings
 from gearterm.errors import UsageError
 
 MODES = ("high", "mid", "low", "auto")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_backend_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--text", required=True, type=Path, help="a UTF-8 text file; paragraphs split on blank lines")
     parser.add_argument("--tokens", type=int, default=4000, help="predicted tokens to score (default 4000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -90,7 +91,10 @@ def main(args: argparse.Namespace) -> int:
         text = args.text.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read --text {args.text}: {e}") from None
-    backend = load_backend(args)
+    from gearterm.config import Config, apply_flags
+
+    # A benchmark measures what its flags name, not the user's config file.
+    backend = load_backend(apply_flags(Config(), **flag_settings(args, MODEL_FLAGS)))
     if not hasattr(backend, "teacher_force"):
         raise UsageError(f"the {backend.name} backend cannot score text: use a local backend (hf or mlx)")
     chunks = paragraphs_for(backend, text, args.tokens)

@@ -4,58 +4,57 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+from pathlib import Path
 
-from gearterm.errors import UsageError
+from gearterm.commands import settings
+from gearterm.errors import UsageError, one_line
 
 GEARS = ("low", "mid", "high")
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that choose and load a model; shared with the benches."""
-    parser.add_argument("--model", help="model directory or Hugging Face id (default: the pocket model)")
-    parser.add_argument("--backend", default="hf", help="hf (default), mlx, ollama or openai")
-    parser.add_argument("--url", help="server base URL for the ollama and openai backends")
-    parser.add_argument("--device", help="cpu, cuda or auto (default: cuda when available)")
-    parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: float32 on CPU)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
-    parser.add_argument("--allow-pickle", action="store_true", help="load pickle .bin weights (can run code)")
-    parser.add_argument(
-        "--no-compile", action="store_true", help="on a GPU, skip torch.compile of the decode step (loads faster)"
-    )
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_backend_arguments(parser)
-    parser.add_argument("--prompt", required=True, help="the user message")
-    parser.add_argument("--gear", default="auto", help="auto (default), low, mid or high")
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--seed", type=int)
+    settings.add_arguments(parser)
+    prompt = parser.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="the user message; - reads it from standard input")
+    prompt.add_argument("--prompt-file", metavar="PATH", type=Path, help="read the user message from a UTF-8 text file")
     parser.add_argument("--json", action="store_true", help="one JSON object per token, then a summary line")
-    parser.add_argument("--no-gate", action="store_true", help="skip the activation entropy gate (hf and mlx backends)")
 
 
-def load_backend(args: argparse.Namespace, progress=None):
-    """Create and load the backend the arguments name; BackendError on failure."""
-    from gearterm.backends.registry import create_backend
+def read_prompt(args: argparse.Namespace) -> str:
+    """The user message from --prompt, standard input (--prompt -) or --prompt-file, as UTF-8."""
+    if args.prompt_file is not None:
+        where = f"--prompt-file {args.prompt_file}"
+        try:
+            data = args.prompt_file.read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {where}: {e.strerror or e}") from None
+    elif args.prompt == "-":
+        where, data = "standard input", sys.stdin.buffer.read()
+    else:
+        # Python decodes argv with surrogateescape: bytes that are not UTF-8 come back as they were.
+        where, data = "--prompt", os.fsencode(args.prompt)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"{where} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): pass the prompt as UTF-8"
+        ) from None
+    if not text.strip():
+        raise UsageError("the prompt is empty: pass text with --prompt TEXT, --prompt - or --prompt-file PATH")
+    return text
 
-    options = {}
-    if args.backend in ("hf", "mlx"):
-        options = {"trust_remote_code": args.trust_remote_code}
-        options["gate"] = not getattr(args, "no_gate", False)  # only `run` has the flag
-        if args.backend == "hf":
-            options.update(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
-            options["compile"] = not args.no_compile
-    model = args.model
-    if model is None and args.backend in ("hf", "mlx"):
-        from gearterm.models import default_model
 
-        model = default_model(None)
-    if model is None:
-        raise UsageError(f"the {args.backend} backend needs --model NAME (a model the server lists)")
-    backend = create_backend(args.backend, model, url=args.url, **options)
+def load_backend(config, progress=None):
+    """Create and load the backend `config` names, as the app would at startup; BackendError on failure."""
+    from gearterm.app.backend_choices import create_from_entry, startup_entry
+    from gearterm.config import SERVER_BACKENDS
+
+    if config.backend in SERVER_BACKENDS and not config.model:
+        raise UsageError(f"the {config.backend} backend needs --model NAME (a model the server lists)")
+    backend = create_from_entry(startup_entry(config), config)
     backend.load(progress)
     return backend
 
@@ -70,24 +69,13 @@ def terminal_progress(fraction: float, text: str) -> None:
     print(f"\r\033[Kloading [{bar:<{width}}] {fraction:4.0%} {text}", end=end, file=sys.stderr, flush=True)
 
 
-def generation_params(args: argparse.Namespace):
+def generation_params(config):
+    """The reply's parameters; the settings were checked when the config and flags were read."""
     from gearterm.backends.base import GenerationParams
     from gearterm.backends.gearbox import GearMode
 
-    try:
-        mode = GearMode(args.gear)
-    except ValueError:
-        raise UsageError(f"unknown gear mode {args.gear!r}: use auto, low, mid or high") from None
-    try:
-        return GenerationParams(
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            gear_mode=mode,
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    g = config.generation
+    return GenerationParams(g.max_tokens, g.temperature, g.top_p, g.seed, GearMode(config.gear))
 
 
 def token_json(event) -> dict:
@@ -149,22 +137,30 @@ async def _stream(backend, messages, params, on_event) -> None:
 def main(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gearterm.backends.base import BackendError, Notice, ReplyDone, TokenEvent
+    from gearterm.backends.base import Notice, ReplyDone, TokenEvent
 
-    if not args.prompt.strip():
-        raise UsageError("the prompt is empty: pass --prompt TEXT")
-    params = generation_params(args)
+    prompt = read_prompt(args)
+    config, problems = settings.read_settings(args)
+    for problem in problems:  # as in the app: said, and the default used
+        print(f"gearterm: {problem}", file=sys.stderr)
+    params = generation_params(config)
     try:
-        backend = load_backend(args, terminal_progress)
-    except BackendError as e:
-        raise UsageError(str(e)) from None
+        backend = load_backend(config, terminal_progress)
+    except KeyboardInterrupt:
+        print("gearterm: interrupted while the model loaded: nothing was generated", file=sys.stderr)
+        return 130
 
     tokens: list[TokenEvent] = []
     ended: list[ReplyDone] = []
+    start = time.perf_counter()
+    first_token_s = None  # for the summary of a reply cut short by Ctrl-C, which has no ReplyDone
 
     def on_event(event) -> None:
+        nonlocal first_token_s
         if isinstance(event, TokenEvent):
             tokens.append(event)
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - start
             if args.json:
                 print(json.dumps(token_json(event)), flush=True)
             else:
@@ -174,19 +170,26 @@ def main(args: argparse.Namespace) -> int:
         elif isinstance(event, ReplyDone):
             ended.append(event)
 
-    messages = [{"role": "user", "content": args.prompt}]
+    messages = [{"role": "user", "content": prompt}]
     try:
         asyncio.run(_stream(backend, messages, params, on_event))
-    except BackendError as e:
-        raise UsageError(str(e)) from None
-    done = ended[-1]
-    summary = summarize(backend, tokens, done)
+    except KeyboardInterrupt:
+        produced = sum(t.is_token for t in tokens)
+        done = ReplyDone("cancelled", produced, time.perf_counter() - start, first_token_s)
+        print_end(args, summarize(backend, tokens, done) | {"finish": "interrupted"})
+        return 130
+    # A backend is a plugin: one that ends its stream without a ReplyDone has still ended the reply.
+    done = ended[-1] if ended else ReplyDone("error", len(tokens), 0.0, error="the backend stopped without ending the reply")
+    print_end(args, summarize(backend, tokens, done))
+    if done.reason == "error":
+        print(f"gearterm: error: {one_line(done.error or 'the reply failed')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_end(args: argparse.Namespace, summary: dict) -> None:
     if args.json:
         print(json.dumps({"summary": summary}))
     else:
         print()
         print_summary(summary)
-    if done.reason == "error":
-        print(f"gearterm: error: {done.error}", file=sys.stderr)
-        return 1
-    return 0

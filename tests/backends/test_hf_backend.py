@@ -134,6 +134,26 @@ async def test_cancel_stops_within_one_token(stories_backend):
     assert again.reason == "length" and len(tokens) == 5
 
 
+async def test_a_fault_in_the_generation_thread_ends_the_reply_with_its_error(stories_backend):
+    """Text that is not Unicode (a lone surrogate: undecodable bytes passed through) makes the
+    tokenizer raise in the generation thread: the stream still ends with a ReplyDone, the reason
+    said, and the backend serves the next reply."""
+    bad = [{"role": "user", "content": "a\udcff"}]
+    events = [event async for event in stories_backend.stream(bad, GenerationParams(max_tokens=4))]
+    [done] = events
+    assert done.reason == "error" and done.tokens == 0 and done.error.startswith("TypeError: ")
+    tokens, again = run(stories_backend, max_tokens=3)
+    assert again.reason == "length" and len(tokens) == 3
+
+
+@pytest.mark.parametrize(
+    "field, value", [("temperature", math.nan), ("temperature", math.inf), ("top_p", math.nan), ("seed", 2**64), ("max_tokens", 0)]
+)
+def test_generation_params_refuse_what_no_sampler_can_use(field, value):
+    with pytest.raises(ValueError, match=f"{field.replace('_', ' ')} must be"):
+        GenerationParams(**{field: value})
+
+
 def test_teacher_forced_high_gear_perplexity_equals_plain_transformers(stories_backend, stories_hf, tinystories_text):
     from transformers import AutoModelForCausalLM
 

@@ -136,8 +136,10 @@ def tokens(events):
     return [e for e in events if isinstance(e, TokenEvent)]
 
 
-def errors(events):
-    return [e for e in events if isinstance(e, Notice) and e.level == "error"]
+def errors(events) -> list[str]:
+    """The reply's error messages: said once, in its ReplyDone, never again as an error Notice."""
+    assert not [e for e in events if isinstance(e, Notice) and e.level == "error"]
+    return [e.error for e in events if isinstance(e, ReplyDone) and e.error]
 
 
 @pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
@@ -248,8 +250,8 @@ async def test_fault_ends_the_reply_with_a_message_and_keeps_the_partial_reply(s
     server.routes[("POST", wire.chat_path)] = lambda body: Reply(**{"content_type": wire.content_type, **kwargs})
     events = await collect(backend)
     assert [t.text for t in tokens(events)] == ["Hi", " there"][:kept]
-    (notice,) = errors(events)
-    assert message in notice.text
+    (error,) = errors(events)
+    assert message in error
     done = events[-1]
     assert isinstance(done, ReplyDone) and done.reason == "error" and message in done.error
     assert done.tokens == kept and done.stats["partial"] is True
@@ -264,8 +266,8 @@ async def test_connection_refused(server, wire_class):
     wire, backend = make(wire_class, server)
     backend.url = closed_port_url()  # the server went away after load
     events = await collect(backend)
-    (notice,) = errors(events)
-    assert "cannot connect" in notice.text and backend.url in notice.text
+    (error,) = errors(events)
+    assert "cannot connect" in error and backend.url in error
     assert events[-1].reason == "error" and events[-1].tokens == 0
     with pytest.raises(BackendError, match="cannot connect"):
         wire_class.backend_class("tiny:1b-q8_0", closed_port_url()).load()
@@ -331,7 +333,7 @@ async def test_only_the_configured_url_is_contacted(server, wire_class, monkeypa
             status=307, headers={"Location": elsewhere.url + wire.chat_path}, framing="length"
         )
         events = await collect(backend)
-        assert "not followed" in errors(events)[0].text
+        assert "not followed" in errors(events)[0]
         assert elsewhere.requests == []
         assert all(path.startswith("/api/") or path.startswith("/v1/") for path in server.paths())
     finally:

@@ -84,7 +84,7 @@ def test_empty_prompt(capsys, stories_hf):
 
 @pytest.mark.parametrize("n", ["0", "-3"])
 def test_max_tokens_must_be_positive(capsys, stories_hf, n):
-    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--max-tokens", n), "max tokens")
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "hi", "--max-tokens", n), "--max-tokens must be a whole number from 1")
 
 
 def test_unknown_gear_mode(capsys, stories_hf):
@@ -101,3 +101,27 @@ def test_bench_quality_json(capsys, stories_hf, tinystories_text):
     assert low["ppl"] > high["ppl"] and low["top1_agreement"] < 1  # int4 costs something on real weights
     assert low["gear_mix"] == {"low": 1.0, "mid": 0.0, "high": 0.0}
     assert sum(auto["gear_mix"].values()) == pytest.approx(1.0) and auto["shifts"] > 0
+
+
+def test_the_app_and_run_take_the_same_flags():
+    import argparse
+
+    from gearterm.cli import build_parser
+
+    def flags(parser):
+        return {s for a in parser._actions for s in a.option_strings} - {"-h", "--help"}
+
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    app, run = flags(parser), flags(commands.choices["run"])
+    assert "--config" in app and "--timeout" in app and "--seed" in app
+    assert run - app == {"--prompt", "--prompt-file", "--json"} and app <= run
+
+
+def test_flags_win_over_the_config_file(capsys, tmp_path, stories_hf):
+    config = tmp_path / "config.toml"
+    config.write_text(f'model = "{stories_hf}"\ngear = "low"\n[generation]\nmax_tokens = 3\n')
+    code, out, _ = run_cli(capsys, "run", "--config", str(config), "--prompt", "Once", "--gear", "high", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 4 and {r["gear"] for r in rows[:-1]} == {"high"}
+    assert rows[-1]["summary"]["model"] == str(stories_hf)

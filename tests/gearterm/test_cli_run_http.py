@@ -61,6 +61,6 @@ def test_ollama_json_lines_without_a_vocabulary_size(capsys):
 
 def test_unreachable_server_is_one_clean_error(capsys):
     code, out, err = run_cli(capsys, "run", "--backend", "ollama", "--url", closed_port_url(), "--model", "x", "--prompt", "hi")
-    assert code == 2
-    assert err.strip().startswith("gearterm: error: cannot connect to Ollama") and "ollama serve" in err
+    assert code == 1  # a runtime fault, not bad input
+    assert len(err.strip().splitlines()) == 1 and err.strip().startswith("gearterm: error: cannot connect to Ollama") and "ollama serve" in err
     assert "Traceback" not in err + out

@@ -33,6 +33,7 @@ def make_app(
     config: Config | None = None,
     hold_after: int | None = None,
     max_tokens: int = 24,
+    history: History | None = None,
     **kwargs,
 ) -> GeartermApp:
     config = config or Config(
@@ -40,7 +41,7 @@ def make_app(
     )
     kwargs.setdefault("create_backend", backends(hold_after))
     kwargs.setdefault("discover", lambda config: ([SCRIPTED], []))
-    return GeartermApp(config, entry, History(tmp_path / "history.sqlite3"), **kwargs)
+    return GeartermApp(config, entry, history or History(tmp_path / "history.sqlite3"), **kwargs)
 
 
 async def wait_for(pilot, condition, what: str, timeout: float = 30.0) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[3]))  # this checkout's gearterm, not an installed one
 
 from app_helpers import loaded, make_app, say, wait_for  # noqa: E402
 
@@ -21,7 +22,7 @@ async def main(data: Path) -> None:
         app.backend.hold_after = 10
         await pilot.press(*"second question", "enter")
         await wait_for(pilot, lambda: app.reply is not None, "the second reply")
-        message_id = app.reply.message_id
+        message_id = app.reply.message.id
         await wait_for(pilot, lambda: len(app.history.tokens(message_id)) == 10, "ten saved tokens")
         print("MID-REPLY", message_id, flush=True)
         await asyncio.sleep(3600)

@@ -1,7 +1,6 @@
 """Bad input never takes the app down: a broken config file, an unwritable data dir and a model
 that fails to load each give a readable message, and the app goes on working."""
 
-import pytest
 from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
 
 from gearterm.cli import main as cli_main
@@ -39,8 +38,7 @@ async def test_an_unwritable_data_dir_keeps_history_in_memory_and_says_so(tmp_pa
     blocker = tmp_path / "file"
     blocker.write_text("")
     history, problem = open_history(blocker / "data")
-    app = make_app(tmp_path, notes=[("warning", problem)])
-    app.history = history
+    app = make_app(tmp_path, notes=[("warning", problem)], history=history)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, app)
         assert any("history is not being saved" in n for n in _notes(app))
@@ -76,13 +74,16 @@ def test_a_missing_config_file_or_unknown_backend_stops_the_cli_with_a_message(t
     assert cli_main(["--config", str(tmp_path / "absent.toml")]) == 2
     assert f"no config file at {tmp_path / 'absent.toml'}" in capsys.readouterr().err
     assert cli_main(["--backend", "nope"]) == 2
-    assert "unknown backend 'nope'" in capsys.readouterr().err
+    assert capsys.readouterr().err == "gearterm: error: --backend must be one of hf, mlx, ollama, openai, not 'nope'\n"
 
 
-def test_a_bad_gear_flag_is_refused_by_argparse(capsys):
-    with pytest.raises(SystemExit) as exit:
-        cli_main(["--gear", "turbo"])
-    assert exit.value.code == 2 and "invalid choice: 'turbo'" in capsys.readouterr().err
+def test_a_bad_flag_is_one_line(capsys):
+    assert cli_main(["--gear", "turbo"]) == 2
+    assert capsys.readouterr().err == "gearterm: error: --gear must be one of auto, low, mid, high, not 'turbo'\n"
+    assert cli_main(["--temperature", "warm"]) == 2
+    assert capsys.readouterr().err == (
+        "gearterm: error: argument --temperature: invalid float value: 'warm' (gearterm --help lists the options)\n"
+    )
 
 
 async def test_a_backend_that_fails_mid_reply_ends_the_reply_with_the_error(tmp_path):
@@ -121,3 +122,31 @@ async def test_loading_shows_progress_and_keys_still_work(tmp_path):
         assert app.gear_mode.value == "low" and app.backend is None
         await loaded(pilot, app)
         assert not bar.display
+
+
+async def test_a_flood_of_typed_keys_fills_the_prompt_and_the_rest_is_refused_once(tmp_path):
+    """100,000 key events posted at once, as a terminal delivers a paste without bracketed paste."""
+    import resource
+
+    from textual import events
+
+    from gearterm.app.widgets.prompt import MAX_PROMPT_CHARS
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        prompt = app.chat_screen.prompt
+        prompt.focus()
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for i in range(100_000):
+            app.post_message(events.Key("abcdefghij"[i % 10], "abcdefghij"[i % 10]))
+        await pilot.press("enter")  # handled after every key before it
+        await wait_for(pilot, lambda: app.reply is None and len(app.transcript) == 2, "the reply to the full prompt")
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+        assert app.transcript[0]["content"] == "abcdefghij" * (MAX_PROMPT_CHARS // 10)
+        assert [n for n in _notes(app) if "prompt holds at most 8,000 characters" in n] == [
+            "the prompt holds at most 8,000 characters: what was typed or pasted past that was dropped"
+        ]
+        assert grown_mb < 500  # 0.7 -> 5 GB before the limit
+        await pilot.press(*"short", "enter")  # the prompt takes input again
+        await wait_for(pilot, lambda: len(app.transcript) == 4, "the next reply")

@@ -71,7 +71,7 @@ async def test_escape_cancels_a_streaming_reply(tmp_path):
     app = make_app(tmp_path, hold_after=5)
     async with app.run_test(size=SIZE) as pilot:
         await start_reply_held_after_five_tokens(pilot, app)
-        message_id = app.reply.message_id
+        message_id = app.reply.message.id
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.reply is None, "the reply to stop")
         [saved] = [m for m in app.history.messages(app.conversation_id) if m.id == message_id]

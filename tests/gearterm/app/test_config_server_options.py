@@ -107,9 +107,9 @@ gear_models = "fast"
         (12, "backends.local.gear_models"),
     }
     text = {p.line: p.message for p in problems if p.message.split(" ")[0] != "unknown"}
-    assert 'must be "lower" or "upper"' in text[2] and "'middle'" in text[2]
+    assert "must be one of lower, upper" in text[2] and "'middle'" in text[2]
     assert "at least 1" in text[3]
-    assert "more than 0 seconds" in text[4]
+    assert "above 0" in text[4]
     assert "must be an integer" in text[5]
     assert "at most 20 for Ollama" in text[9]
     assert "more than top_logprobs" in text[11]
@@ -230,3 +230,11 @@ def test_the_readme_example_reads_without_problems(tmp_path):
     assert problems == []
     assert config.server.gear_models.keys() == {"low", "mid", "high"}
     assert [(e.label, e.server.top_logprobs) for e in config.backends] == [("gpu-box", 50)]
+
+
+def test_a_url_set_for_a_local_backend_is_not_passed_to_it():
+    """Found by the config fuzz (test_fuzz_inputs.py): `url = "..."` with backend hf raised a TypeError."""
+    from gearterm.backends.hf import HFBackend
+
+    backend = create_from_entry(BackendEntry("pocket", "hf", url="http://127.0.0.1:1"), Config())
+    assert isinstance(backend, HFBackend)

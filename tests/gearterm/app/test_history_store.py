@@ -3,7 +3,9 @@
 import sqlite3
 import stat
 
-from gearterm.history import DB_NAME, History, TokenRow, open_history
+import pytest
+
+from gearterm.history import DB_NAME, History, HistoryWriter, TokenRow, open_history
 
 
 def _token(position: int, gear: str = "low") -> TokenRow:
@@ -59,3 +61,52 @@ def test_token_rows_survive_another_connection_reading_mid_reply(tmp_path):
     reader = sqlite3.connect(tmp_path / DB_NAME)  # what a second process would see right now
     assert reader.execute("SELECT complete, content FROM messages WHERE id = ?", (reply,)).fetchone() == (0, " t0")
     assert reader.execute("SELECT COUNT(*) FROM tokens").fetchone() == (1,)
+
+
+def test_the_writer_pauses_on_a_locked_database_backs_off_and_writes_in_order(tmp_path):
+    """A second connection holds the write lock; a fake clock stands in for the backoff's seconds."""
+    history = History(tmp_path / DB_NAME)
+    said, now = [], [0.0]
+    writer = HistoryWriter(history, lambda text, severity: said.append((severity, text)), clock=lambda: now[0])
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    conversation = writer.new_conversation("locked")
+    writer.add_message(conversation, "user", "hi")
+    reply = writer.begin_reply(conversation, backend="hf", model="tiny")
+    writer.save_reply(reply, " t0", [_token(0)])
+    writer.save_reply(reply, " t0 t1", [_token(1)], end_reason="stop")  # merges with the save that waits
+    assert conversation.id is None and len(writer.waiting) == 4
+    assert said == [("warning", said[0][1])] and said[0][1].startswith("history paused: database is locked.")
+    retries = []
+    for step in range(6):  # still locked: each try waits twice as long as the last, up to 30 s
+        retries.append(writer.retry_at - now[0])
+        now[0] = writer.retry_at
+        writer.retry()
+    assert retries == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0] and len(said) == 1
+    other.execute("COMMIT")
+    now[0] = writer.retry_at - 0.1
+    writer.retry()  # not yet due: no try
+    assert writer.paused is not None
+    now[0] = writer.retry_at
+    writer.retry()
+    assert writer.paused is None and writer.waiting == [] and said[-1] == (
+        "information", "history resumed: the 4 writes that waited are saved"
+    )
+    [done] = [m for m in history.messages(conversation.id) if m.role == "assistant"]
+    assert (done.id, done.content, done.end_reason) == (reply.id, " t0 t1", "stop")
+    assert history.tokens(reply.id) == [_token(0), _token(1)]
+
+
+def test_a_full_database_rolls_back_the_write_and_the_next_one_goes_in(tmp_path):
+    history = History(tmp_path / DB_NAME)
+    pages = history.db.execute("PRAGMA page_count").fetchone()[0]
+    history.db.execute(f"PRAGMA max_page_count = {pages}")
+    conversation = history.new_conversation("x")
+    big = [TokenRow(i, "x" * 2000, i, None, None, None, "low", None) for i in range(20)]
+    reply = history.begin_reply(conversation, backend="hf", model="tiny")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):  # not a failed ROLLBACK's error
+        history.save_reply(reply, "x", big)
+    assert not history.db.in_transaction and history.tokens(reply) == []  # nothing half-written
+    history.db.execute("PRAGMA max_page_count = 1073741823")
+    history.save_reply(reply, "x", big)  # the connection is usable: no transaction was left open
+    assert len(history.tokens(reply)) == 20
