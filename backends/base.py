@@ -168,6 +168,10 @@ class LocalBackend(Backend):
     tokenizer = None
     max_positions: int | None = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_notices: list[Notice] = []  # what load() found that the user should know
+
     def _require_loaded(self) -> None:
         if self.tokenizer is None:
             raise BackendError("the model is not loaded yet")
@@ -195,6 +199,8 @@ class LocalBackend(Backend):
         self._cancel.clear()
         if not any(m.get("content", "").strip() for m in messages):
             raise BackendError("the prompt is empty")
+        while self.load_notices:  # said once, with the first reply after the load
+            yield self.load_notices.pop(0)
         ids = self.encode_chat(messages)
         if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
             keep = max(self.max_positions - params.max_tokens, 1)

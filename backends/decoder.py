@@ -1,9 +1,10 @@
 """gearterm's own decoder: the transformer of a chat model, written like the math, batch 1.
 
-One file for the dense families gearterm gears (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5,
-Qwen3, Gemma 2 and 3, Phi-3): they differ in a few switches of `Shape`, not in structure.
-Every projection inside a decoder layer is an nn.Linear until backends.decoder_weights
-swaps it for a GearedLinear; embeddings, norms and the LM head stay at full precision.
+One file for the families gearterm gears (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5, Qwen3,
+Gemma 2 and 3, Phi-3, and the mixtures of experts Mixtral, Qwen2-MoE and Qwen3-MoE): they
+differ in a few switches of `Shape`, not in structure. Every projection inside a decoder
+layer, each expert's included, is an nn.Linear until the backend swaps it for a GearedLinear;
+embeddings, norms, routers and the LM head stay at full precision.
 transformers is the oracle the tests compare this file against, token for token.
 
 Shapes: hidden states are [T, hidden] (T new positions); the KV cache of a layer is
@@ -54,6 +55,13 @@ class Shape:
     rotary_dim: int = 0  # leading dims of a head that rotate (Phi's partial rotary); 0 = all
     tie_embeddings: bool = False
     max_positions: int = 2048
+    # Mixture of experts: which layers route (an empty tuple: none), among how many experts
+    num_experts: int = 0
+    experts_per_token: int = 0
+    expert_intermediate_size: int = 0
+    shared_expert_intermediate_size: int = 0  # Qwen2-MoE: an expert every token runs, gated
+    normalize_top_k: bool = True  # the chosen experts' weights rescaled to sum to 1
+    moe_layers: tuple[bool, ...] = ()
 
     def is_sliding(self, layer: int) -> bool:
         return bool(self.sliding_layers) and self.sliding_layers[layer] and self.sliding_window is not None
@@ -176,15 +184,51 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, s: Shape):
+    def __init__(self, s: Shape, width: int | None = None):
         super().__init__()
-        self.gate_up = nn.Linear(s.hidden_size, 2 * s.intermediate_size, bias=s.mlp_bias)  # stacked, as qkv
-        self.down = nn.Linear(s.intermediate_size, s.hidden_size, bias=s.mlp_bias)
+        width = width or s.intermediate_size
+        self.gate_up = nn.Linear(s.hidden_size, 2 * width, bias=s.mlp_bias)  # stacked, as qkv
+        self.down = nn.Linear(width, s.hidden_size, bias=s.mlp_bias)
         self.act = F.silu if s.activation == "silu" else lambda g: F.gelu(g, approximate="tanh")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
         return self.down(self.act(gate) * up)
+
+
+class Router(nn.Linear):
+    """Scores each expert for each position; a subclass so that gearing leaves it at full
+    precision (the choice of experts must not move with the gear)."""
+
+
+class MoE(nn.Module):
+    """Top-k routed experts, each a gated MLP; the router's softmax in float32, as the
+    reference computes it."""
+
+    def __init__(self, s: Shape):
+        super().__init__()
+        self.s = s
+        self.router = Router(s.hidden_size, s.num_experts, bias=False)
+        self.experts = nn.ModuleList(MLP(s, s.expert_intermediate_size) for _ in range(s.num_experts))
+        if s.shared_expert_intermediate_size:
+            self.shared = MLP(s, s.shared_expert_intermediate_size)
+            self.shared_gate = Router(s.hidden_size, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(self.router(x).float(), dim=-1)
+        weights, chosen = probs.topk(self.s.experts_per_token, dim=-1)  # [T, k]
+        if self.s.normalize_top_k:
+            weights = weights / weights.sum(-1, keepdim=True)
+        out = torch.zeros_like(x)
+        # Each chosen expert runs once on the positions that chose it. Reading the choice on
+        # the host is a sync: a captured graph cannot do this (the backend runs MoE eagerly).
+        for e in chosen.unique().tolist():
+            rows, slot = torch.where(chosen == e)
+            y = self.experts[e](x[rows]) * weights[rows, slot, None]
+            out.index_add_(0, rows, y.to(x.dtype))
+        if self.s.shared_expert_intermediate_size:
+            out = out + torch.sigmoid(self.shared_gate(x)) * self.shared(x)
+        return out
 
 
 class Block(nn.Module):
@@ -193,7 +237,7 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
         self.attn = Attention(s, layer)
         self.mlp_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
-        self.mlp = MLP(s)
+        self.mlp = MoE(s) if s.moe_layers and s.moe_layers[layer] else MLP(s)
         self.sandwich = s.sandwich_norms
         if s.sandwich_norms:
             self.post_attn_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)

@@ -25,10 +25,13 @@ FAMILIES = {
     "gemma2": "Gemma 2",
     "gemma3_text": "Gemma 3",
     "phi3": "Phi-3",
+    "mixtral": "Mixtral",
+    "qwen2_moe": "Qwen2-MoE",
+    "qwen3_moe": "Qwen3-MoE",
 }
 # Rope types whose frequencies change with the sequence's length: not run yet.
 LENGTH_DEPENDENT_ROPE = {"dynamic", "longrope"}
-FULL_PRECISION = "embeddings, norms, the LM head (and the rotary tables)"
+FULL_PRECISION = "embeddings, norms, routers and the LM head"
 
 
 def supported(config) -> bool:
@@ -45,6 +48,7 @@ def shape_of(config) -> Shape:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     gemma = family.startswith("gemma")
     attention_bias = bool(getattr(config, "attention_bias", False))
+    qkv_bias = family in ("qwen2", "qwen2_moe") and getattr(config, "qkv_bias", True)
     layer_types = getattr(config, "layer_types", None)
     window = getattr(config, "sliding_window", None)
     if layer_types:
@@ -64,10 +68,10 @@ def shape_of(config) -> Shape:
         head_dim=head_dim,
         norm_eps=getattr(config, "rms_norm_eps", 1e-6),
         activation="silu" if activation == "silu" else "gelu_tanh",
-        attention_bias=family == "qwen2" or attention_bias,
-        output_bias=attention_bias and family != "qwen2",
+        attention_bias=qkv_bias or attention_bias,
+        output_bias=attention_bias and family not in ("qwen2", "qwen2_moe"),
         mlp_bias=bool(getattr(config, "mlp_bias", False)),
-        qk_norm=family in ("qwen3", "gemma3_text"),
+        qk_norm=family in ("qwen3", "qwen3_moe", "gemma3_text"),
         norm_plus_one=gemma,
         sandwich_norms=gemma,
         embed_scale=config.hidden_size**0.5 if gemma else 1.0,
@@ -79,6 +83,31 @@ def shape_of(config) -> Shape:
         rotary_dim=int(head_dim * partial),
         tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
         max_positions=getattr(config, "max_position_embeddings", 2048),
+        **_experts(config),
+    )
+
+
+def _experts(config) -> dict:
+    """The mixture-of-experts fields of Shape, as Mixtral's and Qwen's MoE configs name them."""
+    experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None) or 0
+    if not experts:
+        return {}
+    if config.model_type == "mixtral":
+        width, shared, normalize = config.intermediate_size, 0, True
+        routed = [True] * config.num_hidden_layers
+    else:
+        width = config.moe_intermediate_size
+        shared = getattr(config, "shared_expert_intermediate_size", 0) or 0
+        normalize = bool(config.norm_topk_prob)
+        step, dense = getattr(config, "decoder_sparse_step", 1) or 1, set(getattr(config, "mlp_only_layers", None) or [])
+        routed = [i not in dense and (i + 1) % step == 0 for i in range(config.num_hidden_layers)]
+    return dict(
+        num_experts=experts,
+        experts_per_token=config.num_experts_per_tok,
+        expert_intermediate_size=width,
+        shared_expert_intermediate_size=shared,
+        normalize_top_k=normalize,
+        moe_layers=tuple(routed),
     )
 
 
@@ -147,6 +176,8 @@ def decoder_state(hf: dict[str, torch.Tensor], shape: Shape) -> dict[str, torch.
             out[dst + "post_mlp_norm.weight"] = take(src + "post_feedforward_layernorm.weight")
         else:
             out[dst + "mlp_norm.weight"] = take(src + "post_attention_layernorm.weight")
+        if shape.moe_layers and shape.moe_layers[i]:
+            out.update(_expert_state(hf, src, dst, shape, take))
         for kind in ("weight", "bias"):
             if attn + f"qkv_proj.{kind}" in hf:  # Phi-3 stores them stacked already
                 out[dst + f"attn.qkv.{kind}"] = hf[attn + f"qkv_proj.{kind}"]
@@ -163,6 +194,33 @@ def decoder_state(hf: dict[str, torch.Tensor], shape: Shape) -> dict[str, torch.
         if shape.qk_norm:
             out[dst + "attn.q_norm.weight"] = take(attn + "q_norm.weight")
             out[dst + "attn.k_norm.weight"] = take(attn + "k_norm.weight")
+    return out
+
+
+def _expert_state(hf, src: str, dst: str, shape: Shape, take) -> dict[str, torch.Tensor]:
+    """One routed layer's router and experts. Checkpoints on disk keep one tensor per expert
+    (Mixtral's w1/w3/w2 under block_sparse_moe, Qwen's gate/up/down_proj under mlp);
+    transformers' own modules (a GGUF file read through them) hold every expert in one
+    [experts, out, in] tensor per projection."""
+    mixtral = src + "block_sparse_moe."
+    prefix = mixtral if mixtral + "gate.weight" in hf else src + "mlp."
+    out = {dst + "mlp.router.weight": take(prefix + "gate.weight")}
+    stacked = prefix + "experts.gate_up_proj"
+    for e in range(shape.num_experts):
+        expert, mine = f"{prefix}experts.{e}.", f"{dst}mlp.experts.{e}."
+        if stacked in hf:
+            gate_up, down = hf[stacked][e], take(prefix + "experts.down_proj")[e]
+        elif prefix == mixtral:
+            gate_up, down = torch.cat([take(expert + "w1.weight"), take(expert + "w3.weight")]), take(expert + "w2.weight")
+        else:
+            gate_up = torch.cat([take(expert + "gate_proj.weight"), take(expert + "up_proj.weight")])
+            down = take(expert + "down_proj.weight")
+        out[mine + "gate_up.weight"], out[mine + "down.weight"] = gate_up, down
+    if shape.shared_expert_intermediate_size:
+        shared = prefix + "shared_expert."
+        out[dst + "mlp.shared.gate_up.weight"] = torch.cat([take(shared + "gate_proj.weight"), take(shared + "up_proj.weight")])
+        out[dst + "mlp.shared.down.weight"] = take(shared + "down_proj.weight")
+        out[dst + "mlp.shared_gate.weight"] = take(prefix + "shared_expert_gate.weight")
     return out
 
 

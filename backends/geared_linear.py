@@ -60,15 +60,25 @@ class GearedLinear(nn.Module):
 
 
 def gear_decoder_layers(layers: nn.ModuleList, selector: GearSelector, progress=None) -> int:
-    """Swap every nn.Linear inside the decoder layers (attention and MLP projections) for a
-    GearedLinear. Embeddings and the LM head live outside the layers and stay as they are."""
+    """Swap every nn.Linear inside the decoder layers (attention, MLP and expert projections)
+    for a GearedLinear. Embeddings and the LM head live outside the layers and stay as they
+    are; so do subclasses of nn.Linear, which a model uses to keep one at full precision (a
+    mixture of experts' router)."""
     swapped = 0
     for i, layer in enumerate(layers):
         for child in list(layer.modules()):
             for attr, sub in list(child.named_children()):
-                if isinstance(sub, nn.Linear):
+                if type(sub) is nn.Linear:
                     setattr(child, attr, GearedLinear(sub, selector))
                     swapped += 1
         if progress:
             progress((i + 1) / len(layers), f"packing gears: layer {i + 1}/{len(layers)}")
     return swapped
+
+
+def geared_share(layers: nn.ModuleList) -> float:
+    """The fraction of the decoder layers' projection weights held in gears: GearedLinear
+    elements over those plus any plain nn.Linear left (routers, subclasses, do not count)."""
+    geared = sum(m.weight.numel() for m in layers.modules() if isinstance(m, GearedLinear))
+    plain = sum(m.weight.numel() for m in layers.modules() if type(m) is nn.Linear)
+    return geared / (geared + plain) if geared + plain else 0.0

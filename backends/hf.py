@@ -12,6 +12,7 @@ from gearterm.backends.base import (
     BackendError,
     Capabilities,
     GenerationParams,
+    Notice,
     Progress,
     TeacherForced,
 )
@@ -20,7 +21,7 @@ from gearterm.backends.decoder import Decoder, KVCache
 from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape_of
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
 from gearterm.backends.geared_generation import GearedGeneration, StepReading
-from gearterm.backends.geared_linear import gear_decoder_layers
+from gearterm.backends.geared_linear import gear_decoder_layers, geared_share
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
@@ -28,9 +29,9 @@ from gearterm.kernels.gate import gate_passed
 from gearterm.kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
-# The CPU's KV cache, when the model's context is longer: 4,096 positions of an 8B Llama in
-# float32 are 2 GB.
-CPU_CACHE_POSITIONS = 4096
+# The eager path's KV cache (CPU, or a mixture of experts on a GPU), when the model's context
+# is longer: 4,096 positions of an 8B Llama in float32 are 2 GB.
+EAGER_CACHE_POSITIONS = 4096
 
 
 def _generation_config(path):
@@ -197,19 +198,25 @@ class HFBackend(GearedGeneration):
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
             torch.set_num_threads(1)
         self.geared_layers = gear_decoder_layers(model.layers, self.selector, lambda f, t: report(0.5 + 0.5 * f, t))
+        self.geared_share = geared_share(model.layers)
         self.num_layers = len(model.layers)
         self.vocab_size = model.shape.vocab_size
         self.eos_ids = self._eos_ids()
         dtype = model.embed.weight.dtype
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
         self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and not model.shape.num_experts:
             work = "compiling the layers and capturing" if self.compile else "capturing"
             report(0.99, f"{work} the decode step's CUDA graphs, per gear")
             self.decoder = GraphDecoder(model, self.selector, model.shape.max_positions, compile=self.compile)
             self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
         else:
-            self.max_positions = min(model.shape.max_positions, CPU_CACHE_POSITIONS)
+            if self.device.type == "cuda":
+                self.load_notices.append(Notice(
+                    "mixture of experts: the experts each token takes are read on the host, which a CUDA "
+                    "graph cannot capture, so decode steps run eagerly (slower than a dense model)", "warning",
+                ))
+            self.max_positions = min(model.shape.max_positions, EAGER_CACHE_POSITIONS)
             self.decoder = EagerDecoder(model, self.max_positions)
         report(1.0, "ready")
 

@@ -114,6 +114,8 @@ def summarize(backend, tokens: list, done) -> dict:
         "shifts": sum(a.gear != b.gear for a, b in zip(counted, counted[1:])),
         "mean_entropy_bits": sum(entropies) / len(entropies) if entropies else None,
         "finish": done.reason,
+        # Decoder-layer projection weights held in gears (None: the backend cannot touch weights)
+        "geared_share": getattr(backend, "geared_share", None),
     }
 
 

@@ -2,6 +2,8 @@
 transformers builds and saves, read back by backends.decoder_weights; forced-high greedy
 tokens equal transformers' generate() and the logits match in float32."""
 
+import copy
+
 import pytest
 import torch
 
@@ -12,8 +14,8 @@ COMMON = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_l
 
 
 def _configs():
-    from transformers import (Gemma2Config, Gemma3TextConfig, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config,
-                              Qwen3Config)
+    from transformers import (Gemma2Config, Gemma3TextConfig, LlamaConfig, MistralConfig, MixtralConfig, Phi3Config,
+                              Qwen2Config, Qwen2MoeConfig, Qwen3Config, Qwen3MoeConfig)
 
     yield "llama", LlamaConfig(**COMMON)
     yield "llama-3.1-rope-bias", LlamaConfig(**COMMON, attention_bias=True, rope_parameters={
@@ -26,6 +28,11 @@ def _configs():
     yield "gemma3", Gemma3TextConfig(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16,
                                      layer_types=["sliding_attention", "full_attention"])
     yield "phi3", Phi3Config(**COMMON)
+    yield "mixtral", MixtralConfig(**COMMON, num_local_experts=4, num_experts_per_tok=2)
+    yield "qwen2-moe-shared", Qwen2MoeConfig(**COMMON, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
+                                             shared_expert_intermediate_size=80, mlp_only_layers=[1])
+    yield "qwen3-moe", Qwen3MoeConfig(**COMMON, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
+                                      norm_topk_prob=True)
 
 
 CONFIGS = dict(_configs())
@@ -41,9 +48,9 @@ def family(request, tmp_path_factory):
     config = CONFIGS[request.param]
     config._attn_implementation = "eager"
     reference = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    with torch.no_grad():  # random init gives some families near-zero norms; vary them
+    with torch.no_grad():  # random init gives some families zero norms and routers; vary them
         for name, p in reference.named_parameters():
-            if "norm" in name:
+            if "norm" in name or name.endswith("mlp.gate.weight"):
                 p.add_(torch.randn_like(p) * 0.1)
     reference.save_pretrained(path)
     loaded = AutoConfig.from_pretrained(path)
@@ -97,3 +104,39 @@ def test_a_step_at_a_tensor_index_equals_one_at_an_int_index(family):
         decoder(torch.tensor(PROMPT), 0)
         at_tensor = decoder(torch.tensor([7]), torch.tensor([len(PROMPT)]))
     torch.testing.assert_close(at_tensor, at_int, atol=1e-5, rtol=1e-5)
+
+
+def test_every_projection_is_geared_and_each_gear_computes_its_own_logits(family):
+    """Geared in place: every projection of every layer (each expert's too), none of the
+    routers, embeddings or LM head; forced high stays what it was, low and mid move."""
+    from torch import nn
+
+    from gearterm.backends.decoder import Router
+    from gearterm.backends.geared_linear import GearedLinear, gear_decoder_layers, geared_share
+    from gearterm.kernels.gear import Gear, GearSelector
+
+    _, decoder = family
+    ids = torch.tensor(PROMPT)
+    with torch.no_grad():
+        before = decoder(ids, 0)
+    geared = copy.deepcopy(decoder)
+    selector = GearSelector(Gear.HIGH)
+    swapped = gear_decoder_layers(geared.layers, selector)
+    assert geared_share(geared.layers) == 1.0
+    assert not any(type(m) is nn.Linear for m in geared.layers.modules())
+    assert all(not isinstance(m, GearedLinear) for m in geared.modules() if isinstance(m, Router))
+    assert not isinstance(geared.lm_head, GearedLinear)
+    s = decoder.shape
+    routed_mlp = 2 * s.num_experts + (2 if s.shared_expert_intermediate_size else 0)  # gate_up and down each
+    mlps = [routed_mlp if s.moe_layers and s.moe_layers[i] else 2 for i in range(s.num_layers)]
+    assert swapped == sum(2 + m for m in mlps)  # qkv and o, then the MLP's
+    logits = {}
+    with torch.no_grad():
+        for gear in Gear:
+            selector.gear = gear
+            logits[gear] = geared(ids, 0)
+    torch.testing.assert_close(logits[Gear.HIGH], before)
+    for gear in (Gear.LOW, Gear.MID):
+        assert not torch.allclose(logits[gear], before, atol=1e-4), gear
+    # The mid gear holds 8 bits of each weight, the low gear 4: mid lands nearer the original.
+    assert (logits[Gear.MID] - before).abs().mean() < (logits[Gear.LOW] - before).abs().mean()
