@@ -53,6 +53,25 @@ def log_softmax_at(logits: mx.array, ids: mx.array) -> mx.array:
     return mx.take_along_axis(x, ids[..., None], axis=-1)[..., 0] - mx.logsumexp(x, axis=-1)
 
 
+def mlx_model_config(path) -> dict:
+    """The fields mlx-lm reads that transformers 5 writes elsewhere or leaves to the family's
+    default: rope theta and scaling (under `rope_parameters` now; mlx-lm would fall back to
+    10,000), and whether the LM head is the embedding (mlx-lm's Llama assumes it is)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    fields = {"tie_word_embeddings": bool(getattr(config, "tie_word_embeddings", False))}
+    rope = getattr(config, "rope_parameters", None) or {}
+    if "full_attention" in rope:  # Gemma 3: one set per layer type
+        fields["rope_local_base_freq"] = rope.get("sliding_attention", {}).get("rope_theta")
+        rope = rope["full_attention"]
+    if "rope_theta" in rope:
+        fields["rope_theta"] = rope["rope_theta"]
+    if rope.get("rope_type", "default") != "default":
+        fields["rope_scaling"] = {**{k: v for k, v in rope.items() if k != "rope_theta"}, "type": rope["rope_type"]}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 class MLXBackend(GearedGeneration):
     name = "mlx"
 
@@ -97,7 +116,10 @@ class MLXBackend(GearedGeneration):
         report(0.1, f"loading weights with mlx-lm ({mx.default_device().type.name})")
         try:
             model, tokenizer, config = mlx_lm.load(
-                str(path), return_config=True, tokenizer_config={"trust_remote_code": self.trust_remote_code}
+                str(path),
+                return_config=True,
+                tokenizer_config={"trust_remote_code": self.trust_remote_code},
+                model_config=mlx_model_config(path),
             )
         except Exception as e:  # mlx-lm raises bare ValueErrors, KeyErrors... for what it cannot read
             raise BackendError(f"mlx-lm could not load {path}: {type(e).__name__}: {e}") from None

@@ -249,3 +249,37 @@ def test_the_cli_runs_the_mlx_backend(stories, capsys):
     assert code == 0
     assert out.out.startswith(", there was a little girl named Lily.")
     assert "[mlx " in out.err and "high 100%" in out.err
+
+
+SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.slow
+def test_smollm2_as_transformers_5_saves_it_runs_the_same_model_on_mlx(tmp_path):
+    """SmolLM2's rope theta is 100,000, written by transformers 5 under rope_parameters only:
+    mlx-lm alone would fall back to 10,000 and run another model. The directory is the GGUF
+    file dequantized and saved by transformers, as a user converting it would get."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    from gearterm.backends.hf import HFBackend
+    from gearterm.backends.mlx import mlx_model_config
+
+    if not SMOLLM2.is_file():
+        pytest.skip(f"{SMOLLM2} absent: the test needs ../shared beside the repository")
+    name = SMOLLM2.name
+    model = AutoModelForCausalLM.from_pretrained(
+        SMOLLM2.parent, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(gguf_file=name, dequantize=True)
+    )
+    model.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(SMOLLM2.parent, gguf_file=name).save_pretrained(tmp_path)
+    assert "rope_theta" not in (tmp_path / "config.json").read_text().split('"rope_parameters"')[0]
+    assert mlx_model_config(tmp_path)["rope_theta"] == 100000.0
+    question = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
+    params = GenerationParams(max_tokens=100, gear_mode=GearMode.HIGH)
+    replies = []
+    for backend in (MLXBackend(str(tmp_path)), HFBackend(str(tmp_path), device="cpu")):
+        backend.load()
+        replies.append([e.token_id for e in backend.generate(question, params) if isinstance(e, TokenEvent) and e.token_id is not None])
+    assert len(replies[0]) >= 50
+    assert replies[0] == replies[1]
