@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
-from gearterm.kernels.matmul import fused_kernels_available, geared_matmul
+from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
@@ -19,12 +19,14 @@ class GearedLinear(nn.Module):
         self.selector = selector
         nw = pack(linear.weight.data, group_size)
         # The layout is chosen once, where the weight lives: on a GPU the fused kernels read
-        # the codes as interleaved 32-bit words; elsewhere the reference reads nibble pairs.
+        # the codes as interleaved 32-bit words; elsewhere nibble pairs, with float32 scales
+        # where the CPU kernel reads them.
         self.words = fused_kernels_available(nw.weight.device)
         if self.words:
             planes = to_word_planes(nw)
             h_codes, l_codes = planes.h_words, planes.l_words
         else:
+            nw = for_cpu_kernel(nw)
             h_codes, l_codes = nw.h_codes, nw.l_codes
         # Buffers, so .to(device) moves every plane together with the original weight.
         self.register_buffer("weight", nw.weight)

@@ -6,6 +6,7 @@ from importlib.util import find_spec
 import torch
 import torch.nn.functional as F
 
+from gearterm.kernels import cpu_gears
 from gearterm.kernels.gear import Gear
 from gearterm.kernels.gear_op import compiled_gear_matmul
 from gearterm.kernels.nested import NestedWeight, reference_matmul
@@ -22,6 +23,19 @@ def fused_kernels_available(device: torch.device) -> bool:
     return device.type == "cuda" and _triton_installed()
 
 
+# Positions at most for which the CPU kernel reads the codes once per position; a longer
+# prompt rebuilds the weight once and multiplies every position with it.
+CPU_KERNEL_ROWS = 8
+
+
+def for_cpu_kernel(nw: NestedWeight) -> NestedWeight:
+    """The planes with float32 scales and zeros where the CPU gear kernel will read them
+    (kernels.cpu_gears); unchanged elsewhere. The values are the same: fp16 widens exactly."""
+    if not (cpu_gears.fits(nw) and cpu_gears.available()):
+        return nw
+    return NestedWeight(nw.weight, nw.h_codes, nw.h_scale.float(), nw.h_zero.float(), nw.l_codes, nw.l_scale.float(), nw.group_size)
+
+
 def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor:
     if gear == Gear.HIGH:
         return F.linear(x, w.weight)  # the original weight through the platform's BLAS
@@ -31,4 +45,6 @@ def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> 
         from gearterm.kernels.triton_gears import gear_matmul  # imports triton: only where it runs
 
         return gear_matmul(x, w, gear)
+    if w.h_scale.dtype == torch.float32 and x.device.type == "cpu" and x[..., 0].numel() <= CPU_KERNEL_ROWS:
+        return cpu_gears.gear_matmul(x, w, gear)  # for_cpu_kernel chose float32 scales for it
     return reference_matmul(x, w, gear)
