@@ -24,6 +24,7 @@ BENCHES = {
     "gate": ("gearterm.bench.gate", "activation entropy gate: speed, agreement, quality cost"),
     "kernels": ("gearterm.bench.kernels", "low/mid gear GEMV and GEMM against cuBLAS"),
     "decode": ("gearterm.bench.decode", "tokens/s, shift latency and J/token per gear mode"),
+    "cpu": ("gearterm.bench.cpu", "CPU decode tokens/s per gear mode beside transformers and llama.cpp"),
 }
 APP = "gearterm.commands.app"
 

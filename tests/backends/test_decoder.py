@@ -23,6 +23,8 @@ def _configs():
         "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
     yield "mistral-window", MistralConfig(**COMMON, sliding_window=8)
     yield "qwen2", Qwen2Config(**COMMON, tie_word_embeddings=True)
+    yield "qwen2-yarn", Qwen2Config(**COMMON, rope_parameters={
+        "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64})
     yield "qwen3", Qwen3Config(**COMMON, head_dim=32)
     yield "gemma2", Gemma2Config(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16)
     yield "gemma3", Gemma3TextConfig(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16,

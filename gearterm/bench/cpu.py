@@ -1,0 +1,137 @@
+"""`gearterm bench cpu`: decode tokens/s of each gear mode on the CPU, beside plain
+transformers `generate` and llama.cpp (xllamacpp) on the same weights, in one run.
+
+Each round decodes the same number of tokens in every row (end of sequence ignored), rows
+interleaved so that a busy machine slows them alike; the table shows each row's median.
+Speed is decode only: tokens after the first over the time after the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gearterm.errors import UsageError
+
+MODES = ("high", "mid", "low", "auto")
+PROMPT = "Write a story about a lighthouse keeper who finds a message in a bottle."
+
+_LLAMA_SERVER = """
+import sys
+import xllamacpp as xlc
+
+p = xlc.CommonParams()
+p.model.path = sys.argv[1]
+p.n_ctx = 1024
+p.hostnames = ["127.0.0.1"]
+p.port = 0
+p.verbosity = -1
+p.cpuparams.n_threads = p.cpuparams_batch.n_threads = int(sys.argv[2])
+server = xlc.Server(p)
+print(server.listening_address, flush=True)
+sys.stdin.read()
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model directory or a .gguf file")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per row and round (default 128)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every row (default 2)")
+    parser.add_argument("--json-out", type=Path, help="also write the rows as JSON to this file")
+
+
+def _gearterm_rate(backend, mode: str, tokens: int) -> float:
+    from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
+    from gearterm.backends.gearbox import GearMode
+
+    params = GenerationParams(max_tokens=tokens, gear_mode=GearMode(mode))
+    events = list(backend.generate([{"role": "user", "content": PROMPT}], params))
+    done = events[-1]
+    assert isinstance(done, ReplyDone) and done.tokens == tokens, done
+    n = sum(isinstance(e, TokenEvent) and e.is_token for e in events)
+    return (n - 1) / (done.seconds - done.first_token_s)
+
+
+def _transformers_rate(model, prompt: list[int], tokens: int) -> float:
+    import torch
+
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+        total = time.perf_counter() - start
+    return (tokens - 1) / (total - first)
+
+
+def _llama_cpp_rate(url: str, prompt: list[int], tokens: int) -> float:
+    import httpx
+
+    body = {"prompt": prompt, "n_predict": tokens, "ignore_eos": True, "temperature": 0, "cache_prompt": False}
+    timings = httpx.post(f"{url}/completion", json=body, timeout=600).json()["timings"]
+    return timings["predicted_per_second"]
+
+
+def _transformers_model(path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, GgufConfig
+
+    if path.suffix == ".gguf":
+        return AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32,
+            quantization_config=GgufConfig(gguf_file=path.name, dequantize=True),
+        ).eval()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from gearterm.backends.hf import HFBackend
+
+    if args.tokens < 2 or args.rounds < 1 or args.threads < 1:
+        raise UsageError("--tokens must be at least 2, --rounds and --threads at least 1")
+    path = Path(args.model).expanduser()
+    backend = HFBackend(str(path), device="cpu", gate=False)
+    backend.load()
+    backend.eos_ids = set()  # the same number of tokens in every row
+    torch.set_num_threads(args.threads)  # after load(), which picks one thread for tiny models
+    prompt = backend.encode_chat([{"role": "user", "content": PROMPT}])
+    plain = _transformers_model(path)
+
+    server = url = None
+    if path.suffix == ".gguf":
+        server = subprocess.Popen([sys.executable, "-c", _LLAMA_SERVER, str(path), str(args.threads)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        url = server.stdout.readline().strip() or None
+    rates: dict[str, list[float]] = {}
+    try:
+        for _ in range(args.rounds):
+            for mode in MODES:
+                rates.setdefault(f"gearterm {mode}", []).append(_gearterm_rate(backend, mode, args.tokens))
+            rates.setdefault("transformers generate", []).append(_transformers_rate(plain, prompt, args.tokens))
+            if url:
+                rates.setdefault("llama.cpp (same GGUF file)", []).append(_llama_cpp_rate(url, prompt, args.tokens))
+    finally:
+        if server:
+            server.stdin.close()
+            server.wait(timeout=30)
+    rows = [{"row": name, "tok_per_s": statistics.median(r), "rounds": r} for name, r in rates.items()]
+    high = statistics.median(rates["gearterm high"])
+    print(f"model {path.name}  {args.tokens} tokens decoded per row, {args.threads} threads, median of {args.rounds} rounds")
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"{'row':34} {'tok/s':>8} {'x high':>7}   rounds")
+    for row in rows:
+        rounds = " ".join(f"{r:.1f}" for r in row["rounds"])
+        print(f"{row['row']:34} {row['tok_per_s']:8.1f} {row['tok_per_s'] / high:6.2f}x   {rounds}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=1))
+    return 0
