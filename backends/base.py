@@ -7,9 +7,10 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gearterm.backends.context_fit import fit
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.limits import out_of_range
 from gearterm.kernels.gear import Gear
@@ -105,7 +106,7 @@ class Notice:
 class ReplyDone:
     """The last event of every reply, however it ended."""
 
-    reason: Literal["stop", "length", "cancelled", "error"]
+    reason: Literal["stop", "length", "context full", "cancelled", "error"]
     tokens: int
     seconds: float
     first_token_s: float | None = None  # time to first token
@@ -201,13 +202,20 @@ class LocalBackend(Backend):
             raise BackendError("the prompt is empty")
         while self.load_notices:  # said once, with the first reply after the load
             yield self.load_notices.pop(0)
-        ids = self.encode_chat(messages)
-        if self.max_positions and len(ids) + params.max_tokens > self.max_positions:
-            keep = max(self.max_positions - params.max_tokens, 1)
-            if keep < len(ids):
-                yield Notice(f"prompt cut to its last {keep} tokens to fit the {self.max_positions}-token context", "warning")
-                ids = ids[-keep:]
-        yield from self._generate(ids, params)
+        if not self.max_positions:
+            yield from self._generate(self.encode_chat(messages), params)
+            return
+        fitted = fit(messages, self.encode_chat, self.max_positions, params.max_tokens)
+        context = f"the {self.max_positions:,}-token context"
+        if fitted.dropped_turns:
+            yield Notice(f"earlier turns no longer fit {context}: the model sees the last "
+                         f"{len(messages) - fitted.dropped_turns} messages", "warning")
+        if fitted.cut_to:
+            yield Notice(f"the newest message is too long for {context}: the model sees its last {fitted.cut_to} tokens", "warning")
+        for event in self._generate(fitted.ids, replace(params, max_tokens=fitted.max_tokens)):
+            if isinstance(event, ReplyDone) and event.reason == "length" and fitted.max_tokens < params.max_tokens:
+                event.reason = "context full"  # it stopped where the context ends, not at max tokens
+            yield event
 
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
         """The reply to prompt `ids`: TokenEvents, Notices, then one ReplyDone."""

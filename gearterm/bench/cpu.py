@@ -9,6 +9,8 @@ Speed is decode only: tokens after the first over the time after the first.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import statistics
 import subprocess
@@ -84,12 +86,12 @@ def _transformers_model(path: Path):
     import torch
     from transformers import AutoModelForCausalLM, GgufConfig
 
+    files = {}
     if path.suffix == ".gguf":
-        return AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, dtype=torch.float32,
-            quantization_config=GgufConfig(gguf_file=path.name, dequantize=True),
-        ).eval()
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
+        path, name = path.parent, path.name
+        files = {"gguf_file": name, "quantization_config": GgufConfig(gguf_file=name, dequantize=True)}
+    with contextlib.redirect_stderr(io.StringIO()):  # its GGUF converter draws a progress bar
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, **files).eval()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -217,7 +217,7 @@ def test_a_huge_prompt_comes_from_a_file_or_stdin(capsys, tmp_path, monkeypatch,
     path.write_text(prompt)
     code, out, err = run_cli(capsys, "run", "--model", str(stories_hf), "--prompt-file", str(path), "--max-tokens", "2")
     assert code == 0
-    assert err.splitlines()[0] == "gearterm: warning: prompt cut to its last 510 tokens to fit the 512-token context"
+    assert err.splitlines()[0] == "gearterm: warning: the newest message is too long for the 512-token context: the model sees its last 510 tokens"
     monkeypatch.setattr(sys, "stdin", open(path, encoding="utf-8"))
     assert run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", "-", "--max-tokens", "2")[1] == out
 
