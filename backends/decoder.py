@@ -164,7 +164,10 @@ class Attention(nn.Module):
                 return self.o(decode_attention(q[0], keys, values, visible[0], self.scale).reshape(1, -1))
         else:
             keys, values = cache.write(k, v, pos)
-            visible = attention_mask(pos, T, window, keys.shape[1], x.device)
+            # One new position sees every key so far unless a window hides the oldest: then no
+            # mask at all, which lets SDPA take its fused path instead of the masked one.
+            everything = T == 1 and (window is None or pos < window)
+            visible = None if everything else attention_mask(pos, T, window, keys.shape[1], x.device)
         out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
         return self.o(out.transpose(0, 1).reshape(T, -1))
 
@@ -179,7 +182,8 @@ class Attention(nn.Module):
         scores = (q @ keys.transpose(-1, -2)) * self.scale
         cap = self.s.attention_softcap
         scores = torch.tanh(scores / cap) * cap
-        scores = scores.masked_fill(~mask, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
         return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ values
 
 
