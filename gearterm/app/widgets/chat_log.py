@@ -97,6 +97,10 @@ class ChatLog(ScrollView, can_focus=True):
         self._update_size()
 
     def _render_all(self) -> None:
+        if self._width != self.scrollable_content_region.width and self in self.screen.selections:
+            # The selection marks cells of lines wrapped at the old width: it would now cover
+            # other words, or cells past the end of a line. Drop it; the user selects again.
+            self.screen.selections = {w: s for w, s in self.screen.selections.items() if w is not self}
         self._width = self.scrollable_content_region.width
         self._entry_lines = [self._render(e) for e in self.entries]
         self._lines = [line for lines in self._entry_lines for line in lines]
@@ -155,8 +159,9 @@ class ChatLog(ScrollView, can_focus=True):
         source = line
         if selection is not None and (span := selection.get_span(index)) is not None:
             start, end = span
-            end = line.cell_length if end == -1 else end
-            before, selected, after = line.divide([start, max(start, end), line.cell_length])[:3]
+            end = line.cell_length if end == -1 else min(end, line.cell_length)
+            start = min(start, end)
+            before, selected, after = line.divide([start, end, line.cell_length])[:3]
             highlight = self.screen.get_component_rich_style("screen--selection")
             line = Strip.join([before, selected.apply_style(highlight), after])
         drawn = line.crop_extend(scroll_x, scroll_x + width, style).apply_style(style).apply_offsets(scroll_x, index)
