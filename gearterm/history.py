@@ -152,6 +152,13 @@ class History:
         )
         return [ConversationSummary(*row) for row in rows]
 
+    def sent_messages(self, limit: int) -> list[str]:
+        """The user's last `limit` messages across every conversation, oldest first (what the
+        prompt's up key recalls); a message sent twice in a row counts once."""
+        rows = self.db.execute("SELECT content FROM messages WHERE role = 'user' ORDER BY id DESC LIMIT ?", (limit,))
+        oldest_first = [content for (content,) in rows][::-1]
+        return [m for i, m in enumerate(oldest_first) if i == 0 or m != oldest_first[i - 1]]
+
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
             "SELECT id, role, content, complete, end_reason, backend, model FROM messages "

@@ -24,7 +24,6 @@ from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from gearterm.backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
@@ -38,6 +37,7 @@ from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
+from gearterm.app.widgets.prompt import Prompt
 from gearterm.config import BackendEntry, Config
 from gearterm.export import export_conversation
 from gearterm.history import History, HistoryWriter, Row, TokenRow
@@ -47,6 +47,7 @@ from gearterm.kernels.gear import Gear
 DRAIN_HZ = 20  # queue drains (and so chat writes) per second
 PANE_HZ = 10  # pane redraws per second at most: each costs a few ms of rendering, and keys come first
 POWER_HZ = 2  # power pane refreshes per second
+RECALLED_MESSAGES = 500  # earlier messages the prompt's up key walks through, across sessions
 GC_THRESHOLD = 7000  # Python's default is 700: see _freeze_startup_objects
 QUIT_REASON = "cancelled (app quit)"  # the end reason of a reply the user quit the app during
 
@@ -124,7 +125,11 @@ class GeartermApp(App[None]):
         await super().on_event(event)
 
     def get_default_screen(self) -> Screen:
-        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint)
+        try:
+            sent = self.history.sent_messages(RECALLED_MESSAGES)
+        except sqlite3.Error:  # an unreadable store is reported where it is written; up recalls nothing
+            sent = []
+        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint, sent)
         return self.chat_screen
 
     def on_ready(self) -> None:
@@ -230,10 +235,10 @@ class GeartermApp(App[None]):
 
     # ---- replies ----------------------------------------------------------------------
 
-    @on(Input.Submitted, "#prompt")
-    def _submit(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text:
+    @on(Prompt.Submitted, "#prompt")
+    def _submit(self, event: Prompt.Submitted) -> None:
+        text = event.text.strip("\n").rstrip()  # blank lines around it, not the indent of its first line
+        if not text.strip():
             return
         if self.reply is not None:
             self.notify("a reply is still streaming: esc stops it", severity="warning")
@@ -242,7 +247,8 @@ class GeartermApp(App[None]):
             why = self.load_error or "the model is still loading"
             self.notify(f"{why}. f2 picks a backend.", title="no model to reply", severity="warning")
             return
-        event.input.clear()
+        event.prompt.clear()
+        event.prompt.remember(text)
         self.start_reply(text)
 
     @property

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from gearterm.app.messages import TypedInChat
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.chat_log import ChatLog
 from gearterm.app.widgets.entropy_pane import EntropyPane
@@ -23,17 +27,19 @@ from gearterm.telemetry.power import PowerReading
 class ChatScreen(Screen):
     AUTO_FOCUS = "#prompt"
 
-    def __init__(self, entropy_ceiling_bits: float, tinted: bool):
+    def __init__(self, entropy_ceiling_bits: float, tinted: bool, sent: Sequence[str] = ()):
+        """`sent`: the messages sent before, oldest first, for the prompt's up key."""
         super().__init__()
         self.entropy_ceiling_bits = entropy_ceiling_bits
         self.tinted = tinted
+        self.sent = sent
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatLog(tinted=self.tinted, id="chat")
                 yield LoadingBar(id="loading")
-                yield Prompt(placeholder="Message · enter sends · f1 keys · ctrl+p commands", id="prompt")
+                yield Prompt(self.sent, id="prompt")
             with VerticalScroll(id="panes"):
                 yield EntropyPane(self.entropy_ceiling_bits, id="entropy", classes="pane")
                 yield GearPane(id="gear", classes="pane")
@@ -42,6 +48,11 @@ class ChatScreen(Screen):
                 yield SpeedPane(id="speed", classes="pane")
         yield StatusBar(id="status")
         yield Footer()
+
+    @on(TypedInChat)
+    def _typed_in_chat(self, event: TypedInChat) -> None:
+        self.prompt.focus()
+        self.prompt.type_in(event.text)
 
     @property
     def chat(self) -> ChatLog:

@@ -4,19 +4,22 @@ A widget per message (or per Markdown block) makes every streamed write re-lay o
 whole screen; at 500 tokens/s that held key presses for over 100 ms on a 2-core machine.
 Here a write re-renders the one entry that changed and draws only the visible lines.
 It stays scrolled to the newest line unless the user has scrolled up. Text can be selected
-with the mouse and copied (ctrl+c).
+with the mouse and copied (ctrl+c). A letter typed while the chat has focus (after a click to
+select text, say) is handed to the prompt: typing is never a command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual import events
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
 
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
+from gearterm.app.messages import TypedInChat
 from gearterm.kernels.gear import Gear
 
 KEEP_ENTRIES = 200  # older messages leave the screen (they stay in the history database)
@@ -68,6 +71,11 @@ class ChatLog(ScrollView, can_focus=True):
     @property
     def replies(self) -> list[ReplyEntry]:
         return [e for e in self.entries if isinstance(e, ReplyEntry)]
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable:
+            event.stop()
+            self.post_message(TypedInChat(event.character))
 
     # ---- rendering ------------------------------------------------------------------
 

@@ -60,8 +60,8 @@ async def test_a_model_that_fails_to_load_is_explained_and_another_can_be_picked
         assert "no model" in str(app.chat_screen.status.render())
         await pilot.press(*"hi", "enter")  # refused with a reason, nothing crashes
         assert app.reply is None and any("f2 picks a backend" in n for n in _notes(app))
-        assert app.chat_screen.prompt.value == "hi"  # kept for when a model is there
-        app.chat_screen.prompt.value = ""
+        assert app.chat_screen.prompt.text == "hi"  # kept for when a model is there
+        app.chat_screen.prompt.clear()
         await pilot.press("f2")
         await wait_for(pilot, lambda: getattr(app.screen, "entries", None), "the picker's list")
         await pilot.press("down", "enter")

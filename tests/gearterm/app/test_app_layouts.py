@@ -36,7 +36,7 @@ async def test_streaming_and_keys_lay_out_only_what_changed_size(tmp_path):
         assert chat.show_vertical_scrollbar and chat.scroll_y == chat.max_scroll_y > 0  # it streamed past a screen
         await pilot.press(*"abc", "f3", "f3")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
-        assert app.chat_screen.prompt.value == "abc" and app.gear_mode is GearMode.MID
+        assert app.chat_screen.prompt.text == "abc" and app.gear_mode is GearMode.MID
         assert "next reply; now auto" in str(app.chat_screen.query_one("#gear-label").render())
 
     assert layouts["chat"] <= 1, layouts  # once at most: when its scrollbar appeared
