@@ -118,6 +118,12 @@ class GeartermApp(App[None]):
         self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
         self.readings.gear_mode = self.gear_mode
 
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """A notice: not markup unless asked, for notices carry config keys ("[keymap]"), paths,
+        model names and server errors, whose square brackets markup would swallow."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     async def on_event(self, event: events.Event) -> None:
         """Note when the user presses a key (see _key_first), then dispatch as usual."""
         if isinstance(event, events.Key):
@@ -228,7 +234,7 @@ class GeartermApp(App[None]):
     def _show_status(self) -> None:
         status = self.chat_screen.status
         if self.backend is None:
-            status.show_text(f"[b red]no model[/] — {self.load_error or 'loading…'}  (f2 picks a backend)")
+            status.show_no_model(self.load_error or "loading…", self.keymap["switch_backend"])
             return
         caps = self.backend.capabilities
         status.show_backend(self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes())

@@ -52,7 +52,7 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
             options.add_option(Option(Text.assemble(entry.label, mark, "\n", (detail, "dim")), id=str(i)))
         options.highlighted = 0 if self.entries else None
         options.focus()
-        self.query_one("#picker-notes", Static).update("\n".join(event.notes) or f"{len(self.entries)} found")
+        self.query_one("#picker-notes", Static).update(Text("\n".join(event.notes) or f"{len(self.entries)} found"))
 
     @on(OptionList.OptionSelected, "#picker-options")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -61,4 +61,4 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
     @on(Worker.StateChanged)
     def _discovery_failed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
-            self.query_one("#picker-notes", Static).update(f"could not look for backends: {event.worker.error}")
+            self.query_one("#picker-notes", Static).update(Text(f"could not look for backends: {event.worker.error}"))

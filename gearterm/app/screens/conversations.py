@@ -36,6 +36,7 @@ class ConversationList(ModalScreen[int | None]):
             yield Static(
                 self.where if self.conversations else f"no saved conversations yet · {self.where}",
                 classes="modal-note",
+                markup=False,
             )
 
     def on_mount(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -24,8 +25,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static("[b]Keys[/]  (esc closes)", classes="modal-title")
             table = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("keys", "id", "what it does")
-            for keys, binding_id, text in self.rows:
-                table.add_row(keys, binding_id, text)
+            for row in self.rows:  # Text, not str: a str cell is read as markup
+                table.add_row(*map(Text, row))
             table.add_row("ctrl+p", "—", "command palette: every action above by name")
             yield table
-            yield Static(self.config_note, classes="modal-note")
+            yield Static(self.config_note, classes="modal-note", markup=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
@@ -64,7 +65,7 @@ class EntropyPane(Vertical):
                 f" the gear follows the {readings.entropy_source or 'lower'} bound"
             )
         if readings.anomaly:
-            lines.append(f"[b red]anomaly: {readings.anomaly} → high gear[/]")
+            lines.append(f"[b red]anomaly: {escape(readings.anomaly)} → high gear[/]")
         figures.show("\n".join(lines))
 
 

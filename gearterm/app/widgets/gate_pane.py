@@ -4,6 +4,7 @@ One column per layer on a fixed 0–100% scale, so a 32-layer model fits as well
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
@@ -25,6 +26,7 @@ class GatePane(Vertical):
         figures = self.query_one("#gate-figures", PaneText)
         gate, caps = readings.reply_gate, readings.capabilities
         reason = None
+        backend_name = escape(backend_name or "")
         if caps is None:
             reason = "n/a — no model loaded"
         elif not caps.hidden_states:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.widgets import Static
 
 
 class StatusBar(Static):
     def show_backend(self, backend: str, model: str, device: str, memory_bytes: int | None) -> None:
         memory = "n/a — backend does not report it" if memory_bytes is None else f"{_size(memory_bytes)} weights, all gears"
-        self.update(f"[b]{backend}[/] · {model} · {device} · memory {memory}")
+        self.update(f"[b]{escape(backend)}[/] · {escape(model)} · {escape(device)} · memory {memory}")
 
-    def show_text(self, text: str) -> None:
-        self.update(text)
+    def show_no_model(self, why: str, picker_key: str) -> None:
+        self.update(f"[b red]no model[/] — {escape(why)}  ({escape(picker_key)} picks a backend)")
 
 
 def _size(n: float) -> str:
