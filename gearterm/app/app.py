@@ -30,7 +30,7 @@ from gearterm.backends.base import Backend, BackendError, GenerationParams, Loca
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
 from gearterm.app.chat_entries import ReplyEntry
-from gearterm.app.keys import KEYS
+from gearterm.app.keys import KEYS, first_key, resolve_keymap
 from gearterm.app.messages import BackendReady, LoadProgress
 from gearterm.app.readings import Readings
 from gearterm.app.screens.backend_picker import BackendPicker
@@ -99,7 +99,8 @@ class GeartermApp(App[None]):
         self.power = power
         self.clock = clock
         self.startup_entry = entry
-        self.keymap = {k.id: config.keymap.get(k.id, k.keys) for k in KEYS}
+        self.keymap, clashes = resolve_keymap(config.keymap)
+        self.notes += [("warning", clash) for clash in clashes]
 
         self.backend: Backend | None = None
         self.entry: BackendEntry | None = None
@@ -135,12 +136,12 @@ class GeartermApp(App[None]):
             sent = self.history.sent_messages(RECALLED_MESSAGES)
         except sqlite3.Error:  # an unreadable store is reported where it is written; up recalls nothing
             sent = []
-        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint, sent)
+        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint, sent, self.key)
         return self.chat_screen
 
     def on_ready(self) -> None:
         """The chat screen is laid out: show the notes, start the timers and the first load."""
-        self.set_keymap(self.config.keymap)
+        self.set_keymap({binding_id: keys for binding_id, keys in self.keymap.items() if keys})
         try:
             self.theme = self.config.ui.theme
         except InvalidThemeError:  # the theme list is long, so say where to look
@@ -227,14 +228,14 @@ class GeartermApp(App[None]):
         if self.backend is None:
             self.load_error = f"could not load {entry.label if entry else 'the model'}: {error}"
             self._show_status()
-            self.notify(f"{error}\nf2 picks another backend.", title="model failed to load", severity="error", timeout=20)
+            self.notify(f"{error}\n{self.key('switch_backend')} picks another backend.", title="model failed to load", severity="error", timeout=20)
         else:
             self.notify(f"{error}\nstill using {self.entry.label}.", title="model failed to load", severity="error", timeout=20)
 
     def _show_status(self) -> None:
         status = self.chat_screen.status
         if self.backend is None:
-            status.show_no_model(self.load_error or "loading…", self.keymap["switch_backend"])
+            status.show_no_model(self.load_error or "loading…", self.key("switch_backend"))
             return
         caps = self.backend.capabilities
         status.show_backend(self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes())
@@ -247,15 +248,19 @@ class GeartermApp(App[None]):
         if not text.strip():
             return
         if self.reply is not None:
-            self.notify("a reply is still streaming: esc stops it", severity="warning")
+            self.notify(f"a reply is still streaming: {self.key('cancel')} stops it", severity="warning")
             return
         if self.backend is None:
             why = self.load_error or "the model is still loading"
-            self.notify(f"{why}. f2 picks a backend.", title="no model to reply", severity="warning")
+            self.notify(f"{why}. {self.key('switch_backend')} picks a backend.", title="no model to reply", severity="warning")
             return
         event.prompt.clear()
         event.prompt.remember(text)
         self.start_reply(text)
+
+    def key(self, binding_id: str) -> str:
+        """The key to name for `binding_id` wherever the UI says which key does something."""
+        return first_key(self.keymap[binding_id])
 
     @property
     def conversation_id(self) -> int | None:
@@ -439,7 +444,7 @@ class GeartermApp(App[None]):
                 yield SystemCommand(key.title, f"{key.help} ({self.keymap[key.id]})", getattr(self, f"action_{key.action}"))
 
     def action_help(self) -> None:
-        rows = [(self.keymap[k.id].replace(",", ", "), k.id, k.help) for k in KEYS]
+        rows = [(self.keymap[k.id].replace(",", ", ") or "no key: ctrl+p", k.id, k.help) for k in KEYS]
         note = "remap any key in the config file, e.g. [keymap] cycle_gear = \"f9\""
         self.push_screen(HelpScreen(rows, note))
 

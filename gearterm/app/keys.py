@@ -34,3 +34,53 @@ KEYS: tuple[Key, ...] = (
 )
 
 KEY_IDS = frozenset(k.id for k in KEYS)
+
+
+def resolve_keymap(remapped: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The keys of every binding id once the config's [keymap] is applied, and a note for each
+    key two bindings wanted.
+
+    A key [keymap] gives a binding is taken from the binding that has it by default (the
+    user asked for it); a key [keymap] gives two bindings stays with the first in KEYS order,
+    and the second keeps its default keys. A binding left with no key is still in the
+    palette. Keys are compared as Textual names them ("f9", "ctrl+g")."""
+    defaults = {k.id: _split(k.keys) for k in KEYS}
+    wanted = {binding_id: _split(keys) for binding_id, keys in remapped.items()}
+    taken: dict[str, str] = {}  # key -> the binding it went to
+    notes: list[str] = []
+    resolved: dict[str, list[str]] = {}
+    for k in KEYS:  # the config's choices first, so that they win over defaults
+        if k.id not in wanted:
+            continue
+        keys = []
+        for key in wanted[k.id]:
+            if key in taken:
+                notes.append(f"{key} is set for both {taken[key]} and {k.id} in [keymap]: it stays with {taken[key]}")
+            else:
+                keys.append(key)
+        if not keys:
+            keys = [key for key in defaults[k.id] if key not in taken]
+            notes.append(f"{k.id} keeps {_said(keys)}")
+        resolved[k.id] = keys
+        taken.update((key, k.id) for key in keys)
+    for k in KEYS:
+        if k.id in resolved:
+            continue
+        lost = [key for key in defaults[k.id] if key in taken]
+        resolved[k.id] = [key for key in defaults[k.id] if key not in taken]
+        for key in lost:
+            notes.append(f"{key} now runs {taken[key]} ([keymap]); {k.id} is left with {_said(resolved[k.id])}")
+    return {binding_id: ",".join(keys) for binding_id, keys in resolved.items()}, notes
+
+
+def first_key(keys: str) -> str:
+    """The key to name where the UI says which key does something; a binding with none has the palette."""
+    return keys.split(",")[0] if keys else "ctrl+p"
+
+
+def _split(keys: str) -> list[str]:
+    return [key.strip().lower() for key in keys.split(",") if key.strip()]
+
+
+def _said(keys: list[str]) -> str:
+    return ", ".join(keys) if keys else "no key (ctrl+p still runs it)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,9 +27,11 @@ from gearterm.telemetry.power import PowerReading
 class ChatScreen(Screen):
     AUTO_FOCUS = "#prompt"
 
-    def __init__(self, entropy_ceiling_bits: float, tinted: bool, sent: Sequence[str] = ()):
-        """`sent`: the messages sent before, oldest first, for the prompt's up key."""
+    def __init__(self, entropy_ceiling_bits: float, tinted: bool, sent: Sequence[str], key: Callable[[str], str]):
+        """`sent`: the messages sent before, oldest first, for the prompt's up key; `key(binding_id)`:
+        the key to name for a binding, as the user's keymap set it."""
         super().__init__()
+        self.key = key
         self.entropy_ceiling_bits = entropy_ceiling_bits
         self.tinted = tinted
         self.sent = sent
@@ -39,10 +41,10 @@ class ChatScreen(Screen):
             with Vertical(id="chat-column"):
                 yield ChatLog(tinted=self.tinted, id="chat")
                 yield LoadingBar(id="loading")
-                yield Prompt(self.sent, id="prompt")
+                yield Prompt(self.sent, help_key=self.key("help"), id="prompt")
             with VerticalScroll(id="panes"):
                 yield EntropyPane(self.entropy_ceiling_bits, id="entropy", classes="pane")
-                yield GearPane(id="gear", classes="pane")
+                yield GearPane(self.key("cycle_gear"), id="gear", classes="pane")
                 yield GatePane(id="gate", classes="pane")
                 yield PowerPane(id="power", classes="pane")
                 yield SpeedPane(id="speed", classes="pane")

@@ -19,8 +19,10 @@ MIX_BAR = 10  # cells in each gear mix bar
 
 
 class GearPane(Vertical):
-    def __init__(self, **kwargs):
+    def __init__(self, cycle_key: str, **kwargs):
+        """`cycle_key`: the key that cycles the gear mode, named in the pane."""
         super().__init__(**kwargs)
+        self.cycle_key = cycle_key
         self._colored: Gear | None = None  # the gear the number is coloured for
 
     def compose(self) -> ComposeResult:
@@ -52,7 +54,7 @@ class GearPane(Vertical):
         if running is not None and running is not mode:  # the reply in flight keeps its own
             label += f"\nmode {mode.value}, [b]next reply[/]; now {running.value}"
         else:
-            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + " [dim](f3 cycles)[/]"
+            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + f" [dim]({self.cycle_key} cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")

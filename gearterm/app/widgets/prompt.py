@@ -22,7 +22,6 @@ from textual.widgets import TextArea
 
 MAX_PROMPT_CHARS = 8000  # about 2,000 tokens: room for a reply in a 4k context
 NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter")
-PLACEHOLDER = "Message · enter sends · ctrl+j new line · ↑ earlier messages · f1 keys · ctrl+p commands"
 
 
 class Prompt(TextArea):
@@ -37,9 +36,10 @@ class Prompt(TextArea):
         def control(self) -> "Prompt":
             return self.prompt
 
-    def __init__(self, sent: Sequence[str] = (), *, id: str | None = None):
+    def __init__(self, sent: Sequence[str] = (), *, help_key: str = "f1", id: str | None = None):
         """`sent`: earlier messages, oldest first, for up and down to recall."""
-        super().__init__(soft_wrap=True, tab_behavior="focus", placeholder=PLACEHOLDER, highlight_cursor_line=False, id=id)
+        placeholder = f"Message · enter sends · ctrl+j new line · ↑ earlier messages · {help_key} keys · ctrl+p commands"
+        super().__init__(soft_wrap=True, tab_behavior="focus", placeholder=placeholder, highlight_cursor_line=False, id=id)
         self.sent = list(sent)
         self.recalled: int | None = None  # index into `sent` of the message shown, None: the draft
         self.draft = ""  # what was being written before up recalled an earlier message

@@ -48,7 +48,7 @@ async def test_f1_shows_every_key_and_escape_closes(tmp_path):
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         table = app.screen.query_one(DataTable)
-        ids = {table.get_row_at(i)[1] for i in range(table.row_count)}
+        ids = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         assert {k.id for k in KEYS} <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -186,7 +186,7 @@ async def test_keys_are_remapped_from_the_config(tmp_path):
         assert app.gear_mode is GearMode.LOW
         await pilot.press("f1")
         rows = app.screen.query_one(DataTable)
-        assert ("f9", "cycle_gear") in {tuple(rows.get_row_at(i)[:2]) for i in range(rows.row_count)}
+        assert ("f9", "cycle_gear") in {tuple(map(str, rows.get_row_at(i)[:2])) for i in range(rows.row_count)}
 
 
 async def test_every_binding_is_a_palette_command(tmp_path):
