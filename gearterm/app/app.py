@@ -399,12 +399,16 @@ class GeartermApp(App[None]):
             self.readings.end_reply(done)
             if reply.text:
                 self.transcript.append({"role": "assistant", "content": reply.text})
+            else:
+                # Unanswered, the message leaves the next request (it stays in the chat and the
+                # history): two user turns in a row are refused by servers that need them to alternate.
+                self.transcript.pop()
             meta = f"{done.tokens} tokens · {done.seconds:.2f} s · {done.reason}"
             if done.error:
                 meta += f" — {done.error}"
-            self.chat_screen.chat.finish(reply.entry, meta)
-        if done.error:
-            self.notify(done.error, title="the reply failed", severity="error", timeout=15)
+            self.chat_screen.chat.finish(reply.entry, meta)  # the error is said here, under its reply
+        elif done.error:  # its chat is no longer on screen
+            self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
             self.retired.pop().unload()
 
@@ -504,7 +508,7 @@ class GeartermApp(App[None]):
         chat = self.chat_screen.chat
         chat.clear()
         self.readings.new_session()
-        self.transcript = []
+        self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
         for m, tokens in stored:
             if m.role == "user":
                 chat.add_user(m.content)
@@ -512,8 +516,6 @@ class GeartermApp(App[None]):
                 pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
                 chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
-            if m.content:
-                self.transcript.append({"role": m.role, "content": m.content})
         self.conversation = Row(conversation_id)
         self._refresh_panes()
 
@@ -551,6 +553,16 @@ def _model_label(model: str) -> str:
     """A model directory by its name (the full path is in the history); ids and tags as they are."""
     path = Path(model)
     return path.name if path.is_absolute() or path.is_dir() else model
+
+
+def _answered_turns(messages: list[dict]) -> list[dict]:
+    """The messages a next request is conditioned on: each user message with the reply that
+    answered it; a message whose reply failed with no text is left out (see _finish_reply)."""
+    turns = []
+    for message, following in zip(messages, [*messages[1:], None]):
+        if message["role"] == "user" and following is not None and following["role"] == "assistant" and following["content"]:
+            turns += [message, following]
+    return turns
 
 
 def _freeze_startup_objects() -> None:
