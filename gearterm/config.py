@@ -37,7 +37,7 @@ class UIConfig:
     theme: str = "textual-dark"
     gear_tint: bool = False  # start with reply tokens tinted by gear
     entropy_ceiling_bits: float = 0.0  # top of the entropy sparkline; 0 = log2 of the vocabulary
-    export_dir: str = "."  # where the export key writes its Markdown and JSONL files
+    export_dir: str = ""  # where the export key writes its Markdown and JSONL files; "" = exports/ in the data dir
 
 
 SERVER_BACKENDS = ("ollama", "openai")  # the backends ServerOptions apply to
@@ -106,6 +106,12 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("gearterm")) / "config.toml"
+
+
+def export_dir(ui: UIConfig) -> Path:
+    """Where exports go: [ui] export_dir, else an exports folder beside the history (never the
+    current directory, which under `make run` is the git checkout)."""
+    return Path(ui.export_dir).expanduser() if ui.export_dir else data_dir() / "exports"
 
 
 def data_dir() -> Path:

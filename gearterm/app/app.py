@@ -38,7 +38,7 @@ from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.widgets.prompt import Prompt
-from gearterm.config import BackendEntry, Config
+from gearterm.config import BackendEntry, Config, export_dir
 from gearterm.export import export_conversation
 from gearterm.history import History, HistoryWriter, Row, TokenRow
 from gearterm.telemetry.power import PowerMeter, PowerReading
@@ -536,11 +536,11 @@ class GeartermApp(App[None]):
             self.notify(f"nothing to export yet: history is paused ({why}) and this chat is not saved", severity="warning")
             return
         try:
-            markdown, trace = export_conversation(self.history, self.conversation_id, Path(self.config.ui.export_dir))
+            markdown, trace = export_conversation(self.history, self.conversation_id, export_dir(self.config.ui))
         except (OSError, sqlite3.Error) as e:
             self.notify(f"could not export: {e}", severity="error")
             return
-        self.notify(f"{markdown}\n{trace}", title="exported", timeout=8)
+        self.notify(f"{markdown}\n{trace}", title="exported to", timeout=15)
 
     def action_cancel(self) -> None:
         if self.reply is None:
