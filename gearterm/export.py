@@ -1,5 +1,8 @@
 """A conversation out of the history store: Markdown for reading, JSONL of its per-token trace.
 
+Each reply in the Markdown ends with the line the chat shows under it (tokens, time, tok/s,
+gear mode and gear mix, how it ended).
+
 The files are as private as the history they come from (0600, in a 0700 folder) and never
 replace a file: a second export of a chat gets the next free name.
 """
@@ -13,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from gearterm.history import History
+from gearterm.reply_line import stored_facts
 
 PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
 
@@ -21,19 +25,15 @@ def export_conversation(history: History, conversation_id: int, directory: Path)
     """Write gearterm-<id>.md and gearterm-<id>-tokens.jsonl (or -2, -3 ... where those exist)
     into `directory`; returns both absolute paths."""
     title = next((c.title for c in history.conversations() if c.id == conversation_id), "conversation")
-    messages = history.messages(conversation_id)
+    messages = [(m, history.tokens(m.id) if m.role == "assistant" else []) for m in history.messages(conversation_id)]
     parts = [f"# {title}\n"]
-    for m in messages:
+    for m, tokens in messages:
         if m.role == "user":
             parts.append(f"**You**\n\n{m.content}\n")
         else:
-            ending = m.end_reason or "incomplete: the app stopped mid-reply"
-            parts.append(f"**{m.backend} · {m.model}** ({ending})\n\n{m.content}\n")
+            parts.append(f"**{m.backend} · {m.model}**\n\n{m.content}\n\n_{stored_facts(m, tokens).line()}_\n")
     trace = [
-        json.dumps({"message_id": m.id, **asdict(token)}, ensure_ascii=False) + "\n"
-        for m in messages
-        if m.role == "assistant"
-        for token in history.tokens(m.id)
+        json.dumps({"message_id": m.id, **asdict(token)}, ensure_ascii=False) + "\n" for m, tokens in messages for token in tokens
     ]
 
     directory = directory.expanduser().resolve()

@@ -14,8 +14,9 @@ import gc
 import queue
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import events, on, work
@@ -40,7 +41,8 @@ from gearterm.app.screens.help import HelpScreen
 from gearterm.app.widgets.prompt import Prompt
 from gearterm.config import BackendEntry, Config, export_dir
 from gearterm.export import export_conversation
-from gearterm.history import History, HistoryWriter, Row, TokenRow
+from gearterm.history import History, HistoryWriter, Row, StoredMessage, TokenRow
+from gearterm.reply_line import ReplyFacts, stored_facts
 from gearterm.telemetry.power import PowerMeter, PowerReading
 from gearterm.kernels.gear import Gear
 
@@ -59,8 +61,11 @@ class Reply:
     message: Row  # in the history
     entry: ReplyEntry  # where its text is drawn
     backend: Backend
+    gear_mode: GearMode
+    started_at: float  # the app's clock when it was asked for
     text: str = ""
     tokens: int = 0
+    gears: Counter[str] = field(default_factory=Counter)  # gear name -> tokens, for the line under it
     live: bool = True  # False once the user left its conversation: it still finishes into the store
 
 
@@ -275,9 +280,11 @@ class GeartermApp(App[None]):
         self.transcript.append({"role": "user", "content": text})
         chat = self.chat_screen.chat
         chat.add_user(text)
-        message = writer.begin_reply(self.conversation, backend=entry.backend, model=backend.model_name)
+        message = writer.begin_reply(
+            self.conversation, backend=entry.backend, model=backend.model_name, gear_mode=self.gear_mode.value
+        )
         reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message, reply_entry, backend)
+        self.reply = Reply(message, reply_entry, backend, self.gear_mode, self.clock())
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
@@ -322,7 +329,7 @@ class GeartermApp(App[None]):
         """Every worker failure of the app lands here."""
         worker = event.worker
         if event.state is WorkerState.CANCELLED and worker.group == "generate" and self.reply is not None:
-            self.events.put((self.clock(), ReplyDone("cancelled", self.reply.tokens, 0.0)))
+            self.events.put((self.clock(), ReplyDone("cancelled", self.reply.tokens, self._reply_seconds())))
         if event.state is not WorkerState.ERROR:
             return
         error = worker.error
@@ -331,9 +338,14 @@ class GeartermApp(App[None]):
             if self._ui_alive():
                 self._load_failed(text)
         elif worker.group == "generate":
-            self.events.put((self.clock(), ReplyDone("error", self.reply.tokens if self.reply else 0, 0.0, error=text)))
+            tokens = self.reply.tokens if self.reply else 0
+            self.events.put((self.clock(), ReplyDone("error", tokens, self._reply_seconds(), error=text)))
         else:
             self.notify(text, title=f"{worker.name} failed", severity="error")
+
+    def _reply_seconds(self) -> float:
+        """How long the streaming reply has run, for an end the backend did not time itself."""
+        return self.clock() - self.reply.started_at if self.reply else 0.0
 
     def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
@@ -384,8 +396,10 @@ class GeartermApp(App[None]):
             elif isinstance(event, ReplyDone) and done is None:
                 done = event
         reply.tokens += len(rows)
+        reply.gears.update(row.gear for row in rows)
         reply.text += "".join(text for text, _ in pieces)
-        self.history_writer.save_reply(reply.message, reply.text, rows, end_reason=done.reason if done else None)
+        ending = {"end_reason": done.reason, "seconds": done.seconds, "first_token_s": done.first_token_s} if done else {}
+        self.history_writer.save_reply(reply.message, reply.text, rows, **ending)
         if reply.live:
             self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
@@ -403,10 +417,10 @@ class GeartermApp(App[None]):
                 # Unanswered, the message leaves the next request (it stays in the chat and the
                 # history): two user turns in a row are refused by servers that need them to alternate.
                 self.transcript.pop()
-            meta = f"{done.tokens} tokens · {done.seconds:.2f} s · {done.reason}"
-            if done.error:
-                meta += f" — {done.error}"
-            self.chat_screen.chat.finish(reply.entry, meta)  # the error is said here, under its reply
+            facts = ReplyFacts(
+                done.tokens, done.seconds, done.first_token_s, reply.gear_mode.value, reply.gears, done.reason, done.error
+            )
+            self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
         elif done.error:  # its chat is no longer on screen
             self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
@@ -507,7 +521,6 @@ class GeartermApp(App[None]):
         self._leave_reply()
         chat = self.chat_screen.chat
         chat.clear()
-        self.readings.new_session()
         self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
         for m, tokens in stored:
             if m.role == "user":
@@ -515,7 +528,10 @@ class GeartermApp(App[None]):
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
-                chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
+                chat.finish(reply_entry, stored_facts(m, tokens).line())
+        self.readings.replay(
+            [(tokens, _stored_end(m, len(tokens))) for m, tokens in stored if m.role == "assistant"]
+        )
         self.conversation = Row(conversation_id)
         self._refresh_panes()
 
@@ -553,6 +569,13 @@ def _model_label(model: str) -> str:
     """A model directory by its name (the full path is in the history); ids and tags as they are."""
     path = Path(model)
     return path.name if path.is_absolute() or path.is_dir() else model
+
+
+def _stored_end(message: StoredMessage, tokens: int) -> ReplyDone | None:
+    """A stored reply's end as the speed pane shows it; None where it has no time stored."""
+    if message.end_reason is None or message.seconds is None:
+        return None
+    return ReplyDone(message.end_reason, tokens, message.seconds, message.first_token_s)
 
 
 def _answered_turns(messages: list[dict]) -> list[dict]:

@@ -31,6 +31,8 @@ class GatePane(Vertical):
             reason = "n/a — no model loaded"
         elif not caps.hidden_states:
             reason = f"n/a — the {backend_name} backend cannot see hidden states (a server sends tokens only)"
+        elif not gate.tokens and readings.replayed:
+            reason = "n/a — a reopened chat: gate readings are not stored; the next reply shows them"
         elif not gate.tokens:
             reason = (
                 f"n/a — the {backend_name} backend sent no gate readings with its tokens"

@@ -47,8 +47,13 @@ class GearPane(Vertical):
             digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
             self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
-        label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
         mode, running = readings.gear_mode, readings.streaming_mode
+        if running is not None:  # the policy's choice for the next token of this reply
+            label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
+        elif mode.forced_gear is not None:
+            label += f"\nnext reply: {mode.forced_gear.label} (forced)"
+        else:
+            label += "\nnext reply: policy picks"
         # Each line fits the pane's width: a label that wraps to a fourth line makes the pane
         # taller, and that lays out the whole screen again at a key press.
         if running is not None and running is not mode:  # the reply in flight keeps its own

@@ -214,4 +214,5 @@ async def test_f3_during_a_reply_says_the_new_mode_waits_for_the_next_reply(tmp_
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.reply is None, "the reply to stop")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
-        assert "next reply" not in str(app.chat_screen.query_one("#gear-label").render())
+        label = str(app.chat_screen.query_one("#gear-label").render())
+        assert "now auto" not in label and "next reply: low (forced)" in label

@@ -31,6 +31,8 @@ async def test_export_goes_beside_the_history_is_private_and_never_overwrites(tm
         said = [n.message for n in app._notifications if n.title == "exported to"]
         assert said == [f"{first}\n{first_trace}"]
         first_text = first.read_text()
+        assert f"_{app.chat_screen.chat.replies[-1].meta}_" in first_text  # the line under the reply, as on screen
+        assert " tok/s · auto mode · low " in first_text
         await say(pilot, app, "again")
         await pilot.press("f8")
         second = exports / f"gearterm-{app.conversation_id}-2.md"
