@@ -31,6 +31,7 @@ from gearterm.backends.base import Backend, BackendError, GenerationParams, Loca
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
 from gearterm.app.chat_entries import ReplyEntry
+from gearterm.app.high_gear import high_gear_bits, high_gear_dtype
 from gearterm.app.keys import KEYS, first_key, resolve_keymap
 from gearterm.app.messages import BackendReady, LoadProgress
 from gearterm.app.readings import Readings
@@ -108,6 +109,7 @@ class GeartermApp(App[None]):
         self.notes += [("warning", clash) for clash in clashes]
 
         self.backend: Backend | None = None
+        self.high_gear_dtype: str | None = None  # what the backend's high gear reads, where it says
         self.entry: BackendEntry | None = None
         self.loading_entry: BackendEntry | None = None
         self.load_error: str | None = None
@@ -219,7 +221,10 @@ class GeartermApp(App[None]):
             else:
                 old.unload()
         # The gear policy's own settings, where the backend has one, set the thresholds shown.
-        self.readings.set_capabilities(event.backend.capabilities, getattr(event.backend, "policy", None))
+        self.high_gear_dtype = high_gear_dtype(event.backend)
+        self.readings.set_capabilities(
+            event.backend.capabilities, getattr(event.backend, "policy", None), high_gear_bits(self.high_gear_dtype)
+        )
         self.chat_screen.loading.stop()
         self._show_status()
         self._refresh_panes()
@@ -243,7 +248,9 @@ class GeartermApp(App[None]):
             status.show_no_model(self.load_error or "loading…", self.key("switch_backend"))
             return
         caps = self.backend.capabilities
-        status.show_backend(self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes())
+        status.show_backend(
+            self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes(), self.high_gear_dtype
+        )
 
     # ---- replies ----------------------------------------------------------------------
 

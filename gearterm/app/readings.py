@@ -51,9 +51,13 @@ class Readings:
         self.set_capabilities(capabilities, policy)
         self.new_session()
 
-    def set_capabilities(self, capabilities: Capabilities | None, policy: PolicyConfig | None = None) -> None:
-        """A new backend: its vocabulary sets the entropy scale and the default thresholds."""
+    def set_capabilities(
+        self, capabilities: Capabilities | None, policy: PolicyConfig | None = None, high_gear_bits: int = 16
+    ) -> None:
+        """A new backend: its vocabulary sets the entropy scale and the default thresholds;
+        `high_gear_bits`, what its high gear reads (32 for float32 weights on a CPU)."""
         self.capabilities = capabilities
+        self.high_gear_bits = high_gear_bits
         vocab = capabilities.vocab_size if capabilities else None
         self.max_bits = math.log2(vocab) if vocab else None
         if vocab:
@@ -66,6 +70,7 @@ class Readings:
     def new_session(self) -> None:
         """A new chat: everything starts from zero."""
         self.entropy: deque[float] = deque(maxlen=ENTROPY_HISTORY)
+        self.entropy_peak: float | None = None  # the highest entropy of the chat: the chart's scale covers it
         self.session_gears: Counter[Gear] = Counter()
         self.session_shifts = 0
         self.session_gate = GateCounts()
@@ -120,6 +125,7 @@ class Readings:
         self._previous_gear = gear
         if entropy is not None and math.isfinite(entropy):
             self.entropy.append(entropy)
+            self.entropy_peak = entropy if self.entropy_peak is None else max(self.entropy_peak, entropy)
 
     def end_reply(self, done: ReplyDone) -> None:
         self.last_done = done

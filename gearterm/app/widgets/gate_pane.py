@@ -1,6 +1,9 @@
 """The gate pane: how often each decoder layer's hidden state passed the activation entropy gate.
 
-One column per layer on a fixed 0–100% scale, so a 32-layer model fits as well as a 5-layer one."""
+One column per layer on a fixed 0–100% scale, so a 32-layer model fits as well as a 5-layer one.
+The gate only watches: it never changes what the model computes or says. Trained models'
+hidden states are rarely peaked or compressible enough to pass, so 0% everywhere is common;
+the pane says what that means instead of leaving an empty chart."""
 
 from __future__ import annotations
 
@@ -50,9 +53,15 @@ class GatePane(Vertical):
         worst = min(range(len(shares)), key=shares.__getitem__)
         lines = [
             f"[dim]layers 0–{len(shares) - 1} left to right, scale 0–100%[/]",
-            f"overall {100 * gate.overall:.0f}% of {gate.tokens} tokens this reply"
+            f"survival {100 * gate.overall:.0f}% of {gate.tokens} tokens this reply"
             + (f", {100 * readings.session_gate.overall:.0f}% session" if readings.session_gate.overall is not None else ""),
-            f"most L{best} {100 * shares[best]:.0f}% · least L{worst} {100 * shares[worst]:.0f}%",
-            "[dim]pass: hist. entropy ≤0.80, zlib ≤0.90[/]",
         ]
+        if gate.overall:
+            lines += [
+                f"most L{best} {100 * shares[best]:.0f}% · least L{worst} {100 * shares[worst]:.0f}%",
+                "[dim]pass: hist. entropy ≤0.80, zlib ≤0.90[/]",
+            ]
+        else:  # the same number of lines: the pane's height does not change with it
+            lines += ["no layer passed: no hidden state was", "peaked (≤0.80) and compressible (≤0.90)"]
+        lines.append("[dim]watch only: never changes the output[/]")
         figures.show("\n".join(lines))

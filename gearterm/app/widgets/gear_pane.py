@@ -39,7 +39,7 @@ class GearPane(Vertical):
         digits = self.query_one("#gear-bits", Digits)
         # Always two digits wide (" 4", " 8", "16"): a change of width would lay out the whole
         # screen again, and the label beside the number would jump at every shift.
-        value = f"{gear.bits:>2}" if gear is not None else "--"
+        value = f"{_bits(gear, readings):>2}" if gear is not None else "--"
         if digits.value != value:
             digits.update(value)
         # An inline colour repaints the number; a class change would restyle it from the stylesheet.
@@ -47,6 +47,8 @@ class GearPane(Vertical):
             digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
             self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
+        if gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
+            label += " (as loaded)"
         mode, running = readings.gear_mode, readings.streaming_mode
         if running is not None:  # the policy's choice for the next token of this reply
             label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
@@ -67,6 +69,10 @@ class GearPane(Vertical):
         _append_mix(mix, "session", readings.session_gears)
         mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
         self.query_one("#gear-mix", PaneText).show(mix)
+
+
+def _bits(gear: Gear, readings: Readings) -> int:
+    return readings.high_gear_bits if gear is Gear.HIGH else gear.bits
 
 
 def _append_mix(text: Text, name: str, counts: Counter) -> None:
