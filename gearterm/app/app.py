@@ -470,7 +470,7 @@ class GeartermApp(App[None]):
 
     def action_help(self) -> None:
         rows = [(self.keymap[k.id].replace(",", ", ") or "no key: ctrl+p", k.id, k.help) for k in KEYS]
-        note = "remap any key in the config file, e.g. [keymap] cycle_gear = \"f9\""
+        note = "remap any key in config.toml, e.g. [keymap] cycle_gear = \"f12\"; every key is also a command in the palette (ctrl+p)"
         self.push_screen(HelpScreen(rows, note))
 
     def action_switch_backend(self) -> None:
@@ -490,6 +490,9 @@ class GeartermApp(App[None]):
     def watch_gear_mode(self, mode: GearMode) -> None:
         self.readings.gear_mode = mode
         self.chat_screen.show_gear(self.readings)  # only the pane that shows it: the key's frame stays small
+
+    def action_toggle_panes(self) -> None:
+        self.chat_screen.toggle_panes()
 
     def action_toggle_tint(self) -> None:
         self.gear_tint = not self.gear_tint

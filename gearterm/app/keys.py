@@ -29,6 +29,7 @@ KEYS: tuple[Key, ...] = (
     Key("conversations", "f6", "conversations", "Chats", "list saved conversations and open one"),
     Key("copy_reply", "f7", "copy_reply", "Copy", "copy the last reply to the clipboard"),
     Key("export", "f8", "export", "Export", "write the chat as Markdown and its token trace as JSONL"),
+    Key("toggle_panes", "ctrl+o", "toggle_panes", "Panes", "hide or show the side panes (a one-line strip stays)"),
     Key("cancel", "escape", "cancel", "Cancel", "stop the reply being generated"),
     Key("quit", "ctrl+q", "quit", "Quit", "leave gearterm"),
 )

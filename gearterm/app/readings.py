@@ -145,6 +145,10 @@ class Readings:
                 self._count(Gear.parse(token.gear), entropy)
             self.last_done = done
 
+    def bits_of(self, gear: Gear) -> int:
+        """Bits per weight `gear` reads on this backend: the high gear reads the weights as loaded."""
+        return self.high_gear_bits if gear is Gear.HIGH else gear.bits
+
     @property
     def thresholds_calibrated(self) -> bool:
         """Whether the thresholds shown are the reply's own, moved from the defaults by its prompt."""

@@ -39,7 +39,7 @@ class GearPane(Vertical):
         digits = self.query_one("#gear-bits", Digits)
         # Always two digits wide (" 4", " 8", "16"): a change of width would lay out the whole
         # screen again, and the label beside the number would jump at every shift.
-        value = f"{_bits(gear, readings):>2}" if gear is not None else "--"
+        value = f"{readings.bits_of(gear):>2}" if gear is not None else "--"
         if digits.value != value:
             digits.update(value)
         # An inline colour repaints the number; a class change would restyle it from the stylesheet.
@@ -69,10 +69,6 @@ class GearPane(Vertical):
         _append_mix(mix, "session", readings.session_gears)
         mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
         self.query_one("#gear-mix", PaneText).show(mix)
-
-
-def _bits(gear: Gear, readings: Readings) -> int:
-    return readings.high_gear_bits if gear is Gear.HIGH else gear.bits
 
 
 def _append_mix(text: Text, name: str, counts: Counter) -> None:
