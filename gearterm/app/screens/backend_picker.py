@@ -14,6 +14,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
+from gearterm.app.backend_choices import model_title
 from gearterm.app.messages import ChoicesFound
 from gearterm.config import BackendEntry
 
@@ -48,7 +49,7 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
         options.clear_options()
         for i, entry in enumerate(self.entries):
             mark = " (in use)" if entry == self.current else ""
-            detail = f"{entry.backend} · {entry.model or 'default model'}" + (f" · {entry.url}" if entry.url else "")
+            detail = f"{entry.backend} · {model_title(entry.backend, entry.model)}" + (f" · {entry.url}" if entry.url else "")
             options.add_option(Option(Text.assemble(entry.label, mark, "\n", (detail, "dim")), id=str(i)))
         options.highlighted = 0 if self.entries else None
         options.focus()
