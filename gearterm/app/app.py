@@ -42,6 +42,7 @@ from gearterm.app.screens.help import HelpScreen
 from gearterm.app.widgets.prompt import Prompt
 from gearterm.config import BackendEntry, Config, export_dir
 from gearterm.export import export_conversation
+from gearterm.models import POCKET_MODEL_DIR
 from gearterm.history import History, HistoryWriter, Row, StoredMessage, TokenRow
 from gearterm.reply_line import ReplyFacts, stored_facts
 from gearterm.telemetry.power import PowerMeter, PowerReading
@@ -227,6 +228,7 @@ class GeartermApp(App[None]):
         )
         self.chat_screen.loading.stop()
         self._show_status()
+        self._show_welcome()
         self._refresh_panes()
         _freeze_startup_objects()
         if old is not None:
@@ -241,6 +243,14 @@ class GeartermApp(App[None]):
             self.notify(f"{error}\n{self.key('switch_backend')} picks another backend.", title="model failed to load", severity="error", timeout=20)
         else:
             self.notify(f"{error}\nstill using {self.entry.label}.", title="model failed to load", severity="error", timeout=20)
+
+    def _show_welcome(self) -> None:
+        backend = self.backend
+        pocket = Path(backend.model_name).resolve() == POCKET_MODEL_DIR
+        context = getattr(backend, "max_positions", None) if pocket else None
+        self.chat_screen.welcome.show_model(
+            _model_label(backend.model_name), self.entry.backend, backend.capabilities.device, context, self.key
+        )
 
     def _show_status(self) -> None:
         status = self.chat_screen.status
@@ -286,6 +296,7 @@ class GeartermApp(App[None]):
         writer.add_message(self.conversation, "user", text)
         self.transcript.append({"role": "user", "content": text})
         chat = self.chat_screen.chat
+        self.chat_screen.show_welcome(False)
         chat.add_user(text)
         message = writer.begin_reply(
             self.conversation, backend=entry.backend, model=backend.model_name, gear_mode=self.gear_mode.value
@@ -506,6 +517,7 @@ class GeartermApp(App[None]):
         self.transcript = []
         self.readings.new_session()
         self.chat_screen.chat.clear()
+        self.chat_screen.show_welcome(True)
         self._refresh_panes()
         self.chat_screen.prompt.focus()
 
@@ -531,6 +543,7 @@ class GeartermApp(App[None]):
         self._leave_reply()
         chat = self.chat_screen.chat
         chat.clear()
+        self.chat_screen.show_welcome(not stored)
         self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
         for m, tokens in stored:
             if m.role == "user":

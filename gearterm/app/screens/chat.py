@@ -27,6 +27,7 @@ from gearterm.app.widgets.power_pane import PowerPane
 from gearterm.app.widgets.prompt import Prompt
 from gearterm.app.widgets.speed_pane import SpeedPane
 from gearterm.app.widgets.status_bar import StatusBar
+from gearterm.app.widgets.welcome import Welcome
 from gearterm.telemetry.power import PowerReading
 
 NARROW_BELOW = 110  # columns: the chat keeps at least 64 beside the 44 of the panes
@@ -51,6 +52,8 @@ class ChatScreen(Screen):
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
+                with VerticalScroll(id="welcome-scroll"):
+                    yield Welcome("loading the model…", id="welcome")
                 yield ChatLog(tinted=self.tinted, id="chat")
                 yield LoadingBar(id="loading")
                 yield PaneStrip(id="strip")
@@ -63,6 +66,17 @@ class ChatScreen(Screen):
                 yield SpeedPane(id="speed", classes="pane")
         yield StatusBar(id="status")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_welcome(True)
+
+    def show_welcome(self, empty: bool) -> None:
+        """The welcome view in place of the chat while it has no messages."""
+        self.set_class(empty, "-empty")
+
+    @property
+    def welcome(self) -> Welcome:
+        return self.query_one(Welcome)
 
     @on(TypedInChat)
     def _typed_in_chat(self, event: TypedInChat) -> None:

@@ -33,11 +33,11 @@ class PaneStrip(PaneText):
         readings = self.readings
         gear = readings.gear if readings else None
         if gear is None:
-            line.append("gear n/a (no tokens yet)")
+            line.append("gear n/a: no tokens yet")
         else:
             line.append(f"gear {readings.bits_of(gear)}-bit {gear.label}", style=GEAR_COLORS[gear])
         if readings is not None:
-            line.append(f" ({readings.gear_mode.value})")
+            line.append(f", mode {readings.gear_mode.value}")
         entropy = readings.entropy_now if readings else None
         line.append(" · entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits"))
         rate = readings.tokens_per_s if readings else None
