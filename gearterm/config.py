@@ -26,10 +26,25 @@ DATA_ENV = "GEARTERM_DATA_DIR"
 
 @dataclass(frozen=True)
 class GenerationConfig:
+    """How replies are made: [generation] in config.toml, and each conversation's own copy,
+    changed in the settings screen and kept with the conversation."""
+
+    system_prompt: str = ""  # sent before the chat as a system message; "" = none
     max_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int | None = None  # None = a new random seed each reply
+    context_tokens: int = 0  # prompt + reply in tokens; older turns are left out to fit; 0 = the model's own
+    # The gear policy's thresholds at a 32k vocabulary (scaled by log2(V) / 15 for the model's);
+    # local backends only: a server backend routes whole turns with its own.
+    low_below_bits: float = 1.8
+    high_above_bits: float = 3.5
+
+    def problem(self) -> str | None:
+        """What is wrong with the settings taken together (each one alone is checked by setting_problem)."""
+        if self.low_below_bits >= self.high_above_bits:
+            return f"low_below_bits ({self.low_below_bits:g}) must be below high_above_bits ({self.high_above_bits:g})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,11 @@ class _Reader:
         values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends", *_SERVER_KEYS})
         values["server"] = self._server(data, (), values.get("backend", Config.backend))
         generation = self._table(data, "generation", GenerationConfig)
+        if problem := generation.problem():
+            self._problem(("generation",), "high_above_bits", f"generation: {problem}; using the default thresholds")
+            generation = dataclasses.replace(
+                generation, low_below_bits=GenerationConfig.low_below_bits, high_above_bits=GenerationConfig.high_above_bits
+            )
         ui = self._table(data, "ui", UIConfig)
         config = Config(
             **values,

@@ -10,6 +10,7 @@ never waits for the UI, and the UI never waits for generation.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import queue
 import sqlite3
@@ -30,7 +31,7 @@ from textual.worker import Worker, WorkerState
 from gearterm.backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
-from gearterm.app.chat_entries import ReplyEntry
+from gearterm.app.chat_entries import ReplyEntry, UserEntry
 from gearterm.app.high_gear import high_gear_bits, high_gear_dtype
 from gearterm.app.keys import KEYS, first_key, resolve_keymap
 from gearterm.app.messages import BackendReady, LoadProgress
@@ -39,8 +40,9 @@ from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.help import HelpScreen
+from gearterm.app.screens.settings import SettingsScreen
 from gearterm.app.widgets.prompt import Prompt
-from gearterm.config import BackendEntry, Config, export_dir
+from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
 from gearterm.models import POCKET_MODEL_DIR
 from gearterm.history import History, HistoryWriter, Row, StoredMessage, TokenRow
@@ -69,6 +71,17 @@ class Reply:
     tokens: int = 0
     gears: Counter[str] = field(default_factory=Counter)  # gear name -> tokens, for the line under it
     live: bool = True  # False once the user left its conversation: it still finishes into the store
+
+
+@dataclass
+class Exchange:
+    """The chat's last message and its reply: what regenerate and edit replace."""
+
+    text: str
+    message: Row  # in the history
+    entry: UserEntry  # on screen
+    reply: Row | None = None
+    reply_entry: ReplyEntry | None = None
 
 
 class GeartermApp(App[None]):
@@ -118,7 +131,10 @@ class GeartermApp(App[None]):
         self.events: queue.Queue[tuple[float, object]] = queue.Queue()
         self.reply: Reply | None = None
         self.conversation: Row | None = None
-        self.transcript: list[dict] = []  # what the next reply is conditioned on
+        self.transcript: list[dict] = []  # what the next reply is conditioned on (after the system prompt)
+        self.last: Exchange | None = None
+        self.editing: Exchange | None = None  # the message being edited in the prompt
+        self.settings: GenerationConfig = config.generation  # this chat's; a new chat starts from the config's
         self.readings = Readings()
         self.panes_stale, self.panes_at = False, 0.0
         self.key_at = 0.0  # when the user last pressed a key
@@ -221,11 +237,8 @@ class GeartermApp(App[None]):
                 self.retired.append(old)
             else:
                 old.unload()
-        # The gear policy's own settings, where the backend has one, set the thresholds shown.
         self.high_gear_dtype = high_gear_dtype(event.backend)
-        self.readings.set_capabilities(
-            event.backend.capabilities, getattr(event.backend, "policy", None), high_gear_bits(self.high_gear_dtype)
-        )
+        self._use_settings(self.settings)
         self.chat_screen.loading.stop()
         self._show_status()
         self._show_welcome()
@@ -264,6 +277,22 @@ class GeartermApp(App[None]):
 
     # ---- replies ----------------------------------------------------------------------
 
+    def _use_settings(self, settings: GenerationConfig) -> None:
+        """This chat's settings: the gear thresholds go to the backend's policy (local backends
+        have one; GenerationParams has no field for them) and set the thresholds the panes show."""
+        self.settings = settings
+        backend = self.backend
+        if backend is None:
+            return
+        policy = getattr(backend, "policy", None)
+        if policy is not None:
+            # A reply in flight keeps the policy it started with: its gearbox holds the old one.
+            policy = backend.policy = dataclasses.replace(
+                policy, low_below_bits=settings.low_below_bits, high_above_bits=settings.high_above_bits
+            )
+        self.readings.set_capabilities(backend.capabilities, policy, high_gear_bits(self.high_gear_dtype))
+        self.panes_stale = True
+
     @on(Prompt.Submitted, "#prompt")
     def _submit(self, event: Prompt.Submitted) -> None:
         text = event.text.strip("\n").rstrip()  # blank lines around it, not the indent of its first line
@@ -278,6 +307,8 @@ class GeartermApp(App[None]):
             return
         event.prompt.clear()
         event.prompt.remember(text)
+        if self.editing is not None:
+            self._forget_last_message()
         self.start_reply(text)
 
     def key(self, binding_id: str) -> str:
@@ -290,38 +321,54 @@ class GeartermApp(App[None]):
         return self.conversation.id if self.conversation else None
 
     def start_reply(self, text: str) -> None:
-        backend, entry, writer = self.backend, self.entry, self.history_writer
+        """Send `text` as the chat's next message and ask for its reply."""
+        writer = self.history_writer
         if self.conversation is None:
             self.conversation = writer.new_conversation(text)
-        writer.add_message(self.conversation, "user", text)
+            if self.settings != self.config.generation:  # changed before the first message
+                writer.set_settings(self.conversation, dataclasses.asdict(self.settings))
+        message = writer.add_message(self.conversation, "user", text)
         self.transcript.append({"role": "user", "content": text})
-        chat = self.chat_screen.chat
         self.chat_screen.show_welcome(False)
-        chat.add_user(text)
-        message = writer.begin_reply(
+        self.last = Exchange(text, message, self.chat_screen.chat.add_user(text))
+        self._ask(self.last)
+
+    def _ask(self, exchange: Exchange) -> None:
+        """Stream the reply to the transcript, whose last message is `exchange`'s."""
+        backend, entry, writer = self.backend, self.entry, self.history_writer
+        exchange.reply = writer.begin_reply(
             self.conversation, backend=entry.backend, model=backend.model_name, gear_mode=self.gear_mode.value
         )
-        reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message, reply_entry, backend, self.gear_mode, self.clock())
+        exchange.reply_entry = self.chat_screen.chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
+        self.reply = Reply(exchange.reply, exchange.reply_entry, backend, self.gear_mode, self.clock())
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
-        generation = self.config.generation
+        settings = self.settings
         params = GenerationParams(
-            max_tokens=generation.max_tokens,
-            temperature=generation.temperature,
-            top_p=generation.top_p,
-            seed=generation.seed,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
             gear_mode=self.gear_mode,
         )
-        messages = list(self.transcript)
+        system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+        messages = system + list(self.transcript)
         if isinstance(backend, LocalBackend):
-            self._generate_in_thread(backend, messages, params)
+            self._generate_in_thread(backend, messages, params, settings.context_tokens)
         else:
             self._generate_async(backend, messages, params)
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def _generate_in_thread(self, backend: LocalBackend, messages: list[dict], params: GenerationParams) -> None:
+    def _generate_in_thread(
+        self, backend: LocalBackend, messages: list[dict], params: GenerationParams, context_tokens: int
+    ) -> None:
+        context = context_tokens or backend.max_positions
+        if context and backend.tokenizer is not None:  # the scripted stand-in has no tokens to count
+            messages, left_out = _fit_context(backend, messages, context, params.max_tokens)
+            if left_out:
+                note = f"the oldest {left_out} messages were left out of this reply's prompt to fit the {context}-token context"
+                self.events.put((self.clock(), Notice(note, "warning")))
         self._forward(backend.generate(messages, params))
 
     @work(exclusive=True, group="generate", exit_on_error=False)
@@ -515,6 +562,9 @@ class GeartermApp(App[None]):
         self._leave_reply()
         self.conversation = None
         self.transcript = []
+        self.last = self.editing = None
+        self._show_editing()
+        self._use_settings(self.config.generation)
         self.readings.new_session()
         self.chat_screen.chat.clear()
         self.chat_screen.show_welcome(True)
@@ -537,6 +587,7 @@ class GeartermApp(App[None]):
             return
         try:
             stored = [(m, self.history.tokens(m.id)) for m in self.history.messages(conversation_id)]
+            settings = self.history.settings(conversation_id)
         except sqlite3.Error as e:
             self.notify(f"could not read that conversation: {e}", severity="error")
             return
@@ -545,17 +596,22 @@ class GeartermApp(App[None]):
         chat.clear()
         self.chat_screen.show_welcome(not stored)
         self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
+        self.last = self.editing = None
+        self._show_editing()
         for m, tokens in stored:
             if m.role == "user":
-                chat.add_user(m.content)
+                self.last = Exchange(m.content, Row(m.id), chat.add_user(m.content))
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
                 chat.finish(reply_entry, stored_facts(m, tokens).line())
+                if self.last is not None:
+                    self.last.reply, self.last.reply_entry = Row(m.id), reply_entry
+        self.conversation = Row(conversation_id)
+        self._use_settings(_stored_settings(settings, self.config.generation))
         self.readings.replay(
             [(tokens, _stored_end(m, len(tokens))) for m, tokens in stored if m.role == "assistant"]
         )
-        self.conversation = Row(conversation_id)
         self._refresh_panes()
 
     def action_copy_reply(self) -> None:
@@ -582,16 +638,123 @@ class GeartermApp(App[None]):
         self.notify(f"{markdown}\n{trace}", title="exported to", timeout=15)
 
     def action_cancel(self) -> None:
-        if self.reply is None:
+        if self.reply is not None:
+            self.reply.backend.cancel()
+            self.notify("stopping the reply", timeout=2)
+        elif self.editing is not None:  # leave the last message as it was
+            self.editing = None
+            self.chat_screen.prompt.clear()
+            self._show_editing()
+
+    def action_settings(self) -> None:
+        if self.conversation is None:
+            where = "kept with the chat your next message starts; new chats start from [generation] in config.toml"
+        else:
+            where = "kept with this chat; new chats start from [generation] in config.toml"
+        if self.backend is not None and not isinstance(self.backend, LocalBackend):
+            where += ". On a server backend, context and the gear thresholds are the server's and its router's"
+        self.push_screen(SettingsScreen(self.settings, where), self._settings_saved)
+
+    def _settings_saved(self, settings: GenerationConfig | None) -> None:
+        if settings is None or settings == self.settings:
             return
-        self.reply.backend.cancel()
-        self.notify("stopping the reply", timeout=2)
+        self._use_settings(settings)
+        if self.conversation is not None:
+            self.history_writer.set_settings(self.conversation, dataclasses.asdict(settings))
+        self.notify("settings saved with this chat; they apply from the next reply", timeout=4)
+
+    def action_regenerate(self) -> None:
+        if (why := self._cannot_redo("regenerate")) is not None:
+            self.notify(why, severity="warning")
+            return
+        last = self.last
+        self._forget_reply(last)
+        if not self.transcript or self.transcript[-1] != {"role": "user", "content": last.text}:
+            self.transcript.append({"role": "user", "content": last.text})  # it was left out when its reply failed
+        self._ask(last)
+
+    def action_edit_last(self) -> None:
+        if (why := self._cannot_redo("edit")) is not None:
+            self.notify(why, severity="warning")
+            return
+        self.editing = self.last
+        prompt = self.chat_screen.prompt
+        prompt.text = self.last.text
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+        self._show_editing()
+
+    def _show_editing(self) -> None:
+        prompt = self.chat_screen.prompt
+        prompt.border_title = (
+            f"editing your last message · enter replaces it and its reply · {self.key('cancel')} leaves it"
+            if self.editing is not None
+            else None
+        )
+
+    def _cannot_redo(self, what: str) -> str | None:
+        """Why the last message cannot be regenerated or edited now, or None when it can."""
+        if self.reply is not None:
+            return f"a reply is still streaming: {self.key('cancel')} stops it first"
+        if self.last is None:
+            return f"nothing to {what} yet: send a message first"
+        if self.backend is None:
+            return f"{self.load_error or 'the model is still loading'}. {self.key('switch_backend')} picks a backend."
+        return None
+
+    def _forget_reply(self, last: Exchange) -> None:
+        """Take the last reply and its token trace out of the store, the chat and the transcript."""
+        if last.reply_entry is not None and last.reply_entry.text and self.transcript[-1:] == [
+            {"role": "assistant", "content": last.reply_entry.text}
+        ]:
+            self.transcript.pop()
+        if last.reply is not None:
+            self.history_writer.delete_messages([last.reply])
+            self.chat_screen.chat.remove(last.reply_entry)
+        last.reply = last.reply_entry = None
+
+    def _forget_last_message(self) -> None:
+        """The edited message replaces the last one: that one and its reply go."""
+        last, self.editing = self.editing, None
+        self._show_editing()
+        self._forget_reply(last)
+        if self.transcript[-1:] == [{"role": "user", "content": last.text}]:
+            self.transcript.pop()
+        self.history_writer.delete_messages([last.message])
+        self.chat_screen.chat.remove(last.entry)
+        self.last = None
 
 
 def _model_label(model: str) -> str:
     """A model directory by its name (the full path is in the history); ids and tags as they are."""
     path = Path(model)
     return path.name if path.is_absolute() or path.is_dir() else model
+
+
+def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:
+    """The system prompt and the newest turns whose prompt leaves room for `max_tokens` in
+    `context` tokens, and how many messages were left out. Turns go a message and its reply at
+    a time, so that roles still alternate; the newest message always stays (the backend cuts
+    it to fit if it alone is too long)."""
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    turns = kept = messages[len(system) :]
+    while len(kept) > 1 and len(backend.encode_chat(system + kept)) + max_tokens > context:
+        kept = kept[2:]
+    return system + kept, len(turns) - len(kept)
+
+
+def _stored_settings(stored: dict | None, defaults: GenerationConfig) -> GenerationConfig:
+    """A conversation's stored settings over the config's: keys this version does not know, or
+    values it would refuse, are left at the config's."""
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+
+    def usable(key: str, value) -> bool:
+        if key == "system_prompt":
+            return isinstance(value, str)
+        return key in fields and ((key == "seed" and value is None) or setting_problem(key, value) is None)
+
+    settings = dataclasses.replace(defaults, **{k: v for k, v in (stored or {}).items() if usable(k, v)})
+    return defaults if settings.problem() else settings
 
 
 def _stored_end(message: StoredMessage, tokens: int) -> ReplyDone | None:

@@ -31,7 +31,8 @@ def render_lines(renderable: RenderableType, width: int, console: Console) -> li
     return [Strip(line, width) for line in console.render_lines(renderable, options, pad=True)]
 
 
-@dataclass
+# eq=False throughout: an entry is found in the chat by identity; two messages "hi" are two entries.
+@dataclass(eq=False)
 class UserEntry:
     text: str
     _cache: tuple[int, list[Strip]] | None = None
@@ -43,7 +44,7 @@ class UserEntry:
         return self._cache[1] + [Strip.blank(width)]
 
 
-@dataclass
+@dataclass(eq=False)
 class Segment:
     text: str = ""
     pieces: list[tuple[str, Gear]] = field(default_factory=list)  # (token text, gear); empty for old replies
@@ -66,7 +67,7 @@ class Segment:
         return text
 
 
-@dataclass
+@dataclass(eq=False)
 class ReplyEntry:
     heading: str
     segments: list[Segment]

@@ -60,6 +60,15 @@ class ChatLog(ScrollView, can_focus=True):
         reply.finish(meta)
         self._changed(reply)
 
+    def remove(self, entry: Entry) -> None:
+        """Take a message off the screen (a regenerated reply, an edited message)."""
+        if entry not in self.entries:
+            return
+        index = self.entries.index(entry)
+        del self.entries[index], self._entry_lines[index]
+        self._lines = [line for lines in self._entry_lines for line in lines]
+        self._update_size(follow=True)
+
     def set_tint(self, tinted: bool) -> None:
         self.tinted = tinted
         self._render_all()
