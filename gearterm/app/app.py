@@ -576,11 +576,30 @@ class GeartermApp(App[None]):
         if self.history_writer.paused:
             where += f" · history paused ({self.history_writer.paused}): the newest messages are not listed yet"
         try:
-            conversations = self.history.conversations()
+            self.history.conversations()
         except sqlite3.Error as e:
             self.notify(f"could not read the history: {e}", severity="error")
             return
-        self.push_screen(ConversationList(conversations, where), self._open_conversation)
+        screen = ConversationList(self._search, where, self._rename_conversation, self._delete_conversation)
+        self.push_screen(screen, self._open_conversation)
+
+    def _search(self, words: str) -> list:
+        try:
+            return self.history.search(words)
+        except sqlite3.Error as e:
+            self.notify(f"could not search the history: {e}", severity="error")
+            return []
+
+    def _rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.history_writer.rename_conversation(self._row(conversation_id), title)
+
+    def _delete_conversation(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:  # the chat on screen: it goes too
+            self.action_new_chat()
+        self.history_writer.delete_conversation(self._row(conversation_id))
+
+    def _row(self, conversation_id: int) -> Row:
+        return self.conversation if conversation_id == self.conversation_id else Row(conversation_id)
 
     def _open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
