@@ -39,6 +39,7 @@ from gearterm.app.readings import Readings
 from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
+from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.screens.settings import SettingsScreen
 from gearterm.app.widgets.prompt import Prompt
@@ -634,12 +635,18 @@ class GeartermApp(App[None]):
         self._refresh_panes()
 
     def action_copy_reply(self) -> None:
-        replies = self.chat_screen.chat.replies
-        if not replies or not replies[-1].text:
-            self.notify("no reply to copy yet", severity="warning")
+        entries = self.chat_screen.chat.entries
+        choices = copyables([("assistant" if isinstance(e, ReplyEntry) else "user", e.text) for e in entries])
+        if not choices:
+            self.notify("nothing to copy yet", severity="warning")
             return
-        self.copy_to_clipboard(replies[-1].text)
-        self.notify(f"copied the last reply ({len(replies[-1].text)} characters)", timeout=3)
+        self.push_screen(CopyPicker(choices), self._copy)
+
+    def _copy(self, text: str | None) -> None:
+        if text is None:
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"copied {len(text):,} characters", timeout=3)
 
     def action_export(self) -> None:
         if self.conversation is None:

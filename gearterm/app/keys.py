@@ -27,7 +27,7 @@ KEYS: tuple[Key, ...] = (
     Key("toggle_tint", "f4", "toggle_tint", "Tint", "tint each reply token by the gear that produced it"),
     Key("new_chat", "f5", "new_chat", "New chat", "start a new conversation"),
     Key("conversations", "f6", "conversations", "Chats", "list saved conversations and open one"),
-    Key("copy_reply", "f7", "copy_reply", "Copy", "copy the last reply to the clipboard"),
+    Key("copy_reply", "f7", "copy_reply", "Copy", "copy the last reply, a code block or any message (from a list)"),
     Key("export", "f8", "export", "Export", "write the chat as Markdown and its token trace as JSONL"),
     Key("settings", "f9", "settings", "Settings", "this chat's system prompt, sampling, context and gear thresholds"),
     Key("regenerate", "ctrl+r", "regenerate", "Regenerate", "replace the last reply with a new one"),

@@ -131,7 +131,7 @@ async def test_f7_copies_the_last_reply(tmp_path):
         await loaded(pilot, app)
         await pilot.press("f7")  # nothing yet: a warning, no crash
         await say(pilot, app, "hi")
-        await pilot.press("f7")
+        await pilot.press("f7", "enter")  # the last reply is the first choice
         assert app.clipboard == app.transcript[-1]["content"] != ""
 
 
