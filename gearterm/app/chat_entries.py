@@ -96,7 +96,12 @@ class ReplyEntry:
         self.meta = meta
 
     def lines(self, width: int, tinted: bool, console: Console) -> list[Strip]:
-        lines = render_lines(Text(self.heading, style=QUIET), width, console)
+        heading = Text(self.heading, style=QUIET)
+        if tinted:  # the tint's legend, where the colours are
+            heading.append("  tint:", style=QUIET)
+            for gear in Gear:
+                heading.append(f" {gear.label}", style=GEAR_COLORS[gear])
+        lines = render_lines(heading, width, console)
         for i, segment in enumerate(self.segments):
             if i and not tinted:
                 lines.append(Strip.blank(width))  # the blank line Markdown puts between blocks

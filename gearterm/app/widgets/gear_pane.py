@@ -83,5 +83,6 @@ def _append_mix(text: Text, name: str, counts: Counter) -> None:
     cells[max(Gear, key=lambda g: counts[g])] += MIX_BAR - sum(cells.values())  # rounding lands on the largest
     for g in Gear:
         text.append("█" * cells[g], style=GEAR_COLORS[g])
-    shares = " ".join(f"{g.label[0].upper()}{100 * counts[g] / total:.0f}" for g in Gear)
-    text.append(f" {shares}% n={total}\n")
+    for g in Gear:  # each share in its gear's colour: the bar's legend
+        text.append(f" {g.label[0].upper()}{100 * counts[g] / total:.0f}", style=GEAR_COLORS[g])
+    text.append(f"% n={total}\n")

@@ -89,6 +89,7 @@ async def test_f4_tints_reply_tokens_by_gear(tmp_path):
         assert app.gear_tint and chat.tinted
         tinted_colors = {seg.style.color.name for line in chat._lines for seg in line if seg.style and seg.style.color}
         assert {"#5fd787", "#ffd75f", "#ff875f"} & tinted_colors  # the gear colours
+        assert any("tint: low mid high" in line.text for line in chat._lines)  # with their legend
         await pilot.press("f4")
         assert not app.gear_tint and [line.text for line in chat._lines] == plain
 
