@@ -67,7 +67,7 @@ class EntropyPane(Vertical):
             source = "calibrated to the prompt" if readings.thresholds_calibrated else "defaults"
             lines.append(f"┈ low < {self._low:.2f} · high > {self._high:.2f} [dim]({source})[/]")
             colors = (GEAR_COLORS[g] for g in Gear)
-            lines.append("[dim]bar: the gear it asks for[/] [{}]█ low[/] [{}]█ mid[/] [{}]█ high[/]".format(*colors))
+            lines.append("[dim]colour = gear asked:[/] [{}]█ low[/] [{}]█ mid[/] [{}]█ high[/]".format(*colors))
         if readings.capabilities.entropy == "topk":
             lines.append(
                 f"top-k bounds now {_bits(readings.entropy_lower)}–{_bits(readings.entropy_upper)};"

@@ -50,7 +50,7 @@ async def test_the_entropy_scale_fits_the_chat_and_grows_a_step_at_a_time(tmp_pa
         await say(pilot, app, "wilder")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
         assert chart.bounds[1] == 9.0 and "= log2 V, the most possible" in _text(app, "#entropy-figures")
-        assert "bar: the gear it asks for" in _text(app, "#entropy-figures")  # the colours' legend
+        assert "colour = gear asked: █ low █ mid █ high" in _text(app, "#entropy-figures")  # the colours' legend
 
 
 async def test_a_gate_that_passes_nothing_says_what_that_means(tmp_path):
