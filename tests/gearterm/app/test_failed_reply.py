@@ -1,7 +1,7 @@
 """A reply that fails before any text leaves its message out of the next request, and its
 error is said once, under the reply (issue 18, fix 6)."""
 
-from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
+from app_helpers import loaded, make_app, say, wait_for
 
 from gearterm.backends.base import BackendError
 from gearterm.bench.scripted_backend import ScriptedBackend

@@ -4,9 +4,8 @@ chat shows its stored trace and the line under each reply, as it did when it str
 
 from app_helpers import loaded, make_app, say, wait_for
 
-from gearterm.backends.base import ReplyDone, TokenEvent
+from gearterm.backends.base import TokenEvent
 from gearterm.bench.scripted_backend import ScriptedBackend
-from gearterm.kernels.gear import Gear
 
 SIZE = (120, 40)
 
