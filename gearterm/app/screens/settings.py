@@ -53,7 +53,8 @@ class SettingsScreen(ModalScreen[GenerationConfig | None]):
                     value = getattr(self.settings, name)
                     with Horizontal(classes="setting-row"):
                         yield Label(label, classes="setting-label")
-                        yield Input("" if value is None else f"{value:g}" if isinstance(value, float) else str(value), id=name)
+                        text = "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+                        yield Input(text, id=name, compact=True)  # one line each: every field fits 80x24
                     yield Static(hint, id=f"{name}-hint", classes="setting-hint", markup=False)
             yield Static(self.where, id="settings-note", classes="modal-note", markup=False)
 
