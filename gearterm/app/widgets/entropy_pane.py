@@ -14,6 +14,7 @@ import math
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widgets import Static
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import MEAN_WINDOW, Readings
@@ -22,6 +23,8 @@ from gearterm.app.widgets.pane_text import PaneText
 from gearterm.kernels.gear import Gear
 
 SCALE_STEP_BITS = 2.0  # the chart's top is a whole number of these
+# A widget of its own, drawn once: the figures above it are wrapped again at every redraw.
+LEGEND = "[dim]colour = gear asked:[/] " + " ".join(f"[{GEAR_COLORS[g]}]█ {g.label}[/]" for g in Gear)
 
 
 class EntropyPane(Vertical):
@@ -33,6 +36,7 @@ class EntropyPane(Vertical):
     def compose(self) -> ComposeResult:
         yield BoundedSparkline(color_of=self._color_of, id="entropy-sparkline")
         yield PaneText(id="entropy-figures")
+        yield Static(LEGEND, id="entropy-legend")
 
     def on_mount(self) -> None:
         self.border_title = "Entropy · bits per token"
@@ -66,8 +70,6 @@ class EntropyPane(Vertical):
         if self._low is not None:
             source = "calibrated to the prompt" if readings.thresholds_calibrated else "defaults"
             lines.append(f"┈ low < {self._low:.2f} · high > {self._high:.2f} [dim]({source})[/]")
-            colors = (GEAR_COLORS[g] for g in Gear)
-            lines.append("[dim]colour = gear asked:[/] [{}]█ low[/] [{}]█ mid[/] [{}]█ high[/]".format(*colors))
         if readings.capabilities.entropy == "topk":
             lines.append(
                 f"top-k bounds now {_bits(readings.entropy_lower)}–{_bits(readings.entropy_upper)};"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widgets import Static
 
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
@@ -20,6 +21,8 @@ class GatePane(Vertical):
     def compose(self) -> ComposeResult:
         yield BoundedSparkline(fit=True, id="gate-layers")
         yield PaneText(id="gate-figures")
+        # Drawn once: the figures above are wrapped again at every redraw.
+        yield Static("[dim]watch only: never changes the output[/]", id="gate-legend")
 
     def on_mount(self) -> None:
         self.border_title = "Gate · survival per layer"
@@ -63,5 +66,4 @@ class GatePane(Vertical):
             ]
         else:  # the same number of lines: the pane's height does not change with it
             lines += ["no layer passed: no hidden state was", "peaked (≤0.80) and compressible (≤0.90)"]
-        lines.append("[dim]watch only: never changes the output[/]")
         figures.show("\n".join(lines))

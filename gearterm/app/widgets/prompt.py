@@ -43,13 +43,14 @@ class Prompt(TextArea):
         self.sent = list(sent)
         self.recalled: int | None = None  # index into `sent` of the message shown, None: the draft
         self.draft = ""  # what was being written before up recalled an earlier message
-        self.said_full = False  # the notice for this time the prompt filled up is out
+        self.said_full = False  # the notice for the message being written is out (once a message, not once a key)
 
     def remember(self, text: str) -> None:
-        """A message was sent: it is the newest for up to recall, and recalling starts over."""
+        """A message was sent: it is the newest for up to recall, and recalling starts over; a
+        prompt that fills up again says so again."""
         if not self.sent or self.sent[-1] != text:
             self.sent.append(text)
-        self.recalled, self.draft = None, ""
+        self.recalled, self.draft, self.said_full = None, "", False
 
     def type_in(self, text: str) -> None:
         """Insert `text` at the cursor as if typed (the chat hands over keys typed while it had focus)."""
@@ -118,7 +119,3 @@ class Prompt(TextArea):
                 title="prompt full",
                 severity="warning",
             )
-
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if len(self.text) < MAX_PROMPT_CHARS:
-            self.said_full = False

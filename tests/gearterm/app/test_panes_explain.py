@@ -50,7 +50,7 @@ async def test_the_entropy_scale_fits_the_chat_and_grows_a_step_at_a_time(tmp_pa
         await say(pilot, app, "wilder")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
         assert chart.bounds[1] == 9.0 and "= log2 V, the most possible" in _text(app, "#entropy-figures")
-        assert "colour = gear asked: █ low █ mid █ high" in _text(app, "#entropy-figures")  # the colours' legend
+        assert "colour = gear asked: █ low █ mid █ high" in _text(app, "#entropy-legend")  # the colours' legend
 
 
 async def test_a_gate_that_passes_nothing_says_what_that_means(tmp_path):
@@ -61,7 +61,7 @@ async def test_a_gate_that_passes_nothing_says_what_that_means(tmp_path):
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
         text = _text(app, "#gate-figures")
         assert "survival 0% of 24 tokens" in text and "no layer passed" in text
-        assert "watch only: never changes the output" in text
+        assert "watch only: never changes the output" in _text(app, "#gate-legend")
 
 
 async def test_the_high_gear_of_float32_weights_on_a_cpu_says_32_bits(tmp_path):
