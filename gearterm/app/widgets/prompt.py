@@ -6,9 +6,11 @@ A paste keeps its newlines. up on the first line and down on the last walk throu
 messages sent before, in this session and earlier ones; the text being written waits at the
 end of that list.
 
-Each key costs the editor time in proportion to its line's length (a paste that reaches the app
-as keys, not as one paste, can be 100,000 keys), so text past MAX_PROMPT_CHARS is refused, and
-said once, not once per key.
+Each edit costs the editor time in proportion to its line's length (it wraps the line again),
+and a paste that reaches the app as keys, not as one paste, can be 100,000 keys: one edit per
+key took over a minute for 8,000 characters. So typed characters are gathered and inserted in one
+edit once the keys already waiting have been read (at once when typing by hand), and text past
+MAX_PROMPT_CHARS is refused, and said once, not once per key.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Prompt(TextArea):
         self.recalled: int | None = None  # index into `sent` of the message shown, None: the draft
         self.draft = ""  # what was being written before up recalled an earlier message
         self.said_full = False  # the notice for the message being written is out (once a message, not once a key)
+        self.typed: list[str] = []  # characters typed and not inserted yet
 
     def remember(self, text: str) -> None:
         """A message was sent: it is the newest for up to recall, and recalling starts over; a
@@ -54,6 +57,7 @@ class Prompt(TextArea):
 
     def type_in(self, text: str) -> None:
         """Insert `text` at the cursor as if typed (the chat hands over keys typed while it had focus)."""
+        self._insert_typed()
         self._insert_within_limit(text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -65,6 +69,13 @@ class Prompt(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         # Runs before TextArea's own key handler: prevent_default() keeps that one from running.
+        if event.is_printable:
+            self._stop(event)
+            if not self.typed:  # queued behind the keys that wait now: one edit for all of them
+                self.call_later(self._insert_typed)
+            self.typed.append(event.character)
+            return
+        self._insert_typed()  # what was typed goes in before any other key acts on the text
         row, _ = self.cursor_location
         if event.key == "enter":
             self._stop(event)
@@ -78,13 +89,24 @@ class Prompt(TextArea):
         elif event.key == "down" and row == self.document.line_count - 1 and self.recalled is not None:
             self._stop(event)
             self._recall(self.recalled + 1)
-        elif event.is_printable and self._room() < 1:
-            self._stop(event)
-            self._restricted()
+        else:
+            # The editor's own keys (backspace, arrows...) act now, in the order typed: as bindings
+            # they would run only once the key had travelled up to the app, after characters typed
+            # behind it (keys that arrive in a burst, as tmux or a fast typist sends them).
+            for binding in self._bindings.key_to_bindings.get(event.key, ()):
+                if await self.app.run_action(binding.action, self):
+                    self._stop(event)
+                    return
 
     async def _on_paste(self, event: events.Paste) -> None:
         self._stop(event)
+        self._insert_typed()
         self._insert_within_limit(event.text)
+
+    def _insert_typed(self) -> None:
+        if self.typed:
+            text, self.typed = "".join(self.typed), []
+            self._insert_within_limit(text)
 
     def _stop(self, event: events.Event) -> None:
         event.stop()

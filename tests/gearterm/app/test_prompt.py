@@ -82,3 +82,15 @@ async def test_letters_typed_after_clicking_the_chat_are_text_never_commands(tmp
         assert app.screen is app.chat_screen and not isinstance(app.screen, ConversationList)
         assert app.gear_mode is GearMode.AUTO and not app.gear_tint and app.conversation_id == conversation
         assert not (tmp_path / "exports").exists()
+
+
+async def test_keys_that_arrive_in_a_burst_edit_in_the_order_they_were_typed(tmp_path):
+    """All posted at once, as tmux's send-keys or a fast typist delivers them: backspace once
+    ran only after the letters behind it, and "hello wor⌫⌫rld!" read "hello worrl"."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        for key in [*"hello wor", "backspace", "backspace", *"rld!", "left", "left", "?"]:
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_for(pilot, lambda: len(app.chat_screen.prompt.text) == 12, "the keys")
+        assert app.chat_screen.prompt.text == "hello wrl?d!"
