@@ -26,10 +26,25 @@ DATA_ENV = "GEARTERM_DATA_DIR"
 
 @dataclass(frozen=True)
 class GenerationConfig:
+    """How replies are made: [generation] in config.toml, and each conversation's own copy,
+    changed in the settings screen and kept with the conversation."""
+
+    system_prompt: str = ""  # sent before the chat as a system message; "" = none
     max_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int | None = None  # None = a new random seed each reply
+    context_tokens: int = 0  # prompt + reply in tokens; older turns are left out to fit; 0 = the model's own
+    # The gear policy's thresholds at a 32k vocabulary (scaled by log2(V) / 15 for the model's);
+    # local backends only: a server backend routes whole turns with its own.
+    low_below_bits: float = 1.8
+    high_above_bits: float = 3.5
+
+    def problem(self) -> str | None:
+        """What is wrong with the settings taken together (each one alone is checked by setting_problem)."""
+        if self.low_below_bits >= self.high_above_bits:
+            return f"low_below_bits ({self.low_below_bits:g}) must be below high_above_bits ({self.high_above_bits:g})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,7 @@ class UIConfig:
     theme: str = "textual-dark"
     gear_tint: bool = False  # start with reply tokens tinted by gear
     entropy_ceiling_bits: float = 0.0  # top of the entropy sparkline; 0 = log2 of the vocabulary
-    export_dir: str = "."  # where the export key writes its Markdown and JSONL files
+    export_dir: str = ""  # where the export key writes its Markdown and JSONL files; "" = exports/ in the data dir
 
 
 SERVER_BACKENDS = ("ollama", "openai")  # the backends ServerOptions apply to
@@ -106,6 +121,12 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("gearterm")) / "config.toml"
+
+
+def export_dir(ui: UIConfig) -> Path:
+    """Where exports go: [ui] export_dir, else an exports folder beside the history (never the
+    current directory, which under `make run` is the git checkout)."""
+    return Path(ui.export_dir).expanduser() if ui.export_dir else data_dir() / "exports"
 
 
 def data_dir() -> Path:
@@ -190,6 +211,11 @@ class _Reader:
         values = self._section(Config, data, (), skip={"generation", "ui", "keymap", "backends", *_SERVER_KEYS})
         values["server"] = self._server(data, (), values.get("backend", Config.backend))
         generation = self._table(data, "generation", GenerationConfig)
+        if problem := generation.problem():
+            self._problem(("generation",), "high_above_bits", f"generation: {problem}; using the default thresholds")
+            generation = dataclasses.replace(
+                generation, low_below_bits=GenerationConfig.low_below_bits, high_above_bits=GenerationConfig.high_above_bits
+            )
         ui = self._table(data, "ui", UIConfig)
         config = Config(
             **values,

@@ -1,5 +1,8 @@
 """Conversation history: SQLite in the user data dir (WAL), with the per-token trace of every reply.
 
+Finished messages are indexed for full-text search (FTS5). Each conversation may carry its
+own settings (system prompt, sampling, gear thresholds) as JSON; none means the config's.
+
 A reply is written while it streams (its row starts incomplete and gains text and tokens at
 each UI tick), so a crash loses at most the last tick and leaves the reply marked incomplete.
 The app writes through a HistoryWriter: a full disk or a locked database pauses the writing,
@@ -8,6 +11,7 @@ never the chat, and what waited is written once the store takes it again.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # How long a write waits for another process's lock before writing pauses: the store is used
 # from the UI thread, and another gearterm's writes take milliseconds.
 BUSY_TIMEOUT_S = 0.2
@@ -54,6 +58,26 @@ CREATE TABLE IF NOT EXISTS tokens (
     PRIMARY KEY (message_id, position)
 );
 """
+# Version 1 -> 2, and a new store's second step. A message is indexed once it is complete: a
+# streaming reply changes 20 times a second, and indexing each change would re-read it all.
+MIGRATION_2 = """
+ALTER TABLE messages ADD COLUMN gear_mode TEXT;      -- auto, low, mid or high: what the reply ran in
+ALTER TABLE messages ADD COLUMN seconds REAL;        -- the reply's wall time, submit to end
+ALTER TABLE messages ADD COLUMN first_token_s REAL;  -- submit to first token
+ALTER TABLE conversations ADD COLUMN settings TEXT;  -- JSON; NULL: the config's defaults
+CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.complete BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.complete BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, complete ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) SELECT 'delete', old.id, old.content WHERE old.complete;
+    INSERT INTO messages_fts(rowid, content) SELECT new.id, new.content WHERE new.complete;
+END;
+INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages WHERE complete;
+"""
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,9 @@ class StoredMessage:
     end_reason: str | None
     backend: str | None
     model: str | None
+    gear_mode: str | None = None  # replies: the gear mode it ran in (None: stored before gearterm kept it)
+    seconds: float | None = None  # replies: wall time, submit to end
+    first_token_s: float | None = None  # replies: submit to first token
 
 
 @dataclass(frozen=True)
@@ -105,8 +132,8 @@ class History:
             # NORMAL in WAL mode survives a killed process; only power loss can drop the last commits.
             self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
-        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # a write: only when new
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:  # a write: only when new or old
+            self.db.executescript(f"BEGIN; {MIGRATION_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
     def close(self) -> None:
         self.db.close()
@@ -116,21 +143,29 @@ class History:
         with self._transaction():
             cur = self.db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)",
-                (title.strip().splitlines()[0][:80] if title.strip() else "untitled", now, now),
+                (_title(title), now, now),
             )
         return cur.lastrowid
 
     def add_message(self, conversation_id: int, role: str, content: str, *, backend=None, model=None) -> int:
         return self._insert_message(conversation_id, role, content, True, backend, model)
 
-    def begin_reply(self, conversation_id: int, *, backend: str, model: str) -> int:
+    def begin_reply(self, conversation_id: int, *, backend: str, model: str, gear_mode: str | None = None) -> int:
         """An assistant message that is incomplete until save_reply(..., end_reason=...)."""
-        return self._insert_message(conversation_id, "assistant", "", False, backend, model)
+        return self._insert_message(conversation_id, "assistant", "", False, backend, model, gear_mode)
 
     def save_reply(
-        self, message_id: int, content: str, tokens: Sequence[TokenRow], *, end_reason: str | None = None
+        self,
+        message_id: int,
+        content: str,
+        tokens: Sequence[TokenRow],
+        *,
+        end_reason: str | None = None,
+        seconds: float | None = None,
+        first_token_s: float | None = None,
     ) -> None:
-        """Append `tokens` and set the reply's text so far; end_reason marks it complete."""
+        """Append `tokens` and set the reply's text so far; end_reason marks it complete, and comes
+        with the reply's timings where they are known."""
         with self._transaction():
             self.db.executemany(
                 "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -141,24 +176,72 @@ class History:
                 ],
             )
             self.db.execute(
-                "UPDATE messages SET content = ?, complete = ?, end_reason = ? WHERE id = ?",
-                (content, end_reason is not None, end_reason, message_id),
+                "UPDATE messages SET content = ?, complete = ?, end_reason = ?, seconds = ?, first_token_s = ? WHERE id = ?",
+                (content, end_reason is not None, end_reason, seconds, first_token_s, message_id),
             )
 
+    def delete_messages(self, message_ids: Sequence[int]) -> None:
+        """Remove messages and their token traces (a regenerated reply, an edited message)."""
+        with self._transaction():
+            self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in message_ids])
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE conversations SET title = ? WHERE id = ?", (_title(title), conversation_id))
+
+    def settings(self, conversation_id: int) -> dict | None:
+        """The conversation's own settings, or None where it uses the config's."""
+        row = self.db.execute("SELECT settings FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def set_settings(self, conversation_id: int, settings: dict) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE conversations SET settings = ? WHERE id = ?", (json.dumps(settings), conversation_id))
+
+    def search(self, words: str) -> list[ConversationSummary]:
+        """Conversations whose title or any finished message holds every word (as a word prefix,
+        ignoring case), newest first."""
+        terms = words.split()
+        if not terms:
+            return self.conversations()
+        query = " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+        like = [f"%{term}%" for term in terms]
+        return self._summaries(
+            "WHERE c.id IN (SELECT m.conversation_id FROM messages m JOIN messages_fts f ON f.rowid = m.id "
+            "WHERE messages_fts MATCH ?) OR (" + " AND ".join(["c.title LIKE ?"] * len(terms)) + ")",
+            (query, *like),
+        )
+
     def conversations(self) -> list[ConversationSummary]:
+        return self._summaries("", ())
+
+    def _summaries(self, where: str, parameters: tuple) -> list[ConversationSummary]:
         rows = self.db.execute(
             "SELECT c.id, c.title, c.updated_at, COUNT(m.id) FROM conversations c "
-            "LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC"
+            f"LEFT JOIN messages m ON m.conversation_id = c.id {where} "
+            "GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC",
+            parameters,
         )
         return [ConversationSummary(*row) for row in rows]
 
+    def sent_messages(self, limit: int) -> list[str]:
+        """The user's last `limit` messages across every conversation, oldest first (what the
+        prompt's up key recalls); a message sent twice in a row counts once."""
+        rows = self.db.execute("SELECT content FROM messages WHERE role = 'user' ORDER BY id DESC LIMIT ?", (limit,))
+        oldest_first = [content for (content,) in rows][::-1]
+        return [m for i, m in enumerate(oldest_first) if i == 0 or m != oldest_first[i - 1]]
+
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
-            "SELECT id, role, content, complete, end_reason, backend, model FROM messages "
-            "WHERE conversation_id = ? ORDER BY id",
+            "SELECT id, role, content, complete, end_reason, backend, model, gear_mode, seconds, first_token_s "
+            "FROM messages WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         )
-        return [StoredMessage(i, role, content, bool(done), reason, b, m) for i, role, content, done, reason, b, m in rows]
+        return [StoredMessage(i, role, content, bool(done), *rest) for i, role, content, done, *rest in rows]
 
     def tokens(self, message_id: int) -> list[TokenRow]:
         rows = self.db.execute(
@@ -168,19 +251,25 @@ class History:
         )
         return [TokenRow(*row) for row in rows]
 
-    def _insert_message(self, conversation_id, role, content, complete, backend, model) -> int:
+    def _insert_message(self, conversation_id, role, content, complete, backend, model, gear_mode=None) -> int:
         now = time.time()
         with self._transaction():
             cur = self.db.execute(
-                "INSERT INTO messages (conversation_id, role, content, complete, backend, model, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, complete, backend, model, now),
+                "INSERT INTO messages (conversation_id, role, content, complete, backend, model, gear_mode, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, complete, backend, model, gear_mode, now),
             )
             self.db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return cur.lastrowid
 
     def _transaction(self):
         return _Transaction(self.db)
+
+
+def _title(text: str) -> str:
+    """A conversation's title: the first line of `text` that has words, cut to 80 characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:80] if lines else "untitled"
 
 
 class _Transaction:
@@ -223,9 +312,18 @@ class _ReplySave:
     content: str
     tokens: list[TokenRow] = field(default_factory=list)
     end_reason: str | None = None
+    seconds: float | None = None
+    first_token_s: float | None = None
 
     def __call__(self, history: History) -> None:
-        history.save_reply(self.message.id, self.content, self.tokens, end_reason=self.end_reason)
+        history.save_reply(
+            self.message.id,
+            self.content,
+            self.tokens,
+            end_reason=self.end_reason,
+            seconds=self.seconds,
+            first_token_s=self.first_token_s,
+        )
 
 
 class HistoryWriter:
@@ -248,21 +346,46 @@ class HistoryWriter:
         self._write(lambda h: setattr(conversation, "id", h.new_conversation(title)))
         return conversation
 
-    def add_message(self, conversation: Row, role: str, content: str) -> None:
-        self._write(lambda h: h.add_message(conversation.id, role, content))
-
-    def begin_reply(self, conversation: Row, *, backend: str, model: str) -> Row:
+    def add_message(self, conversation: Row, role: str, content: str) -> Row:
         message = Row()
-        self._write(lambda h: setattr(message, "id", h.begin_reply(conversation.id, backend=backend, model=model)))
+        self._write(lambda h: setattr(message, "id", h.add_message(conversation.id, role, content)))
         return message
 
-    def save_reply(self, message: Row, content: str, tokens: Sequence[TokenRow], *, end_reason: str | None = None) -> None:
+    def begin_reply(self, conversation: Row, *, backend: str, model: str, gear_mode: str | None = None) -> Row:
+        message = Row()
+        self._write(
+            lambda h: setattr(message, "id", h.begin_reply(conversation.id, backend=backend, model=model, gear_mode=gear_mode))
+        )
+        return message
+
+    def save_reply(
+        self,
+        message: Row,
+        content: str,
+        tokens: Sequence[TokenRow],
+        *,
+        end_reason: str | None = None,
+        seconds: float | None = None,
+        first_token_s: float | None = None,
+    ) -> None:
         last = self.waiting[-1] if self.waiting else None
         if isinstance(last, _ReplySave) and last.message is message:
-            last.content, last.end_reason = content, end_reason
+            last.content, last.end_reason, last.seconds, last.first_token_s = content, end_reason, seconds, first_token_s
             last.tokens.extend(tokens)
         else:
-            self._write(_ReplySave(message, content, list(tokens), end_reason))
+            self._write(_ReplySave(message, content, list(tokens), end_reason, seconds, first_token_s))
+
+    def delete_messages(self, messages: Sequence[Row]) -> None:
+        self._write(lambda h: h.delete_messages([m.id for m in messages]))
+
+    def delete_conversation(self, conversation: Row) -> None:
+        self._write(lambda h: h.delete_conversation(conversation.id))
+
+    def rename_conversation(self, conversation: Row, title: str) -> None:
+        self._write(lambda h: h.rename_conversation(conversation.id, title))
+
+    def set_settings(self, conversation: Row, settings: dict) -> None:
+        self._write(lambda h: h.set_settings(conversation.id, settings))
 
     def retry(self) -> None:
         """Try the waiting writes again if writing is paused and the backoff has passed."""

@@ -10,12 +10,14 @@ never waits for the UI, and the UI never waits for generation.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import queue
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import events, on, work
@@ -24,29 +26,35 @@ from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from gearterm.backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
-from gearterm.app.chat_entries import ReplyEntry
-from gearterm.app.keys import KEYS
+from gearterm.app.chat_entries import ReplyEntry, UserEntry
+from gearterm.app.high_gear import high_gear_bits, high_gear_dtype
+from gearterm.app.keys import KEYS, first_key, resolve_keymap
 from gearterm.app.messages import BackendReady, LoadProgress
 from gearterm.app.readings import Readings
 from gearterm.app.screens.backend_picker import BackendPicker
 from gearterm.app.screens.chat import ChatScreen
 from gearterm.app.screens.conversations import ConversationList
+from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
-from gearterm.config import BackendEntry, Config
+from gearterm.app.screens.settings import SettingsScreen
+from gearterm.app.widgets.prompt import Prompt
+from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
-from gearterm.history import History, HistoryWriter, Row, TokenRow
+from gearterm.models import POCKET_MODEL_DIR
+from gearterm.history import History, HistoryWriter, Row, StoredMessage, TokenRow
+from gearterm.reply_line import ReplyFacts, stored_facts
 from gearterm.telemetry.power import PowerMeter, PowerReading
 from gearterm.kernels.gear import Gear
 
 DRAIN_HZ = 20  # queue drains (and so chat writes) per second
 PANE_HZ = 10  # pane redraws per second at most: each costs a few ms of rendering, and keys come first
 POWER_HZ = 2  # power pane refreshes per second
+RECALLED_MESSAGES = 500  # earlier messages the prompt's up key walks through, across sessions
 GC_THRESHOLD = 7000  # Python's default is 700: see _freeze_startup_objects
 QUIT_REASON = "cancelled (app quit)"  # the end reason of a reply the user quit the app during
 
@@ -58,9 +66,23 @@ class Reply:
     message: Row  # in the history
     entry: ReplyEntry  # where its text is drawn
     backend: Backend
+    gear_mode: GearMode
+    started_at: float  # the app's clock when it was asked for
     text: str = ""
     tokens: int = 0
+    gears: Counter[str] = field(default_factory=Counter)  # gear name -> tokens, for the line under it
     live: bool = True  # False once the user left its conversation: it still finishes into the store
+
+
+@dataclass
+class Exchange:
+    """The chat's last message and its reply: what regenerate and edit replace."""
+
+    text: str
+    message: Row  # in the history
+    entry: UserEntry  # on screen
+    reply: Row | None = None
+    reply_entry: ReplyEntry | None = None
 
 
 class GeartermApp(App[None]):
@@ -98,9 +120,11 @@ class GeartermApp(App[None]):
         self.power = power
         self.clock = clock
         self.startup_entry = entry
-        self.keymap = {k.id: config.keymap.get(k.id, k.keys) for k in KEYS}
+        self.keymap, clashes = resolve_keymap(config.keymap)
+        self.notes += [("warning", clash) for clash in clashes]
 
         self.backend: Backend | None = None
+        self.high_gear_dtype: str | None = None  # what the backend's high gear reads, where it says
         self.entry: BackendEntry | None = None
         self.loading_entry: BackendEntry | None = None
         self.load_error: str | None = None
@@ -108,7 +132,10 @@ class GeartermApp(App[None]):
         self.events: queue.Queue[tuple[float, object]] = queue.Queue()
         self.reply: Reply | None = None
         self.conversation: Row | None = None
-        self.transcript: list[dict] = []  # what the next reply is conditioned on
+        self.transcript: list[dict] = []  # what the next reply is conditioned on (after the system prompt)
+        self.last: Exchange | None = None
+        self.editing: Exchange | None = None  # the message being edited in the prompt
+        self.settings: GenerationConfig = config.generation  # this chat's; a new chat starts from the config's
         self.readings = Readings()
         self.panes_stale, self.panes_at = False, 0.0
         self.key_at = 0.0  # when the user last pressed a key
@@ -117,6 +144,12 @@ class GeartermApp(App[None]):
         self.set_reactive(GeartermApp.gear_tint, config.ui.gear_tint)
         self.readings.gear_mode = self.gear_mode
 
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """A notice: not markup unless asked, for notices carry config keys ("[keymap]"), paths,
+        model names and server errors, whose square brackets markup would swallow."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     async def on_event(self, event: events.Event) -> None:
         """Note when the user presses a key (see _key_first), then dispatch as usual."""
         if isinstance(event, events.Key):
@@ -124,12 +157,16 @@ class GeartermApp(App[None]):
         await super().on_event(event)
 
     def get_default_screen(self) -> Screen:
-        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint)
+        try:
+            sent = self.history.sent_messages(RECALLED_MESSAGES)
+        except sqlite3.Error:  # an unreadable store is reported where it is written; up recalls nothing
+            sent = []
+        self.chat_screen = ChatScreen(self.config.ui.entropy_ceiling_bits, self.gear_tint, sent, self.key)
         return self.chat_screen
 
     def on_ready(self) -> None:
         """The chat screen is laid out: show the notes, start the timers and the first load."""
-        self.set_keymap(self.config.keymap)
+        self.set_keymap({binding_id: keys for binding_id, keys in self.keymap.items() if keys})
         try:
             self.theme = self.config.ui.theme
         except InvalidThemeError:  # the theme list is long, so say where to look
@@ -201,10 +238,11 @@ class GeartermApp(App[None]):
                 self.retired.append(old)
             else:
                 old.unload()
-        # The gear policy's own settings, where the backend has one, set the thresholds shown.
-        self.readings.set_capabilities(event.backend.capabilities, getattr(event.backend, "policy", None))
+        self.high_gear_dtype = high_gear_dtype(event.backend)
+        self._use_settings(self.settings)
         self.chat_screen.loading.stop()
         self._show_status()
+        self._show_welcome()
         self._refresh_panes()
         _freeze_startup_objects()
         if old is not None:
@@ -216,34 +254,67 @@ class GeartermApp(App[None]):
         if self.backend is None:
             self.load_error = f"could not load {entry.label if entry else 'the model'}: {error}"
             self._show_status()
-            self.notify(f"{error}\nf2 picks another backend.", title="model failed to load", severity="error", timeout=20)
+            self.notify(f"{error}\n{self.key('switch_backend')} picks another backend.", title="model failed to load", severity="error", timeout=20)
         else:
             self.notify(f"{error}\nstill using {self.entry.label}.", title="model failed to load", severity="error", timeout=20)
+
+    def _show_welcome(self) -> None:
+        backend = self.backend
+        pocket = Path(backend.model_name).resolve() == POCKET_MODEL_DIR
+        context = getattr(backend, "max_positions", None) if pocket else None
+        self.chat_screen.welcome.show_model(
+            _model_label(backend.model_name), self.entry.backend, backend.capabilities.device, context, self.key
+        )
 
     def _show_status(self) -> None:
         status = self.chat_screen.status
         if self.backend is None:
-            status.show_text(f"[b red]no model[/] — {self.load_error or 'loading…'}  (f2 picks a backend)")
+            status.show_no_model(self.load_error or "loading…", self.key("switch_backend"))
             return
         caps = self.backend.capabilities
-        status.show_backend(self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes())
+        status.show_backend(
+            self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes(), self.high_gear_dtype
+        )
 
     # ---- replies ----------------------------------------------------------------------
 
-    @on(Input.Submitted, "#prompt")
-    def _submit(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text:
+    def _use_settings(self, settings: GenerationConfig) -> None:
+        """This chat's settings: the gear thresholds go to the backend's policy (local backends
+        have one; GenerationParams has no field for them) and set the thresholds the panes show."""
+        self.settings = settings
+        backend = self.backend
+        if backend is None:
+            return
+        policy = getattr(backend, "policy", None)
+        if policy is not None:
+            # A reply in flight keeps the policy it started with: its gearbox holds the old one.
+            policy = backend.policy = dataclasses.replace(
+                policy, low_below_bits=settings.low_below_bits, high_above_bits=settings.high_above_bits
+            )
+        self.readings.set_capabilities(backend.capabilities, policy, high_gear_bits(self.high_gear_dtype))
+        self.panes_stale = True
+
+    @on(Prompt.Submitted, "#prompt")
+    def _submit(self, event: Prompt.Submitted) -> None:
+        text = event.text.strip("\n").rstrip()  # blank lines around it, not the indent of its first line
+        if not text.strip():
             return
         if self.reply is not None:
-            self.notify("a reply is still streaming: esc stops it", severity="warning")
+            self.notify(f"a reply is still streaming: {self.key('cancel')} stops it", severity="warning")
             return
         if self.backend is None:
             why = self.load_error or "the model is still loading"
-            self.notify(f"{why}. f2 picks a backend.", title="no model to reply", severity="warning")
+            self.notify(f"{why}. {self.key('switch_backend')} picks a backend.", title="no model to reply", severity="warning")
             return
-        event.input.clear()
+        event.prompt.clear()
+        event.prompt.remember(text)
+        if self.editing is not None:
+            self._forget_last_message()
         self.start_reply(text)
+
+    def key(self, binding_id: str) -> str:
+        """The key to name for `binding_id` wherever the UI says which key does something."""
+        return first_key(self.keymap[binding_id])
 
     @property
     def conversation_id(self) -> int | None:
@@ -251,35 +322,54 @@ class GeartermApp(App[None]):
         return self.conversation.id if self.conversation else None
 
     def start_reply(self, text: str) -> None:
-        backend, entry, writer = self.backend, self.entry, self.history_writer
+        """Send `text` as the chat's next message and ask for its reply."""
+        writer = self.history_writer
         if self.conversation is None:
             self.conversation = writer.new_conversation(text)
-        writer.add_message(self.conversation, "user", text)
+            if self.settings != self.config.generation:  # changed before the first message
+                writer.set_settings(self.conversation, dataclasses.asdict(self.settings))
+        message = writer.add_message(self.conversation, "user", text)
         self.transcript.append({"role": "user", "content": text})
-        chat = self.chat_screen.chat
-        chat.add_user(text)
-        message = writer.begin_reply(self.conversation, backend=entry.backend, model=backend.model_name)
-        reply_entry = chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(message, reply_entry, backend)
+        self.chat_screen.show_welcome(False)
+        self.last = Exchange(text, message, self.chat_screen.chat.add_user(text))
+        self._ask(self.last)
+
+    def _ask(self, exchange: Exchange) -> None:
+        """Stream the reply to the transcript, whose last message is `exchange`'s."""
+        backend, entry, writer = self.backend, self.entry, self.history_writer
+        exchange.reply = writer.begin_reply(
+            self.conversation, backend=entry.backend, model=backend.model_name, gear_mode=self.gear_mode.value
+        )
+        exchange.reply_entry = self.chat_screen.chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
+        self.reply = Reply(exchange.reply, exchange.reply_entry, backend, self.gear_mode, self.clock())
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
-        generation = self.config.generation
+        settings = self.settings
         params = GenerationParams(
-            max_tokens=generation.max_tokens,
-            temperature=generation.temperature,
-            top_p=generation.top_p,
-            seed=generation.seed,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
             gear_mode=self.gear_mode,
         )
-        messages = list(self.transcript)
+        system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+        messages = system + list(self.transcript)
         if isinstance(backend, LocalBackend):
-            self._generate_in_thread(backend, messages, params)
+            self._generate_in_thread(backend, messages, params, settings.context_tokens)
         else:
             self._generate_async(backend, messages, params)
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def _generate_in_thread(self, backend: LocalBackend, messages: list[dict], params: GenerationParams) -> None:
+    def _generate_in_thread(
+        self, backend: LocalBackend, messages: list[dict], params: GenerationParams, context_tokens: int
+    ) -> None:
+        context = context_tokens or backend.max_positions
+        if context and backend.tokenizer is not None:  # the scripted stand-in has no tokens to count
+            messages, left_out = _fit_context(backend, messages, context, params.max_tokens)
+            if left_out:
+                note = f"the oldest {left_out} messages were left out of this reply's prompt to fit the {context}-token context"
+                self.events.put((self.clock(), Notice(note, "warning")))
         self._forward(backend.generate(messages, params))
 
     @work(exclusive=True, group="generate", exit_on_error=False)
@@ -305,7 +395,7 @@ class GeartermApp(App[None]):
         """Every worker failure of the app lands here."""
         worker = event.worker
         if event.state is WorkerState.CANCELLED and worker.group == "generate" and self.reply is not None:
-            self.events.put((self.clock(), ReplyDone("cancelled", self.reply.tokens, 0.0)))
+            self.events.put((self.clock(), ReplyDone("cancelled", self.reply.tokens, self._reply_seconds())))
         if event.state is not WorkerState.ERROR:
             return
         error = worker.error
@@ -314,9 +404,14 @@ class GeartermApp(App[None]):
             if self._ui_alive():
                 self._load_failed(text)
         elif worker.group == "generate":
-            self.events.put((self.clock(), ReplyDone("error", self.reply.tokens if self.reply else 0, 0.0, error=text)))
+            tokens = self.reply.tokens if self.reply else 0
+            self.events.put((self.clock(), ReplyDone("error", tokens, self._reply_seconds(), error=text)))
         else:
             self.notify(text, title=f"{worker.name} failed", severity="error")
+
+    def _reply_seconds(self) -> float:
+        """How long the streaming reply has run, for an end the backend did not time itself."""
+        return self.clock() - self.reply.started_at if self.reply else 0.0
 
     def _drain(self) -> None:
         """Apply every event that arrived since the last tick, as one batch."""
@@ -367,8 +462,10 @@ class GeartermApp(App[None]):
             elif isinstance(event, ReplyDone) and done is None:
                 done = event
         reply.tokens += len(rows)
+        reply.gears.update(row.gear for row in rows)
         reply.text += "".join(text for text, _ in pieces)
-        self.history_writer.save_reply(reply.message, reply.text, rows, end_reason=done.reason if done else None)
+        ending = {"end_reason": done.reason, "seconds": done.seconds, "first_token_s": done.first_token_s} if done else {}
+        self.history_writer.save_reply(reply.message, reply.text, rows, **ending)
         if reply.live:
             self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
@@ -382,12 +479,16 @@ class GeartermApp(App[None]):
             self.readings.end_reply(done)
             if reply.text:
                 self.transcript.append({"role": "assistant", "content": reply.text})
-            meta = f"{done.tokens} tokens · {done.seconds:.2f} s · {done.reason}"
-            if done.error:
-                meta += f" — {done.error}"
-            self.chat_screen.chat.finish(reply.entry, meta)
-        if done.error:
-            self.notify(done.error, title="the reply failed", severity="error", timeout=15)
+            else:
+                # Unanswered, the message leaves the next request (it stays in the chat and the
+                # history): two user turns in a row are refused by servers that need them to alternate.
+                self.transcript.pop()
+            facts = ReplyFacts(
+                done.tokens, done.seconds, done.first_token_s, reply.gear_mode.value, reply.gears, done.reason, done.error
+            )
+            self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
+        elif done.error:  # its chat is no longer on screen
+            self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
             self.retired.pop().unload()
 
@@ -427,8 +528,8 @@ class GeartermApp(App[None]):
                 yield SystemCommand(key.title, f"{key.help} ({self.keymap[key.id]})", getattr(self, f"action_{key.action}"))
 
     def action_help(self) -> None:
-        rows = [(self.keymap[k.id].replace(",", ", "), k.id, k.help) for k in KEYS]
-        note = "remap any key in the config file, e.g. [keymap] cycle_gear = \"f9\""
+        rows = [(self.keymap[k.id].replace(",", ", ") or "no key: ctrl+p", k.id, k.help) for k in KEYS]
+        note = "remap any key in config.toml, e.g. [keymap] cycle_gear = \"f12\"; every key is also a command in the palette (ctrl+p)"
         self.push_screen(HelpScreen(rows, note))
 
     def action_switch_backend(self) -> None:
@@ -449,6 +550,9 @@ class GeartermApp(App[None]):
         self.readings.gear_mode = mode
         self.chat_screen.show_gear(self.readings)  # only the pane that shows it: the key's frame stays small
 
+    def action_toggle_panes(self) -> None:
+        self.chat_screen.toggle_panes()
+
     def action_toggle_tint(self) -> None:
         self.gear_tint = not self.gear_tint
 
@@ -459,8 +563,12 @@ class GeartermApp(App[None]):
         self._leave_reply()
         self.conversation = None
         self.transcript = []
+        self.last = self.editing = None
+        self._show_editing()
+        self._use_settings(self.config.generation)
         self.readings.new_session()
         self.chat_screen.chat.clear()
+        self.chat_screen.show_welcome(True)
         self._refresh_panes()
         self.chat_screen.prompt.focus()
 
@@ -469,44 +577,76 @@ class GeartermApp(App[None]):
         if self.history_writer.paused:
             where += f" · history paused ({self.history_writer.paused}): the newest messages are not listed yet"
         try:
-            conversations = self.history.conversations()
+            self.history.conversations()
         except sqlite3.Error as e:
             self.notify(f"could not read the history: {e}", severity="error")
             return
-        self.push_screen(ConversationList(conversations, where), self._open_conversation)
+        screen = ConversationList(self._search, where, self._rename_conversation, self._delete_conversation)
+        self.push_screen(screen, self._open_conversation)
+
+    def _search(self, words: str) -> list:
+        try:
+            return self.history.search(words)
+        except sqlite3.Error as e:
+            self.notify(f"could not search the history: {e}", severity="error")
+            return []
+
+    def _rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.history_writer.rename_conversation(self._row(conversation_id), title)
+
+    def _delete_conversation(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:  # the chat on screen: it goes too
+            self.action_new_chat()
+        self.history_writer.delete_conversation(self._row(conversation_id))
+
+    def _row(self, conversation_id: int) -> Row:
+        return self.conversation if conversation_id == self.conversation_id else Row(conversation_id)
 
     def _open_conversation(self, conversation_id: int | None) -> None:
         if conversation_id is None:
             return
         try:
             stored = [(m, self.history.tokens(m.id)) for m in self.history.messages(conversation_id)]
+            settings = self.history.settings(conversation_id)
         except sqlite3.Error as e:
             self.notify(f"could not read that conversation: {e}", severity="error")
             return
         self._leave_reply()
         chat = self.chat_screen.chat
         chat.clear()
-        self.readings.new_session()
-        self.transcript = []
+        self.chat_screen.show_welcome(not stored)
+        self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
+        self.last = self.editing = None
+        self._show_editing()
         for m, tokens in stored:
             if m.role == "user":
-                chat.add_user(m.content)
+                self.last = Exchange(m.content, Row(m.id), chat.add_user(m.content))
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
-                chat.finish(reply_entry, m.end_reason or "incomplete: the app stopped mid-reply")
-            if m.content:
-                self.transcript.append({"role": m.role, "content": m.content})
+                chat.finish(reply_entry, stored_facts(m, tokens).line())
+                if self.last is not None:
+                    self.last.reply, self.last.reply_entry = Row(m.id), reply_entry
         self.conversation = Row(conversation_id)
+        self._use_settings(_stored_settings(settings, self.config.generation))
+        self.readings.replay(
+            [(tokens, _stored_end(m, len(tokens))) for m, tokens in stored if m.role == "assistant"]
+        )
         self._refresh_panes()
 
     def action_copy_reply(self) -> None:
-        replies = self.chat_screen.chat.replies
-        if not replies or not replies[-1].text:
-            self.notify("no reply to copy yet", severity="warning")
+        entries = self.chat_screen.chat.entries
+        choices = copyables([("assistant" if isinstance(e, ReplyEntry) else "user", e.text) for e in entries])
+        if not choices:
+            self.notify("nothing to copy yet", severity="warning")
             return
-        self.copy_to_clipboard(replies[-1].text)
-        self.notify(f"copied the last reply ({len(replies[-1].text)} characters)", timeout=3)
+        self.push_screen(CopyPicker(choices), self._copy)
+
+    def _copy(self, text: str | None) -> None:
+        if text is None:
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"copied {len(text):,} characters", timeout=3)
 
     def action_export(self) -> None:
         if self.conversation is None:
@@ -517,23 +657,147 @@ class GeartermApp(App[None]):
             self.notify(f"nothing to export yet: history is paused ({why}) and this chat is not saved", severity="warning")
             return
         try:
-            markdown, trace = export_conversation(self.history, self.conversation_id, Path(self.config.ui.export_dir))
+            markdown, trace = export_conversation(self.history, self.conversation_id, export_dir(self.config.ui))
         except (OSError, sqlite3.Error) as e:
             self.notify(f"could not export: {e}", severity="error")
             return
-        self.notify(f"{markdown}\n{trace}", title="exported", timeout=8)
+        self.notify(f"{markdown}\n{trace}", title="exported to", timeout=15)
 
     def action_cancel(self) -> None:
-        if self.reply is None:
+        if self.reply is not None:
+            self.reply.backend.cancel()
+            self.notify("stopping the reply", timeout=2)
+        elif self.editing is not None:  # leave the last message as it was
+            self.editing = None
+            self.chat_screen.prompt.clear()
+            self._show_editing()
+
+    def action_settings(self) -> None:
+        if self.conversation is None:
+            where = "kept with the chat your next message starts; new chats start from [generation] in config.toml"
+        else:
+            where = "kept with this chat; new chats start from [generation] in config.toml"
+        if self.backend is not None and not isinstance(self.backend, LocalBackend):
+            where += ". On a server backend, context and the gear thresholds are the server's and its router's"
+        self.push_screen(SettingsScreen(self.settings, where), self._settings_saved)
+
+    def _settings_saved(self, settings: GenerationConfig | None) -> None:
+        if settings is None or settings == self.settings:
             return
-        self.reply.backend.cancel()
-        self.notify("stopping the reply", timeout=2)
+        self._use_settings(settings)
+        if self.conversation is not None:
+            self.history_writer.set_settings(self.conversation, dataclasses.asdict(settings))
+        self.notify("settings saved with this chat; they apply from the next reply", timeout=4)
+
+    def action_regenerate(self) -> None:
+        if (why := self._cannot_redo("regenerate")) is not None:
+            self.notify(why, severity="warning")
+            return
+        last = self.last
+        self._forget_reply(last)
+        if not self.transcript or self.transcript[-1] != {"role": "user", "content": last.text}:
+            self.transcript.append({"role": "user", "content": last.text})  # it was left out when its reply failed
+        self._ask(last)
+
+    def action_edit_last(self) -> None:
+        if (why := self._cannot_redo("edit")) is not None:
+            self.notify(why, severity="warning")
+            return
+        self.editing = self.last
+        prompt = self.chat_screen.prompt
+        prompt.text = self.last.text
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+        self._show_editing()
+
+    def _show_editing(self) -> None:
+        prompt = self.chat_screen.prompt
+        prompt.border_title = (
+            f"editing your last message · enter replaces it and its reply · {self.key('cancel')} leaves it"
+            if self.editing is not None
+            else None
+        )
+
+    def _cannot_redo(self, what: str) -> str | None:
+        """Why the last message cannot be regenerated or edited now, or None when it can."""
+        if self.reply is not None:
+            return f"a reply is still streaming: {self.key('cancel')} stops it first"
+        if self.last is None:
+            return f"nothing to {what} yet: send a message first"
+        if self.backend is None:
+            return f"{self.load_error or 'the model is still loading'}. {self.key('switch_backend')} picks a backend."
+        return None
+
+    def _forget_reply(self, last: Exchange) -> None:
+        """Take the last reply and its token trace out of the store, the chat and the transcript."""
+        if last.reply_entry is not None and last.reply_entry.text and self.transcript[-1:] == [
+            {"role": "assistant", "content": last.reply_entry.text}
+        ]:
+            self.transcript.pop()
+        if last.reply is not None:
+            self.history_writer.delete_messages([last.reply])
+            self.chat_screen.chat.remove(last.reply_entry)
+        last.reply = last.reply_entry = None
+
+    def _forget_last_message(self) -> None:
+        """The edited message replaces the last one: that one and its reply go."""
+        last, self.editing = self.editing, None
+        self._show_editing()
+        self._forget_reply(last)
+        if self.transcript[-1:] == [{"role": "user", "content": last.text}]:
+            self.transcript.pop()
+        self.history_writer.delete_messages([last.message])
+        self.chat_screen.chat.remove(last.entry)
+        self.last = None
 
 
 def _model_label(model: str) -> str:
     """A model directory by its name (the full path is in the history); ids and tags as they are."""
     path = Path(model)
     return path.name if path.is_absolute() or path.is_dir() else model
+
+
+def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:
+    """The system prompt and the newest turns whose prompt leaves room for `max_tokens` in
+    `context` tokens, and how many messages were left out. Turns go a message and its reply at
+    a time, so that roles still alternate; the newest message always stays (the backend cuts
+    it to fit if it alone is too long)."""
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    turns = kept = messages[len(system) :]
+    while len(kept) > 1 and len(backend.encode_chat(system + kept)) + max_tokens > context:
+        kept = kept[2:]
+    return system + kept, len(turns) - len(kept)
+
+
+def _stored_settings(stored: dict | None, defaults: GenerationConfig) -> GenerationConfig:
+    """A conversation's stored settings over the config's: keys this version does not know, or
+    values it would refuse, are left at the config's."""
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+
+    def usable(key: str, value) -> bool:
+        if key == "system_prompt":
+            return isinstance(value, str)
+        return key in fields and ((key == "seed" and value is None) or setting_problem(key, value) is None)
+
+    settings = dataclasses.replace(defaults, **{k: v for k, v in (stored or {}).items() if usable(k, v)})
+    return defaults if settings.problem() else settings
+
+
+def _stored_end(message: StoredMessage, tokens: int) -> ReplyDone | None:
+    """A stored reply's end as the speed pane shows it; None where it has no time stored."""
+    if message.end_reason is None or message.seconds is None:
+        return None
+    return ReplyDone(message.end_reason, tokens, message.seconds, message.first_token_s)
+
+
+def _answered_turns(messages: list[dict]) -> list[dict]:
+    """The messages a next request is conditioned on: each user message with the reply that
+    answered it; a message whose reply failed with no text is left out (see _finish_reply)."""
+    turns = []
+    for message, following in zip(messages, [*messages[1:], None]):
+        if message["role"] == "user" and following is not None and following["role"] == "assistant" and following["content"]:
+            turns += [message, following]
+    return turns
 
 
 def _freeze_startup_objects() -> None:

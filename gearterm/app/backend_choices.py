@@ -8,40 +8,65 @@ from gearterm.config import SERVER_BACKENDS, BackendEntry, Config, ServerOptions
 LOCAL_BACKENDS = ("hf", "mlx")  # compute in this process; the others talk to a server
 
 
+def model_title(backend: str, model: str) -> str:
+    """A model as the picker names it: local backends with no model run the packaged pocket model."""
+    if model:
+        return model
+    return "pocket model (packaged)" if backend in LOCAL_BACKENDS else "no model named"
+
+
 def startup_entry(config: Config) -> BackendEntry:
     """The backend the app opens with: the config file's, with the command-line flags applied."""
-    label = f"{config.backend}: {config.model or 'default model'}"
+    label = f"{config.backend}: {model_title(config.backend, config.model)}"
     return BackendEntry(label=label, backend=config.backend, model=config.model, url=config.url, server=config.server)
 
 
 def discover_choices(config: Config) -> tuple[list[BackendEntry], list[str]]:
-    """Configured entries first, then what is found here (the Hugging Face cache, Ollama's list);
-    notes say what could not be reached.
+    """Configured entries first, then what is found here: the pocket model, the Hugging Face
+    cache, and the model lists of the servers the config names (Ollama at --url or
+    ollama_url, an OpenAI-compatible server at --url); notes say which server could not be
+    asked, or answered with an empty list.
 
-    Runs in a worker thread: asking an Ollama server may take a moment."""
+    Runs in a worker thread: asking a server may take a moment."""
     from gearterm.backends.registry import available_backends
+    from gearterm.models import ask_ollama, ask_openai_server, list_models
 
     entries = [startup_entry(config), *config.backends]
     notes: list[str] = []
     available = available_backends()
     for name in LOCAL_BACKENDS:
         if name in available:
-            entries.append(BackendEntry(label=f"{name}: default model", backend=name))
-    from gearterm.models import list_models
-
-    ollama_url = config.ollama_url if "ollama" in available else None
-    found = list_models(ollama_url)
-    for model in found:
-        # The pocket model is already there as each local backend's default model.
+            entries.append(BackendEntry(label=f"{name}: {model_title(name, '')}", backend=name))
+    for model in list_models(None):  # the Hugging Face cache; the pocket model is already there
         if model.source != "pocket" and model.backend in available:
-            url = model.location if model.source == "ollama" else ""  # the server it was found on
-            entries.append(BackendEntry(f"{model.backend}: {model.name}", model.backend, model.name, url))
-    if ollama_url and not any(model.source == "ollama" for model in found):
-        notes.append(f"no Ollama models from {ollama_url}")
+            entries.append(BackendEntry(f"{model.backend}: {model.name}", model.backend, model.name))
+    ask = {"ollama": ask_ollama, "openai": ask_openai_server}
+    for backend, url in _servers(config):
+        if backend not in available:
+            continue
+        answer = ask[backend](url)
+        if answer.problem:
+            notes.append(answer.problem)
+        elif not answer.models:
+            notes.append(f"{backend} server at {url} lists no models")
+        entries += [BackendEntry(f"{backend}: {m.name}", backend, m.name, m.location) for m in answer.models]
     unique: dict[tuple[str, str, str], BackendEntry] = {}
     for entry in entries:
-        unique.setdefault((entry.backend, entry.model, entry.url), entry)
+        # ".../v1" and "..." are one OpenAI-compatible server (requests add /v1 themselves).
+        unique.setdefault((entry.backend, entry.model, entry.url.rstrip("/").removesuffix("/v1")), entry)
     return list(unique.values()), notes
+
+
+def _servers(config: Config) -> list[tuple[str, str]]:
+    """(backend, url) of each server to ask for its models: the startup backend's own URL where
+    it is a server (--url), else Ollama's usual one; and each configured server's."""
+    from gearterm.backends.openai_compat import DEFAULT_URL
+
+    servers = [("ollama", config.url if config.backend == "ollama" and config.url else config.ollama_url)]
+    if config.backend == "openai":
+        servers.append(("openai", config.url or DEFAULT_URL))
+    servers += [(e.backend, e.url) for e in config.backends if e.backend in SERVER_BACKENDS and e.url]
+    return list(dict.fromkeys(servers))
 
 
 def create_from_entry(entry: BackendEntry, config: Config) -> Backend:

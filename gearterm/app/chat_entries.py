@@ -31,7 +31,8 @@ def render_lines(renderable: RenderableType, width: int, console: Console) -> li
     return [Strip(line, width) for line in console.render_lines(renderable, options, pad=True)]
 
 
-@dataclass
+# eq=False throughout: an entry is found in the chat by identity; two messages "hi" are two entries.
+@dataclass(eq=False)
 class UserEntry:
     text: str
     _cache: tuple[int, list[Strip]] | None = None
@@ -43,7 +44,7 @@ class UserEntry:
         return self._cache[1] + [Strip.blank(width)]
 
 
-@dataclass
+@dataclass(eq=False)
 class Segment:
     text: str = ""
     pieces: list[tuple[str, Gear]] = field(default_factory=list)  # (token text, gear); empty for old replies
@@ -66,7 +67,7 @@ class Segment:
         return text
 
 
-@dataclass
+@dataclass(eq=False)
 class ReplyEntry:
     heading: str
     segments: list[Segment]
@@ -95,7 +96,12 @@ class ReplyEntry:
         self.meta = meta
 
     def lines(self, width: int, tinted: bool, console: Console) -> list[Strip]:
-        lines = render_lines(Text(self.heading, style=QUIET), width, console)
+        heading = Text(self.heading, style=QUIET)
+        if tinted:  # the tint's legend, where the colours are
+            heading.append("  tint:", style=QUIET)
+            for gear in Gear:
+                heading.append(f" {gear.label}", style=GEAR_COLORS[gear])
+        lines = render_lines(heading, width, console)
         for i, segment in enumerate(self.segments):
             if i and not tinted:
                 lines.append(Strip.blank(width))  # the blank line Markdown puts between blocks

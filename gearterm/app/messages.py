@@ -33,3 +33,10 @@ class ChoicesFound(Message):
 
     entries: list[BackendEntry]
     notes: list[str]
+
+
+@dataclass
+class TypedInChat(Message):
+    """A printable key reached the chat while it had focus: it belongs in the prompt."""
+
+    text: str

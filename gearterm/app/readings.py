@@ -2,17 +2,20 @@
 
 Plain Python on the UI thread: the drain tick feeds it events, the panes render from it.
 Times are stamped by the generation worker the moment the backend yields an event, so a
-20 Hz drain does not blur tokens/s or time to first token.
+20 Hz drain does not blur tokens/s or time to first token. A reopened chat is replayed from
+its stored per-token trace.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gearterm.backends.base import Capabilities, ReplyDone, TokenEvent
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
+from gearterm.history import TokenRow
 from gearterm.kernels.gear import Gear
 
 ENTROPY_HISTORY = 512  # tokens kept for the sparkline (wider than any pane)
@@ -48,9 +51,13 @@ class Readings:
         self.set_capabilities(capabilities, policy)
         self.new_session()
 
-    def set_capabilities(self, capabilities: Capabilities | None, policy: PolicyConfig | None = None) -> None:
-        """A new backend: its vocabulary sets the entropy scale and the default thresholds."""
+    def set_capabilities(
+        self, capabilities: Capabilities | None, policy: PolicyConfig | None = None, high_gear_bits: int = 16
+    ) -> None:
+        """A new backend: its vocabulary sets the entropy scale and the default thresholds;
+        `high_gear_bits`, what its high gear reads (32 for float32 weights on a CPU)."""
         self.capabilities = capabilities
+        self.high_gear_bits = high_gear_bits
         vocab = capabilities.vocab_size if capabilities else None
         self.max_bits = math.log2(vocab) if vocab else None
         if vocab:
@@ -63,12 +70,15 @@ class Readings:
     def new_session(self) -> None:
         """A new chat: everything starts from zero."""
         self.entropy: deque[float] = deque(maxlen=ENTROPY_HISTORY)
+        self.entropy_peak: float | None = None  # the highest entropy of the chat: the chart's scale covers it
         self.session_gears: Counter[Gear] = Counter()
         self.session_shifts = 0
         self.session_gate = GateCounts()
         self.gear: Gear | None = None
         self.next_gear: Gear | None = None
         self.anomaly: str | None = None
+        self.low_bits, self.high_bits = self.default_thresholds  # the last chat's calibration is its own
+        self.replayed = False  # the figures come from a reopened chat's stored trace
         self.new_reply(None)
         self.last_done: ReplyDone | None = None
 
@@ -95,15 +105,8 @@ class Readings:
         self.first_token_at = self.first_token_at if self.first_token_at is not None else at
         self.last_token_at = at
         self.step_ms_total += event.step_ms
-        self.gear, self.next_gear, self.anomaly = event.gear, event.next_gear, event.anomaly
-        self.reply_gears[event.gear] += 1
-        self.session_gears[event.gear] += 1
-        if self._previous_gear is not None and event.gear != self._previous_gear:
-            self.reply_shifts += 1
-            self.session_shifts += 1
-        self._previous_gear = event.gear
-        if (h := event.driving_entropy) is not None and math.isfinite(h):
-            self.entropy.append(h)
+        self.next_gear, self.anomaly = event.next_gear, event.anomaly
+        self._count(event.gear, event.driving_entropy)
         self.entropy_source = event.entropy_source
         self.entropy_lower, self.entropy_upper = event.entropy_bits_lower, event.entropy_bits_upper
         if event.thresholds_bits is not None:
@@ -112,8 +115,39 @@ class Readings:
             self.reply_gate.add(event.gate_survival)
             self.session_gate.add(event.gate_survival)
 
+    def _count(self, gear: Gear, entropy: float | None) -> None:
+        self.gear = gear
+        self.reply_gears[gear] += 1
+        self.session_gears[gear] += 1
+        if self._previous_gear is not None and gear != self._previous_gear:
+            self.reply_shifts += 1
+            self.session_shifts += 1
+        self._previous_gear = gear
+        if entropy is not None and math.isfinite(entropy):
+            self.entropy.append(entropy)
+            self.entropy_peak = entropy if self.entropy_peak is None else max(self.entropy_peak, entropy)
+
     def end_reply(self, done: ReplyDone) -> None:
         self.last_done = done
+
+    def replay(self, replies: Sequence[tuple[Sequence[TokenRow], ReplyDone | None]]) -> None:
+        """A reopened chat: each stored reply's tokens and end, oldest first, counted as if they had
+        just streamed. The store keeps no gate readings, calibrated thresholds or policy choices
+        of the next gear, so those stay unknown; time figures come from the last reply's end."""
+        self.new_session()
+        self.replayed = bool(replies)
+        for tokens, done in replies:
+            self.new_reply(None)
+            for token in tokens:
+                self.reply_tokens += 1
+                self.step_ms_total += token.step_ms or 0.0
+                entropy = token.entropy_bits if token.entropy_bits is not None else token.entropy_bits_lower
+                self._count(Gear.parse(token.gear), entropy)
+            self.last_done = done
+
+    def bits_of(self, gear: Gear) -> int:
+        """Bits per weight `gear` reads on this backend: the high gear reads the weights as loaded."""
+        return self.high_gear_bits if gear is Gear.HIGH else gear.bits
 
     @property
     def thresholds_calibrated(self) -> bool:

@@ -96,7 +96,7 @@ async def _measure(rate: float, seconds: float, stream: bool) -> Run:
                 if presses % 2:
                     letter = "abcdefghijklmnopqrstuvwxyz"[presses % 26]
                     typed += letter
-                    predicate, key, char = (lambda e=typed: prompt.value == e), letter, letter
+                    predicate, key, char = (lambda e=typed: prompt.text == e), letter, letter
                 else:
                     mode = mode.next()
                     predicate, key, char = (lambda m=mode: app.gear_mode is m), "f3", None

@@ -1,4 +1,5 @@
-"""Which models gearterm can run: the pocket model it ships, the Hugging Face cache, Ollama's list.
+"""Which models gearterm can run: the pocket model it ships, the Hugging Face cache, and the
+lists of servers (Ollama's /api/tags, an OpenAI-compatible server's /v1/models).
 
 The pocket model lives inside the installed package (see pocket/MODEL_CARD.md), so a machine
 with no models, no Ollama and no network still opens the app on a real trained model.
@@ -10,14 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POCKET_MODEL_DIR = Path(__file__).resolve().parent / "pocket"
-OLLAMA_TIMEOUT_S = 1.0  # a server on this machine answers at once; none must not hold up the listing
+SERVER_TIMEOUT_S = 1.0  # a server on this machine answers at once; none must not hold up the listing
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str  # what --model takes: a path, a Hugging Face id or an Ollama model name
-    source: str  # "pocket", "huggingface cache" or "ollama"
-    backend: str  # the backend that runs it: "hf" or "ollama"
+    source: str  # "pocket", "huggingface cache", "ollama" or "openai"
+    backend: str  # the backend that runs it: "hf", "ollama" or "openai"
     location: str  # directory on disk, or the server's URL
     size_bytes: int | None
 
@@ -58,16 +59,45 @@ def huggingface_cache_models(cache_dir: Path | None = None) -> list[ModelEntry]:
     return entries
 
 
+@dataclass(frozen=True)
+class ServerAnswer:
+    """What a server listed, or why it listed nothing: down and empty are different answers."""
+
+    models: list[ModelEntry]
+    problem: str | None  # None: the server answered (its list may be empty)
+
+
 def ollama_models(url: str) -> list[ModelEntry]:
     """Ollama's local models from GET /api/tags; none when nothing answers or the answer is odd."""
+    return ask_ollama(url).models
+
+
+def ask_ollama(url: str) -> ServerAnswer:
+    base = url.rstrip("/")
+    return _ask(f"Ollama at {base}", f"{base}/api/tags", lambda data: [
+        ModelEntry(m["name"], "ollama", "ollama", base, m.get("size")) for m in data["models"]
+    ])
+
+
+def ask_openai_server(url: str) -> ServerAnswer:
+    """An OpenAI-compatible server's models from GET /v1/models (the URL with or without /v1)."""
+    base = url.rstrip("/").removesuffix("/v1")
+    return _ask(f"the OpenAI-compatible server at {base}", f"{base}/v1/models", lambda data: [
+        ModelEntry(m["id"], "openai", "openai", base, None) for m in data["data"]
+    ])
+
+
+def _ask(server: str, url: str, read) -> ServerAnswer:
     import httpx
 
-    base = url.rstrip("/")
     try:
-        with httpx.Client(timeout=OLLAMA_TIMEOUT_S, trust_env=False) as client:
-            response = client.get(f"{base}/api/tags")
-            response.raise_for_status()
-            models = response.json()["models"]
-            return [ModelEntry(m["name"], "ollama", "ollama", base, m.get("size")) for m in models]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return []
+        with httpx.Client(timeout=SERVER_TIMEOUT_S, trust_env=False) as client:
+            response = client.get(url)
+    except httpx.HTTPError as e:
+        return ServerAnswer([], f"{server} did not answer ({type(e).__name__}: {e or 'no reply'})")
+    if response.status_code != 200:
+        return ServerAnswer([], f"{server} answered HTTP {response.status_code} to {url}")
+    try:
+        return ServerAnswer(read(response.json()), None)
+    except (ValueError, KeyError, TypeError):
+        return ServerAnswer([], f"{server} answered {url} with something that is not a model list")

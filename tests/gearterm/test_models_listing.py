@@ -120,7 +120,8 @@ def test_the_backend_picker_offers_ollamas_models_once_each():
         server.stop()
     ollama = [(e.label, e.model) for e in entries if e.backend == "ollama"]
     assert ollama == [("ollama: llama3.2:1b", "llama3.2:1b"), ("ollama: qwen3:0.6b-q8_0", "qwen3:0.6b-q8_0")]
-    assert not any("pocket" in e.label for e in entries)  # it is the local backends' default model
+    pocket = [e.backend for e in entries if "pocket model" in e.label]
+    assert pocket == sorted(set(pocket))  # once per local backend: the model they run when none is named
     assert notes == []
 
 
@@ -131,4 +132,58 @@ def test_the_backend_picker_notes_when_ollama_does_not_answer():
     url = closed_port_url()
     entries, notes = discover_choices(Config(ollama_url=url))
     assert not any(e.backend == "ollama" and e.model for e in entries)
-    assert notes == [f"no Ollama models from {url}"]
+    [note] = notes
+    assert note.startswith(f"Ollama at {url} did not answer (ConnectError")
+
+
+def test_the_backend_picker_tells_an_empty_ollama_from_one_that_is_down():
+    from gearterm.app.backend_choices import discover_choices
+    from gearterm.config import Config
+
+    server = LoopbackServer()
+    server.routes[("GET", "/api/tags")] = lambda body: Reply.json({"models": []})
+    try:
+        _, notes = discover_choices(Config(ollama_url=server.url))
+    finally:
+        server.stop()
+    assert notes == [f"ollama server at {server.url} lists no models"]
+
+
+def test_the_backend_picker_asks_the_server_given_with_url_not_the_default():
+    from gearterm.app.backend_choices import discover_choices
+    from gearterm.config import Config
+
+    server = LoopbackServer()
+    server.routes[("GET", "/api/tags")] = lambda body: Reply.json(OLLAMA_TAGS)
+    try:
+        config = Config(backend="ollama", model="llama3.2:1b", url=server.url, ollama_url=closed_port_url())
+        entries, notes = discover_choices(config)
+    finally:
+        server.stop()
+    assert notes == [] and server.paths() == ["/api/tags"]  # the default URL was never asked
+    assert ("ollama: qwen3:0.6b-q8_0", server.url) in [(e.label, e.url) for e in entries]
+
+
+def test_the_backend_picker_lists_an_openai_compatible_servers_models():
+    from gearterm.app.backend_choices import discover_choices
+    from gearterm.config import Config
+
+    server = LoopbackServer()
+    server.routes[("GET", "/v1/models")] = lambda body: Reply.json({"object": "list", "data": [{"id": "qwen2.5-7b"}, {"id": "smollm2"}]})
+    try:
+        config = Config(backend="openai", model="smollm2", url=f"{server.url}/v1", ollama_url=closed_port_url())
+        entries, notes = discover_choices(config)
+    finally:
+        server.stop()
+    assert entries[0].label == "openai: smollm2"  # the one asked for, listed once
+    openai = [(e.label, e.model, e.url) for e in entries[1:] if e.backend == "openai"]
+    assert openai == [("openai: qwen2.5-7b", "qwen2.5-7b", server.url)]
+    assert [n for n in notes if "OpenAI" in n] == []
+
+
+def test_the_pocket_model_is_named_not_called_the_default():
+    from gearterm.app.backend_choices import startup_entry
+    from gearterm.config import Config
+
+    assert startup_entry(Config()).label == "hf: pocket model (packaged)"
+    assert startup_entry(Config(model="/models/llama")).label == "hf: /models/llama"

@@ -14,6 +14,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
+from gearterm.app.backend_choices import model_title
 from gearterm.app.messages import ChoicesFound
 from gearterm.config import BackendEntry
 
@@ -48,11 +49,11 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
         options.clear_options()
         for i, entry in enumerate(self.entries):
             mark = " (in use)" if entry == self.current else ""
-            detail = f"{entry.backend} · {entry.model or 'default model'}" + (f" · {entry.url}" if entry.url else "")
+            detail = f"{entry.backend} · {model_title(entry.backend, entry.model)}" + (f" · {entry.url}" if entry.url else "")
             options.add_option(Option(Text.assemble(entry.label, mark, "\n", (detail, "dim")), id=str(i)))
         options.highlighted = 0 if self.entries else None
         options.focus()
-        self.query_one("#picker-notes", Static).update("\n".join(event.notes) or f"{len(self.entries)} found")
+        self.query_one("#picker-notes", Static).update(Text("\n".join(event.notes) or f"{len(self.entries)} found"))
 
     @on(OptionList.OptionSelected, "#picker-options")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -61,4 +62,4 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
     @on(Worker.StateChanged)
     def _discovery_failed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
-            self.query_one("#picker-notes", Static).update(f"could not look for backends: {event.worker.error}")
+            self.query_one("#picker-notes", Static).update(Text(f"could not look for backends: {event.worker.error}"))

@@ -4,19 +4,22 @@ A widget per message (or per Markdown block) makes every streamed write re-lay o
 whole screen; at 500 tokens/s that held key presses for over 100 ms on a 2-core machine.
 Here a write re-renders the one entry that changed and draws only the visible lines.
 It stays scrolled to the newest line unless the user has scrolled up. Text can be selected
-with the mouse and copied (ctrl+c).
+with the mouse and copied (ctrl+c). A letter typed while the chat has focus (after a click to
+select text, say) is handed to the prompt: typing is never a command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual import events
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
 
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
+from gearterm.app.messages import TypedInChat
 from gearterm.kernels.gear import Gear
 
 KEEP_ENTRIES = 200  # older messages leave the screen (they stay in the history database)
@@ -57,6 +60,15 @@ class ChatLog(ScrollView, can_focus=True):
         reply.finish(meta)
         self._changed(reply)
 
+    def remove(self, entry: Entry) -> None:
+        """Take a message off the screen (a regenerated reply, an edited message)."""
+        if entry not in self.entries:
+            return
+        index = self.entries.index(entry)
+        del self.entries[index], self._entry_lines[index]
+        self._lines = [line for lines in self._entry_lines for line in lines]
+        self._update_size(follow=True)
+
     def set_tint(self, tinted: bool) -> None:
         self.tinted = tinted
         self._render_all()
@@ -68,6 +80,11 @@ class ChatLog(ScrollView, can_focus=True):
     @property
     def replies(self) -> list[ReplyEntry]:
         return [e for e in self.entries if isinstance(e, ReplyEntry)]
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable:
+            event.stop()
+            self.post_message(TypedInChat(event.character))
 
     # ---- rendering ------------------------------------------------------------------
 
@@ -97,6 +114,10 @@ class ChatLog(ScrollView, can_focus=True):
         self._update_size()
 
     def _render_all(self) -> None:
+        if self._width != self.scrollable_content_region.width and self in self.screen.selections:
+            # The selection marks cells of lines wrapped at the old width: it would now cover
+            # other words, or cells past the end of a line. Drop it; the user selects again.
+            self.screen.selections = {w: s for w, s in self.screen.selections.items() if w is not self}
         self._width = self.scrollable_content_region.width
         self._entry_lines = [self._render(e) for e in self.entries]
         self._lines = [line for lines in self._entry_lines for line in lines]
@@ -155,8 +176,9 @@ class ChatLog(ScrollView, can_focus=True):
         source = line
         if selection is not None and (span := selection.get_span(index)) is not None:
             start, end = span
-            end = line.cell_length if end == -1 else end
-            before, selected, after = line.divide([start, max(start, end), line.cell_length])[:3]
+            end = line.cell_length if end == -1 else min(end, line.cell_length)
+            start = min(start, end)
+            before, selected, after = line.divide([start, end, line.cell_length])[:3]
             highlight = self.screen.get_component_rich_style("screen--selection")
             line = Strip.join([before, selected.apply_style(highlight), after])
         drawn = line.crop_extend(scroll_x, scroll_x + width, style).apply_style(style).apply_offsets(scroll_x, index)

@@ -1,9 +1,20 @@
-"""The entropy pane: next-token entropy of the last tokens on a fixed scale, with the gear thresholds."""
+"""The entropy pane: next-token entropy of the last tokens on a pinned scale, with the gear thresholds.
+
+The scale is pinned, so that a bar's height means the same from one moment to the next, but
+not at log2 V: trained models sit far below it (0-6 bits of a possible 15.6 at a 49k
+vocabulary), which left the top half of the chart empty. It starts at twice the high
+threshold, rounded up to whole steps, and grows a step at a time when an entropy of this chat
+would not fit; it never shrinks within a chat and never passes log2 V.
+"""
 
 from __future__ import annotations
 
+import math
+
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widgets import Static
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import MEAN_WINDOW, Readings
@@ -11,7 +22,9 @@ from gearterm.app.widgets.bounded_sparkline import BoundedSparkline
 from gearterm.app.widgets.pane_text import PaneText
 from gearterm.kernels.gear import Gear
 
-UNKNOWN_VOCAB_BITS = 17.0  # log2 of a 128k vocabulary: the scale when a server does not say its size
+SCALE_STEP_BITS = 2.0  # the chart's top is a whole number of these
+# A widget of its own, drawn once: the figures above it are wrapped again at every redraw.
+LEGEND = "[dim]colour = gear asked:[/] " + " ".join(f"[{GEAR_COLORS[g]}]█ {g.label}[/]" for g in Gear)
 
 
 class EntropyPane(Vertical):
@@ -23,6 +36,7 @@ class EntropyPane(Vertical):
     def compose(self) -> ComposeResult:
         yield BoundedSparkline(color_of=self._color_of, id="entropy-sparkline")
         yield PaneText(id="entropy-figures")
+        yield Static(LEGEND, id="entropy-legend")
 
     def on_mount(self) -> None:
         self.border_title = "Entropy · bits per token"
@@ -41,11 +55,9 @@ class EntropyPane(Vertical):
             figures.show("n/a — no model loaded")
             return
         if self.ceiling_bits:
-            top, scale = self.ceiling_bits, f"0–{self.ceiling_bits:.2f} (ceiling from config)"
-        elif readings.max_bits:
-            top, scale = readings.max_bits, f"0–{readings.max_bits:.2f} = log2 V (V {readings.capabilities.vocab_size:,})"
+            top, scale = self.ceiling_bits, f"0–{self.ceiling_bits:g} (ceiling from config)"
         else:
-            top, scale = UNKNOWN_VOCAB_BITS, f"0–{UNKNOWN_VOCAB_BITS:.0f} (server gives no vocabulary size)"
+            top, scale = _fitted_scale(readings)
         self._low, self._high = readings.low_bits, readings.high_bits
         thresholds = tuple(t for t in (self._low, self._high) if t is not None)
         self.query_one(BoundedSparkline).show(tuple(readings.entropy), (0.0, top), thresholds)
@@ -64,8 +76,20 @@ class EntropyPane(Vertical):
                 f" the gear follows the {readings.entropy_source or 'lower'} bound"
             )
         if readings.anomaly:
-            lines.append(f"[b red]anomaly: {readings.anomaly} → high gear[/]")
+            lines.append(f"[b red]anomaly: {escape(readings.anomaly)} → high gear[/]")
         figures.show("\n".join(lines))
+
+
+def _fitted_scale(readings: Readings) -> tuple[float, str]:
+    """The chart's top in bits, and how the pane says it."""
+    most = readings.max_bits
+    need = max(2 * (readings.high_bits or 0.0), readings.entropy_peak or 0.0, SCALE_STEP_BITS)
+    top = math.ceil(need / SCALE_STEP_BITS) * SCALE_STEP_BITS
+    if most is None:
+        return top, f"0–{top:g}, fits this chat (V unknown)"
+    if top >= most:
+        return most, f"0–{most:.2f} = log2 V, the most possible"
+    return top, f"0–{top:g}, fits this chat (log2 V {most:.1f})"
 
 
 def _bits(value: float | None) -> str:

@@ -19,8 +19,10 @@ MIX_BAR = 10  # cells in each gear mix bar
 
 
 class GearPane(Vertical):
-    def __init__(self, **kwargs):
+    def __init__(self, cycle_key: str, **kwargs):
+        """`cycle_key`: the key that cycles the gear mode, named in the pane."""
         super().__init__(**kwargs)
+        self.cycle_key = cycle_key
         self._colored: Gear | None = None  # the gear the number is coloured for
 
     def compose(self) -> ComposeResult:
@@ -37,7 +39,7 @@ class GearPane(Vertical):
         digits = self.query_one("#gear-bits", Digits)
         # Always two digits wide (" 4", " 8", "16"): a change of width would lay out the whole
         # screen again, and the label beside the number would jump at every shift.
-        value = f"{gear.bits:>2}" if gear is not None else "--"
+        value = f"{readings.bits_of(gear):>2}" if gear is not None else "--"
         if digits.value != value:
             digits.update(value)
         # An inline colour repaints the number; a class change would restyle it from the stylesheet.
@@ -45,14 +47,21 @@ class GearPane(Vertical):
             digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
             self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
-        label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
+        if gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
+            label += " (as loaded)"
         mode, running = readings.gear_mode, readings.streaming_mode
+        if running is not None:  # the policy's choice for the next token of this reply
+            label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
+        elif mode.forced_gear is not None:
+            label += f"\nnext reply: {mode.forced_gear.label} (forced)"
+        else:
+            label += "\nnext reply: policy picks"
         # Each line fits the pane's width: a label that wraps to a fourth line makes the pane
         # taller, and that lays out the whole screen again at a key press.
         if running is not None and running is not mode:  # the reply in flight keeps its own
             label += f"\nmode {mode.value}, [b]next reply[/]; now {running.value}"
         else:
-            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + " [dim](f3 cycles)[/]"
+            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + f" [dim]({self.cycle_key} cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")
@@ -74,5 +83,6 @@ def _append_mix(text: Text, name: str, counts: Counter) -> None:
     cells[max(Gear, key=lambda g: counts[g])] += MIX_BAR - sum(cells.values())  # rounding lands on the largest
     for g in Gear:
         text.append("█" * cells[g], style=GEAR_COLORS[g])
-    shares = " ".join(f"{g.label[0].upper()}{100 * counts[g] / total:.0f}" for g in Gear)
-    text.append(f" {shares}% n={total}\n")
+    for g in Gear:  # each share in its gear's colour: the bar's legend
+        text.append(f" {g.label[0].upper()}{100 * counts[g] / total:.0f}", style=GEAR_COLORS[g])
+    text.append(f"% n={total}\n")

@@ -9,7 +9,7 @@ from textual.widgets import Label, ProgressBar
 
 class LoadingBar(Horizontal):
     def compose(self) -> ComposeResult:
-        yield Label(id="loading-label")
+        yield Label(id="loading-label", markup=False)  # model paths and load steps, as they are
         yield ProgressBar(total=100, show_eta=False, id="loading-progress")
 
     def start(self, what: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
@@ -26,7 +27,7 @@ class PowerPane(Vertical):
         if view.watts is None:
             if sparkline.display:
                 sparkline.display = False
-            figures.show(f"n/a — {view.note}")
+            figures.show(f"n/a — {escape(view.note)}")
             return
         if not sparkline.display:
             sparkline.display = True
@@ -36,9 +37,9 @@ class PowerPane(Vertical):
             top = max(view.history)
             scale = f"scale 0–{top:.0f} W (highest seen; no power limit reported)"
         sparkline.show(view.history, (0.0, top))
-        lines = [f"{view.watts:.0f} W now  [dim]({view.note})[/]", f"[dim]{scale}[/]"]
+        lines = [f"{view.watts:.0f} W now  [dim]({escape(view.note)})[/]", f"[dim]{scale}[/]"]
         if view.energy_note:
-            lines.append(f"J/token n/a — {view.energy_note}")
+            lines.append(f"J/token n/a — {escape(view.energy_note)}")
         else:
             lines.append(
                 f"{_joules(view.joules_per_token_reply)} J/token this reply, {_joules(view.joules_per_token)} session"

@@ -1,34 +1,138 @@
-"""The prompt: Textual's Input, except that typing into it does not lay out the whole screen,
-and that it holds a prompt of a sane size.
+"""The prompt: the message being written, on as many lines as it needs.
 
-Input keeps its virtual width equal to its text's, and that reactive asks for a layout of the
-screen at every key press, a pass over every widget while a reply streams. The prompt's size
-never depends on its text; its horizontal scroll limit is read from virtual_size directly,
-so a repaint is enough.
+enter sends it; ctrl+j starts a new line (it reaches the app in every terminal and inside tmux
+or screen, where shift+enter and alt+enter often never arrive; those work too where they do).
+A paste keeps its newlines. up on the first line and down on the last walk through the
+messages sent before, in this session and earlier ones; the text being written waits at the
+end of that list.
 
-Each key costs Input time in proportion to its text (20,000 typed characters took 35 s on two
-cores, and a paste that reaches the app as keys can be far longer), so input past
+Each edit costs the editor time in proportion to its line's length (it wraps the line again),
+and a paste that reaches the app as keys, not as one paste, can be 100,000 keys: one edit per
+key took over a minute for 8,000 characters. So typed characters are gathered and inserted in one
+edit once the keys already waiting have been read (at once when typing by hand), and text past
 MAX_PROMPT_CHARS is refused, and said once, not once per key.
 """
 
 from __future__ import annotations
 
-from textual.geometry import Size
-from textual.reactive import Reactive
-from textual.widgets import Input
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
 
 MAX_PROMPT_CHARS = 8000  # about 2,000 tokens: room for a reply in a 4k context
+NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter")
 
 
-class Prompt(Input):
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+class Prompt(TextArea):
+    @dataclass
+    class Submitted(Message):
+        """enter was pressed: `text` is what the prompt holds."""
 
-    def __init__(self, **kwargs):
-        super().__init__(max_length=MAX_PROMPT_CHARS, **kwargs)
-        self.said_full = False  # the notice for this time the prompt filled up is out
+        prompt: "Prompt"
+        text: str
 
-    def restricted(self) -> None:
-        """Input would pass MAX_PROMPT_CHARS (Input's default rings the bell, once per key)."""
+        @property
+        def control(self) -> "Prompt":
+            return self.prompt
+
+    def __init__(self, sent: Sequence[str] = (), *, help_key: str = "f1", id: str | None = None):
+        """`sent`: earlier messages, oldest first, for up and down to recall."""
+        placeholder = f"Message · enter sends · ctrl+j new line · ↑ earlier messages · {help_key} keys · ctrl+p commands"
+        super().__init__(soft_wrap=True, tab_behavior="focus", placeholder=placeholder, highlight_cursor_line=False, id=id)
+        self.sent = list(sent)
+        self.recalled: int | None = None  # index into `sent` of the message shown, None: the draft
+        self.draft = ""  # what was being written before up recalled an earlier message
+        self.said_full = False  # the notice for the message being written is out (once a message, not once a key)
+        self.typed: list[str] = []  # characters typed and not inserted yet
+
+    def remember(self, text: str) -> None:
+        """A message was sent: it is the newest for up to recall, and recalling starts over; a
+        prompt that fills up again says so again."""
+        if not self.sent or self.sent[-1] != text:
+            self.sent.append(text)
+        self.recalled, self.draft, self.said_full = None, "", False
+
+    def type_in(self, text: str) -> None:
+        """Insert `text` at the cursor as if typed (the chat hands over keys typed while it had focus)."""
+        self._insert_typed()
+        self._insert_within_limit(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # TextArea selects a line and everything on f6 and f7; here those keys belong to the app
+        # (chat list and copy), and a refused action passes the key on to the next binding.
+        if action in ("select_line", "select_all"):
+            return False
+        return super().check_action(action, parameters)
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Runs before TextArea's own key handler: prevent_default() keeps that one from running.
+        if event.is_printable:
+            self._stop(event)
+            if not self.typed:  # queued behind the keys that wait now: one edit for all of them
+                self.call_later(self._insert_typed)
+            self.typed.append(event.character)
+            return
+        self._insert_typed()  # what was typed goes in before any other key acts on the text
+        row, _ = self.cursor_location
+        if event.key == "enter":
+            self._stop(event)
+            self.post_message(self.Submitted(self, self.text))
+        elif event.key in NEWLINE_KEYS:
+            self._stop(event)
+            self._insert_within_limit("\n")
+        elif event.key == "up" and row == 0 and self.sent and self.recalled != 0:
+            self._stop(event)
+            self._recall(len(self.sent) - 1 if self.recalled is None else self.recalled - 1)
+        elif event.key == "down" and row == self.document.line_count - 1 and self.recalled is not None:
+            self._stop(event)
+            self._recall(self.recalled + 1)
+        else:
+            # The editor's own keys (backspace, arrows...) act now, in the order typed: as bindings
+            # they would run only once the key had travelled up to the app, after characters typed
+            # behind it (keys that arrive in a burst, as tmux or a fast typist sends them).
+            for binding in self._bindings.key_to_bindings.get(event.key, ()):
+                if await self.app.run_action(binding.action, self):
+                    self._stop(event)
+                    return
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        self._stop(event)
+        self._insert_typed()
+        self._insert_within_limit(event.text)
+
+    def _insert_typed(self) -> None:
+        if self.typed:
+            text, self.typed = "".join(self.typed), []
+            self._insert_within_limit(text)
+
+    def _stop(self, event: events.Event) -> None:
+        event.stop()
+        event.prevent_default()
+
+    def _recall(self, index: int) -> None:
+        if self.recalled is None:
+            self.draft = self.text
+        self.recalled = index if index < len(self.sent) else None
+        self.text = self.draft if self.recalled is None else self.sent[self.recalled]
+        self.move_cursor(self.document.end)
+
+    def _room(self) -> int:
+        start, end = sorted(self.selection)
+        return MAX_PROMPT_CHARS - len(self.text) + len(self.get_text_range(start, end))
+
+    def _insert_within_limit(self, text: str) -> None:
+        room = self._room()
+        if len(text) > room:
+            text = text[: max(room, 0)]
+            self._restricted()
+        if text:
+            result = self.replace(text, *self.selection, maintain_selection_offset=False)
+            self.move_cursor(result.end_location)
+
+    def _restricted(self) -> None:
         if not self.said_full:
             self.said_full = True
             self.notify(
@@ -37,7 +141,3 @@ class Prompt(Input):
                 title="prompt full",
                 severity="warning",
             )
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if len(self.value) < MAX_PROMPT_CHARS:
-            self.said_full = False

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 
+from collections import Counter
+
 from gearterm.app.readings import Readings
 from gearterm.app.widgets.pane_text import PaneText
+from gearterm.reply_line import ReplyFacts
 
 
 class SpeedPane(PaneText):
@@ -12,7 +15,9 @@ class SpeedPane(PaneText):
         self.border_title = "Speed"
 
     def show_readings(self, readings: Readings) -> None:
-        if readings.submitted_at is None:
+        if readings.submitted_at is None and readings.replayed:
+            lines = ["n/a — a reopened chat: its last stored reply below", f"{_fmt(readings.ms_per_token, '.1f')} ms/token [dim](backend step, mean)[/]"]
+        elif readings.submitted_at is None:
             lines = ["n/a — no reply yet"]
         else:
             rate, step, ttft = readings.tokens_per_s, readings.ms_per_token, readings.ttft_s
@@ -22,7 +27,8 @@ class SpeedPane(PaneText):
                 f"{_fmt(ttft, '.2f')} s first token [dim](from submit)[/]",
             ]
         if done := readings.last_done:
-            lines.append(f"[dim]last: {done.tokens} tokens, {done.seconds:.2f} s, {done.reason}[/]")
+            rate = ReplyFacts(done.tokens, done.seconds, done.first_token_s, None, Counter(), done.reason).tokens_per_s
+            lines.append(f"[dim]last: {done.tokens} tokens, {done.seconds:.2f} s, {_fmt(rate, '.1f')} tok/s, {done.reason}[/]")
         self.show("\n".join(lines))
 
 

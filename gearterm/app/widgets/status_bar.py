@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.widgets import Static
 
 
 class StatusBar(Static):
-    def show_backend(self, backend: str, model: str, device: str, memory_bytes: int | None) -> None:
-        memory = "n/a — backend does not report it" if memory_bytes is None else f"{_size(memory_bytes)} weights, all gears"
-        self.update(f"[b]{backend}[/] · {model} · {device} · memory {memory}")
+    def show_backend(self, backend: str, model: str, device: str, memory_bytes: int | None, high_dtype: str | None) -> None:
+        """`high_dtype`: what the high gear reads, which sets most of the memory (float32 takes twice float16's)."""
+        if memory_bytes is None:
+            memory = "n/a — backend does not report it"
+        else:
+            memory = f"{_size(memory_bytes)} weights, all gears" + (f"; high gear {escape(high_dtype)}" if high_dtype else "")
+        self.update(f"[b]{escape(backend)}[/] · {escape(model)} · {escape(device)} · memory {memory}")
 
-    def show_text(self, text: str) -> None:
-        self.update(text)
+    def show_no_model(self, why: str, picker_key: str) -> None:
+        self.update(f"[b red]no model[/] — {escape(why)}  ({escape(picker_key)} picks a backend)")
 
 
 def _size(n: float) -> str:

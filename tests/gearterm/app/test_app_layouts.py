@@ -27,16 +27,18 @@ async def test_streaming_and_keys_lay_out_only_what_changed_size(tmp_path):
 
     async with app.run_test(size=SIZE, message_hook=count_layouts) as pilot:
         await loaded(pilot, app)
+        await pilot.press(*"tell me", "enter")
+        # Counted from the first token on: the first message swaps the welcome view for the chat, once a chat.
+        await wait_for(pilot, lambda: app.readings.reply_tokens > 0, "the first token")
         await pilot.pause()
         layouts.clear()
-        await pilot.press(*"tell me", "enter")
         await wait_for(pilot, lambda: app.readings.reply_tokens == HELD_AT, f"{HELD_AT} tokens")
         await wait_for(pilot, lambda: app.events.empty() and not app.panes_stale, "the screen to catch up")
         chat = app.chat_screen.chat
         assert chat.show_vertical_scrollbar and chat.scroll_y == chat.max_scroll_y > 0  # it streamed past a screen
         await pilot.press(*"abc", "f3", "f3")
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
-        assert app.chat_screen.prompt.value == "abc" and app.gear_mode is GearMode.MID
+        assert app.chat_screen.prompt.text == "abc" and app.gear_mode is GearMode.MID
         assert "next reply; now auto" in str(app.chat_screen.query_one("#gear-label").render())
 
     assert layouts["chat"] <= 1, layouts  # once at most: when its scrollbar appeared

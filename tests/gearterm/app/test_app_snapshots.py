@@ -1,14 +1,16 @@
-"""What the main screen looks like, idle and mid-reply (pytest-textual-snapshot).
+"""What the main screen looks like at 80x24 and 160x45, idle and mid-reply (pytest-textual-snapshot).
 
 The reply comes from the scripted stand-in backend (seeded entropies, a reply held after a
 set number of tokens) and events are stamped by a fake clock, so every figure on screen is
-the same on every run; the cursor does not blink. Update with `pytest --snapshot-update`."""
+the same on every run; the cursor does not blink. Update with `pytest --snapshot-update`,
+after looking at the new SVGs."""
 
 import itertools
 
+import pytest
 from app_helpers import loaded, make_app, wait_for
 
-SIZE = (120, 36)
+SIZES = {"80x24": (80, 24), "160x45": (160, 45)}
 
 
 def fake_clock(step: float = 0.004):
@@ -17,17 +19,19 @@ def fake_clock(step: float = 0.004):
     return lambda: next(ticks) * step
 
 
-def test_main_screen_idle(snap_compare, tmp_path):
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen_idle(snap_compare, tmp_path, size):
     app = make_app(tmp_path, clock=fake_clock())
 
     async def ready(pilot):
         await loaded(pilot, app)
         app.chat_screen.prompt.cursor_blink = False
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
 
 
-def test_main_screen_mid_reply(snap_compare, tmp_path):
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen_mid_reply(snap_compare, tmp_path, size):
     app = make_app(tmp_path, hold_after=160, max_tokens=400, clock=fake_clock())
 
     async def mid_reply(pilot):
@@ -36,5 +40,6 @@ def test_main_screen_mid_reply(snap_compare, tmp_path):
         await pilot.press(*"How do gears work?", "enter")
         await wait_for(pilot, lambda: app.readings.reply_tokens == 160, "160 tokens")
         await wait_for(pilot, lambda: app.events.empty() and not app.panes_stale, "the screen to catch up")
+        await pilot.press(*"and why")  # a prompt being typed while the reply streams
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=mid_reply)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=mid_reply)

@@ -110,3 +110,11 @@ def test_environment_picks_the_files(tmp_path, monkeypatch):
     assert data_dir() == tmp_path / "d"
     monkeypatch.delenv("GEARTERM_CONFIG")
     assert config_path().name == "config.toml" and "gearterm" in str(config_path())
+
+
+def test_the_readmes_generation_and_ui_tables_are_the_defaults(tmp_path):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = next(b for b in readme.split("```toml\n")[1:] if b.startswith("[generation]")).split("```")[0]
+    config, problems = _load(tmp_path, block)
+    assert problems == []
+    assert config.generation == GenerationConfig() and config.ui == UIConfig()

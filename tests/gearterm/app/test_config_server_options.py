@@ -225,7 +225,7 @@ async def test_a_timeout_from_the_config_is_the_one_a_silent_server_trips(backen
 
 def test_the_readme_example_reads_without_problems(tmp_path):
     readme = (Path(__file__).parents[3] / "README.md").read_text()
-    [example] = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    [example] = [block for block in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[backends." in block]
     config, problems = _load(tmp_path, example)
     assert problems == []
     assert config.server.gear_models.keys() == {"low", "mid", "high"}

@@ -110,3 +110,59 @@ def test_a_full_database_rolls_back_the_write_and_the_next_one_goes_in(tmp_path)
     history.db.execute("PRAGMA max_page_count = 1073741823")
     history.save_reply(reply, "x", big)  # the connection is usable: no transaction was left open
     assert len(history.tokens(reply)) == 20
+
+
+def _chat(history: History, title: str, reply: str) -> int:
+    conversation = history.new_conversation(title)
+    history.add_message(conversation, "user", title)
+    message = history.begin_reply(conversation, backend="hf", model="tiny", gear_mode="auto")
+    history.save_reply(message, reply, [_token(0)], end_reason="stop", seconds=1.5, first_token_s=0.25)
+    return conversation
+
+
+def test_search_finds_finished_messages_by_word_prefix_and_forgets_deleted_ones(tmp_path):
+    history = History(tmp_path / DB_NAME)
+    gears = _chat(history, "How do gears shift?", "Entropy decides the gear.")
+    poem = _chat(history, "Write a poem", "Roses are red, weights are int4.")
+    streaming = history.begin_reply(poem, backend="hf", model="tiny")
+    history.save_reply(streaming, "halfway through entropy", [])  # not finished: not indexed yet
+    assert [c.id for c in history.search("entro")] == [gears]
+    assert [c.id for c in history.search("ROSES weights")] == [poem]  # every word, any case
+    assert history.search('"; DROP TABLE messages; --') == []  # the words are data, never query syntax
+    assert [c.id for c in history.search("")] == [poem, gears]
+    history.rename_conversation(gears, "  \n  Shifting notes ")
+    assert [c.title for c in history.conversations() if c.id == gears] == ["Shifting notes"]
+    assert [c.id for c in history.search("shifting")] == [gears]  # the new title is searched too
+    history.delete_conversation(gears)
+    assert history.search("entropy") == [] and history.messages(gears) == []
+    assert history.db.execute("SELECT COUNT(*) FROM tokens").fetchone() == (1,)  # only the poem's trace is left
+
+
+def test_a_reply_keeps_its_gear_mode_and_timings_and_a_chat_its_settings(tmp_path):
+    history = History(tmp_path / DB_NAME)
+    conversation = _chat(history, "hi", "hello")
+    [_, reply] = history.messages(conversation)
+    assert (reply.gear_mode, reply.seconds, reply.first_token_s) == ("auto", 1.5, 0.25)
+    assert history.settings(conversation) is None
+    history.set_settings(conversation, {"system_prompt": "Be brief.", "temperature": 0.7})
+    assert history.settings(conversation) == {"system_prompt": "Be brief.", "temperature": 0.7}
+
+
+def test_a_version_1_store_is_upgraded_and_its_messages_become_searchable(tmp_path):
+    from gearterm.history import SCHEMA
+
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.executescript(SCHEMA)
+    old.executescript(
+        "PRAGMA user_version = 1;"
+        "INSERT INTO conversations VALUES (1, 'old chat', 0, 0);"
+        "INSERT INTO messages (conversation_id, role, content, complete, created_at) VALUES (1, 'user', 'tell me of ships', 1, 0);"
+    )
+    old.close()
+    history = History(tmp_path / DB_NAME)
+    assert history.db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert [c.title for c in history.search("ships")] == ["old chat"]
+    [message] = history.messages(1)
+    assert (message.content, message.gear_mode, message.seconds) == ("tell me of ships", None, None)
+    history.close()
+    assert History(tmp_path / DB_NAME).search("ship")  # opening it again does not migrate twice

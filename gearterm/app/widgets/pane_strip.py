@@ -1,0 +1,46 @@
+"""The pane strip: the side panes' four headline figures on one line, shown instead of the panes
+where the terminal is too narrow for them beside the chat, or when the user hid them.
+
+Each figure names what it is; one that is unknown says n/a, and the power figure (last, so
+that a narrow terminal cuts it first) says why."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from gearterm.app.gear_colors import GEAR_COLORS
+from gearterm.app.readings import Readings
+from gearterm.app.widgets.pane_text import PaneText
+from gearterm.telemetry.power import PowerReading
+
+
+class PaneStrip(PaneText):
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self.readings: Readings | None = None
+        self.power = PowerReading(None, "not read yet")
+
+    def show_readings(self, readings: Readings) -> None:
+        self.readings = readings
+        self._draw()
+
+    def show_power(self, power: PowerReading) -> None:
+        self.power = power
+        self._draw()
+
+    def _draw(self) -> None:
+        line = Text(no_wrap=True, overflow="ellipsis")
+        readings = self.readings
+        gear = readings.gear if readings else None
+        if gear is None:
+            line.append("gear n/a: no tokens yet")
+        else:
+            line.append(f"gear {readings.bits_of(gear)}-bit {gear.label}", style=GEAR_COLORS[gear])
+        if readings is not None:
+            line.append(f", mode {readings.gear_mode.value}")
+        entropy = readings.entropy_now if readings else None
+        line.append(" · entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits"))
+        rate = readings.tokens_per_s if readings else None
+        line.append(" · " + ("tok/s n/a" if rate is None else f"{rate:.1f} tok/s"))
+        line.append(" · " + ("power n/a: " + self.power.note if self.power.watts is None else f"{self.power.watts:.0f} W"))
+        self.show(line)

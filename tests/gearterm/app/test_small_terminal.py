@@ -1,0 +1,58 @@
+"""The app at 80x24 (issue 18, fix 10): the side panes give way to a one-line strip of their
+figures, the chat keeps the width, and the help screen wraps instead of cutting its text."""
+
+import re
+
+from app_helpers import loaded, make_app, say, wait_for
+
+from gearterm.app.keys import KEYS
+from gearterm.app.screens.help import PROMPT_KEYS
+
+SMALL, LARGE = (80, 24), (160, 45)
+
+
+async def test_at_80_columns_a_strip_replaces_the_panes_and_the_chat_keeps_the_width(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot, app)
+        screen = app.chat_screen
+        assert not screen.query_one("#panes").display or not screen.panes_shown
+        assert screen.query_one("#strip").region.height == 1
+        await say(pilot, app, "hi")
+        assert screen.chat.size.width >= 70  # was 33 beside 44 columns of panes
+        await wait_for(pilot, lambda: not app.panes_stale, "the figures")
+        strip = str(screen.query_one("#strip").render())
+        assert re.match(r"gear \d+-bit (low|mid|high), mode auto · entropy \d+\.\d\d bits · \d+\.\d tok/s · power ", strip), strip
+        await pilot.resize_terminal(*LARGE)
+        assert screen.panes_shown and screen.query_one("#panes").region.width == 44
+        assert screen.query_one("#strip").region.height == 0
+        assert "no tokens" not in str(screen.query_one("#gear-mix").render())  # caught up with what streamed meanwhile
+
+
+async def test_the_panes_key_hides_and_shows_them_at_any_width(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=LARGE) as pilot:
+        await loaded(pilot, app)
+        screen = app.chat_screen
+        assert screen.panes_shown
+        await pilot.press("ctrl+o")
+        assert not screen.panes_shown and screen.query_one("#strip").region.height == 1
+        await pilot.press("ctrl+o")
+        assert screen.panes_shown
+
+
+async def test_help_at_80x24_wraps_every_line_instead_of_cutting_it(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("f1")
+        body = app.screen.query_one("#help-body")
+        assert body.region.right <= SMALL[0]
+        lines = app.console.render_lines(body.content, app.console.options.update_width(body.size.width))
+        text = " ".join("".join(segment.text for segment in line) for line in lines)
+        words = " ".join(text.split())
+        for key in KEYS:
+            assert " ".join(key.help.split()) in words, key.help
+        for _, what in PROMPT_KEYS:
+            assert what in words
+        await pilot.press("end")  # the note at the end scrolls into view
+        assert app.screen.query_one(".modal-note").region.bottom <= SMALL[1]
