@@ -47,19 +47,21 @@ def test_the_wheel_installs_one_top_level_import_name(wheel):
 
 
 INSTALLED_CHECK = """
+import importlib
 import sys
 from pathlib import Path
 
-import kernels  # Hugging Face's
 import gearterm.backends.hf, gearterm.kernels.nested
 from gearterm.backends.base import GenerationParams, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.models import POCKET_MODEL_DIR, default_model
 
+# Hugging Face's distribution, whose import name is `kernels`: never gearterm's folder.
+hf_kernels = importlib.import_module("kernels")
 site = Path(sys.argv[1]).resolve()
 for module in (gearterm.backends.hf, gearterm.kernels.nested):
     assert Path(module.__file__).resolve().is_relative_to(site), module.__file__
-assert not Path(kernels.__file__).resolve().is_relative_to(site), kernels.__file__
+assert not Path(hf_kernels.__file__).resolve().is_relative_to(site), hf_kernels.__file__
 assert default_model(None) == str(POCKET_MODEL_DIR) and POCKET_MODEL_DIR.is_relative_to(site)
 backend = gearterm.backends.hf.HFBackend(default_model(None), device="cpu")
 backend.load()
@@ -89,16 +91,19 @@ def test_a_wheel_install_loads_the_pocket_model_beside_hugging_faces_kernels(whe
 
 
 TWO_KERNELS = """
-import kernels, transformers
-import gearterm.kernels.nested
+import importlib
 from pathlib import Path
+
+import gearterm.kernels.nested
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from gearterm.models import POCKET_MODEL_DIR
 
+# Hugging Face's distribution, whose import name is `kernels`: never gearterm's folder.
+hf_kernels = importlib.import_module("kernels")
 repo = Path.cwd().resolve()
-assert not Path(kernels.__file__).resolve().is_relative_to(repo / "kernels"), kernels.__file__
+assert not Path(hf_kernels.__file__).resolve().is_relative_to(repo / "kernels"), hf_kernels.__file__
 assert Path(gearterm.kernels.nested.__file__).resolve() == repo / "kernels" / "nested.py"
-assert hasattr(kernels, "get_kernel"), dir(kernels)
+assert hasattr(hf_kernels, "get_kernel"), dir(hf_kernels)
 model = AutoModelForCausalLM.from_pretrained(POCKET_MODEL_DIR, local_files_only=True)
 ids = AutoTokenizer.from_pretrained(POCKET_MODEL_DIR)("Thou art", return_tensors="pt").input_ids
 print(model.generate(ids, max_new_tokens=4, do_sample=False).shape[1] - ids.shape[1])
