@@ -164,12 +164,17 @@ class GraphDecoder:
 
     def _reserve(self, tokens: int, reset: bool = False) -> None:
         length = tokens if reset else self.length + tokens
-        if length > self.max_cache_len:
-            raise BackendError(
-                f"the conversation needs {length} positions but the GPU's KV cache holds {self.max_cache_len}; "
-                "start a new conversation or ask for fewer tokens"
-            )
-        self.length = length
+        self.length = positions_held(length, self.max_cache_len, "the GPU's KV cache")
+
+
+def positions_held(length: int, capacity: int, cache: str) -> int:
+    """`length`, where a KV cache of `capacity` positions holds it; a BackendError otherwise."""
+    if length > capacity:
+        raise BackendError(
+            f"the conversation needs {length} positions but {cache} holds {capacity}; "
+            "start a new conversation or ask for fewer tokens"
+        )
+    return length
 
 
 def chunk_starts(layers: int) -> list[int]:
@@ -198,7 +203,7 @@ def _compiled_for_one_position(forward):
     tensor); prompts of any length run it as it is, so a new prompt length never compiles."""
     compiled = torch.compile(forward, dynamic=False)
 
-    def dispatch(x, cos, sin, cache, pos):
-        return (compiled if isinstance(pos, torch.Tensor) else forward)(x, cos, sin, cache, pos)
+    def dispatch(x, cos, sin, visible, cache, pos):
+        return (compiled if isinstance(pos, torch.Tensor) else forward)(x, cos, sin, visible, cache, pos)
 
     return dispatch

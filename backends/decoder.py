@@ -121,8 +121,12 @@ class KVCache(nn.Module):
         return self.k, self.v
 
 
-def attention_mask(pos: int | torch.Tensor, new: int, window: int | None, keys: int, device) -> torch.Tensor:
-    """[new, keys] bool: query pos+i sees keys 0..pos+i (within `window` of it, if set)."""
+def attention_mask(pos: int | torch.Tensor, new: int, window: int | None, keys: int, device) -> torch.Tensor | None:
+    """[new, keys] bool: query pos+i sees keys 0..pos+i (within `window` of it, if set). None
+    where one new position at a host-known index sees every key so far: no mask at all lets
+    SDPA take its fused path instead of the masked one."""
+    if not isinstance(pos, torch.Tensor) and new == 1 and (window is None or pos < window):
+        return None
     q = torch.arange(new, device=device)[:, None] + pos
     k = torch.arange(keys, device=device)[None, :]
     allowed = k <= q
@@ -146,7 +150,8 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(s.head_dim, s.norm_eps, s.norm_plus_one)
         self.scale = s.attention_scale or 1 / math.sqrt(s.head_dim)
 
-    def forward(self, x, cos, sin, cache: KVCache, pos: int) -> torch.Tensor:
+    def forward(self, x, cos, sin, visible, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor:
+        """`visible`: attention_mask for this layer's window (None: every key so far)."""
         s, T = self.s, x.shape[0]
         q, k, v = self.qkv(x).split(self.sizes, dim=-1)
         q = q.view(T, s.num_heads, s.head_dim)
@@ -155,19 +160,13 @@ class Attention(nn.Module):
         if s.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        window = s.sliding_window if self.sliding else None
         if isinstance(pos, torch.Tensor):  # a captured decode step
             keys, values = cache.write_at(k, v, pos)
-            visible = attention_mask(pos, 1, window, keys.shape[1], x.device)
             if x.is_cuda and s.attention_softcap is None:
                 # Grouped heads read in place, in slices of the cache (gearterm.kernels.decode_attention).
                 return self.o(decode_attention(q[0], keys, values, visible[0], self.scale).reshape(1, -1))
         else:
             keys, values = cache.write(k, v, pos)
-            # One new position sees every key so far unless a window hides the oldest: then no
-            # mask at all, which lets SDPA take its fused path instead of the masked one.
-            everything = T == 1 and (window is None or pos < window)
-            visible = None if everything else attention_mask(pos, T, window, keys.shape[1], x.device)
         out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
         return self.o(out.transpose(0, 1).reshape(T, -1))
 
@@ -247,8 +246,8 @@ class Block(nn.Module):
             self.post_attn_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
             self.post_mlp_norm = RMSNorm(s.hidden_size, s.norm_eps, s.norm_plus_one)
 
-    def forward(self, x, cos, sin, cache: KVCache, pos: int) -> torch.Tensor:
-        h = self.attn(self.attn_norm(x), cos, sin, cache, pos)
+    def forward(self, x, cos, sin, visible, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor:
+        h = self.attn(self.attn_norm(x), cos, sin, visible, cache, pos)
         x = x + (self.post_attn_norm(h) if self.sandwich else h)
         h = self.mlp(self.mlp_norm(x))
         return x + (self.post_mlp_norm(h) if self.sandwich else h)
@@ -297,16 +296,20 @@ class Decoder(nn.Module):
     def forward(self, ids: torch.Tensor, pos: int | torch.Tensor) -> torch.Tensor:
         """Logits [T, vocab] for token ids [T] placed at positions pos..pos+T-1, after every
         earlier position in the cache. Writes the cache at those positions."""
-        s = self.shape
+        s, new = self.shape, ids.shape[0]
         x = self.embed(ids)
         if s.embed_scale != 1.0:
             x = x * torch.tensor(s.embed_scale, dtype=x.dtype)  # Gemma rounds the factor to x's dtype
+        # A captured step attends over the whole cache, masked; an eager one over what is filled.
+        keys = self.positions if isinstance(pos, torch.Tensor) else pos + new
+        per_kind = {}  # layers with one rotary table and one window share cos, sin and the mask
         for layer, cache, table in zip(self.layers, self.caches, self.rotary_tables):
-            if isinstance(pos, torch.Tensor):
-                cos, sin = table.index_select(1, pos)
-            else:
-                cos, sin = table[:, pos : pos + ids.shape[0]]
-            x = layer(x, cos, sin, cache, pos)
+            window = s.sliding_window if layer.attn.sliding else None
+            kind = (id(table), window)
+            if kind not in per_kind:
+                rows = table.index_select(1, pos) if isinstance(pos, torch.Tensor) else table[:, pos : pos + new]
+                per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device))
+            x = layer(x, *per_kind[kind], cache, pos)
         logits = self.lm_head(self.norm(x))
         if s.final_softcap is not None:
             logits = torch.tanh(logits / s.final_softcap) * s.final_softcap

@@ -16,7 +16,7 @@ from gearterm.backends.base import (
     Progress,
     TeacherForced,
 )
-from gearterm.backends.cuda_decoder import GraphDecoder
+from gearterm.backends.cuda_decoder import GraphDecoder, positions_held
 from gearterm.backends.decoder import Decoder, KVCache
 from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape_of
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
@@ -101,12 +101,7 @@ class EagerDecoder:
 
     def _reserve(self, tokens: int, reset: bool = False) -> None:
         length = tokens if reset else self.length + tokens
-        if length > self.model.positions:
-            raise BackendError(
-                f"the conversation needs {length} positions but the KV cache holds {self.model.positions}; "
-                "start a new conversation or ask for fewer tokens"
-            )
-        self.length = length
+        self.length = positions_held(length, self.model.positions, "the KV cache")
 
 
 class HFBackend(GearedGeneration):
