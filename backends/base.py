@@ -38,6 +38,9 @@ class Capabilities:
     hidden_states: bool  # can feed the activation entropy gate
     vocab_size: int | None  # None when a server does not say
     device: str = "cpu"
+    # The share of the decoder layers' projection weights held in gears; None where the
+    # backend does not gear weights itself (a server routes to model variants).
+    geared_share: float | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from gearterm.backends.geared_generation import GearedGeneration, StepReading
 from gearterm.backends.geared_linear import gear_decoder_layers, geared_share
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
+from gearterm.kernels import cpu_gears
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
 from gearterm.kernels.gate import gate_passed
 from gearterm.kernels.gear import GearSelector
@@ -141,6 +142,7 @@ class HFBackend(GearedGeneration):
             hidden_states=True,
             vocab_size=self.vocab_size,
             device=str(self.device),
+            geared_share=self.geared_share,
         )
 
     def load(self, progress: Progress | None = None) -> None:
@@ -193,6 +195,9 @@ class HFBackend(GearedGeneration):
             # A small model's matmuls are too short to split across threads: the threads'
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
             torch.set_num_threads(1)
+        if self.device.type == "cpu" and not cpu_gears.built():
+            report(0.45, "compiling the CPU gear kernel (once per machine, about a minute; cached after)")
+            cpu_gears.available()
         self.geared_layers = gear_decoder_layers(model.layers, self.selector, lambda f, t: report(0.5 + 0.5 * f, t))
         self.geared_share = geared_share(model.layers)
         self.num_layers = len(model.layers)

@@ -103,6 +103,7 @@ class MLXBackend(GearedGeneration):
             hidden_states=self.tap is not None,
             vocab_size=self.vocab_size,
             device=mx.default_device().type.name,
+            geared_share=self.gearing.share,
         )
 
     def load(self, progress: Progress | None = None) -> None:

@@ -68,6 +68,7 @@ class GearingReport:
     padded: tuple[str, ...]  # "mlp.down_proj (in 172 -> 192)", once per name in a layer
     kept: tuple[str, ...]  # projections left as loaded (already quantized in the file), by name
     nbytes: dict[Gear, int]  # weight bytes the geared projections read at each gear
+    share: float  # geared weight elements over every projection weight's elements in the layers
 
     def describe(self) -> str:
         text = (
@@ -85,13 +86,16 @@ def gear_decoder_layers(layers, selector: GearSelector) -> GearingReport:
     """Swap every nn.Linear inside the decoder layers (attention and MLP projections) for a
     GearedLinear. Embeddings and the LM head live outside the layers and stay as they are."""
     geared, padded, kept = [], {}, []
+    elements = {"geared": 0, "plain": 0}
 
     def swap(name: str, module):
         if isinstance(module, nn.QuantizedLinear):
             kept.append(name)
         if type(module) is not nn.Linear:
+            elements["plain"] += _projection_elements(module)
             return module
         g = GearedLinear(module, selector)
+        elements["geared"] += module.weight.size
         geared.append(g)
         if g.pad:
             padded.setdefault(name, f"in {g.in_features} -> {g.in_features + g.pad}")
@@ -105,4 +109,16 @@ def gear_decoder_layers(layers, selector: GearSelector) -> GearingReport:
         padded=tuple(f"{name} ({shape})" for name, shape in padded.items()),
         kept=tuple(kept),
         nbytes={gear: sum(g.gear_nbytes(gear) for g in geared) for gear in Gear},
+        share=elements["geared"] / max(1, elements["geared"] + elements["plain"]),
     )
+
+
+def _projection_elements(module) -> int:
+    """Weight elements of a projection left as it is (a quantized Linear, mlx-lm's stacked
+    experts); 0 for norms, whose weights are vectors."""
+    weight = getattr(module, "weight", None)
+    if weight is None or weight.ndim < 2:
+        return 0
+    if hasattr(module, "bits"):  # quantized: 32 / bits weights packed in each uint32
+        return weight.size * 32 // module.bits
+    return weight.size

@@ -101,6 +101,12 @@ def _module():
     )
 
 
+def built() -> bool:
+    """Whether `available()` has already been answered in this process (so calling it is quick
+    or it would not build anything): the first call may compile for a minute."""
+    return available.cache_info().currsize > 0
+
+
 @functools.cache
 def available() -> bool:
     """An x86 CPU with AVX2 and a compiler that builds the kernel (tried once, then cached)."""

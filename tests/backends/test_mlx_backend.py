@@ -219,6 +219,7 @@ def test_every_decoder_projection_is_geared_and_all_gears_stay_resident(backend)
     assert backend.gearing.geared == 5 * 7  # q, k, v, o, gate, up, down in each of 5 layers
     assert backend.gearing.padded == ("mlp.down_proj (in 172 -> 192)",)
     assert "zero-padded" in backend.gearing.describe()
+    assert backend.capabilities.geared_share == 1.0  # every projection weight of every layer
     assert isinstance(backend.model.model.embed_tokens, nn.Embedding)  # embeddings stay as loaded
     nbytes = backend.gearing.nbytes
     assert nbytes[Gear.LOW] < nbytes[Gear.MID] < nbytes[Gear.HIGH]

@@ -69,6 +69,20 @@ class GearPane(Vertical):
         _append_mix(mix, "session", readings.session_gears)
         mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
         self.query_one("#gear-mix", PaneText).show(mix)
+        self.border_subtitle = _geared_share(readings)
+
+
+def _geared_share(readings: Readings) -> str:
+    """How much of the model the gears move: the share of its decoder layers' projection
+    weights held in gears (1.0 wherever gearterm runs the model itself)."""
+    capabilities = readings.capabilities
+    if capabilities is None:
+        return ""
+    if capabilities.gears == "per_turn":
+        return "server: a model variant per turn"
+    if capabilities.geared_share is None:
+        return "geared share n/a"
+    return f"geared {100 * capabilities.geared_share:.0f}% of layer weights"
 
 
 def _append_mix(text: Text, name: str, counts: Counter) -> None:

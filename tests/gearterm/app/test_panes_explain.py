@@ -75,3 +75,14 @@ async def test_the_high_gear_of_float32_weights_on_a_cpu_says_32_bits(tmp_path):
         await wait_for(pilot, lambda: not app.panes_stale, "the panes")
         assert app.chat_screen.query_one("#gear-bits").value == "32"
         assert "-bit high gear (as loaded)" in _text(app, "#gear-label")
+        # gearterm runs the pocket model itself: every projection of every layer is geared
+        assert app.chat_screen.query_one("#gear").border_subtitle == "geared 100% of layer weights"
+
+
+async def test_a_backend_that_does_not_say_how_much_is_geared_shows_n_a(tmp_path):
+    app = make_app(tmp_path, create_backend=lambda entry, config: Scripted())
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await say(pilot, app, "hi")
+        await wait_for(pilot, lambda: not app.panes_stale, "the panes")
+        assert app.chat_screen.query_one("#gear").border_subtitle == "geared share n/a"
