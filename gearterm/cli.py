@@ -25,6 +25,7 @@ BENCHES = {
     "kernels": ("gearterm.bench.kernels", "low/mid gear GEMV and GEMM against cuBLAS"),
     "decode": ("gearterm.bench.decode", "tokens/s, shift latency and J/token per gear mode"),
     "cpu": ("gearterm.bench.cpu", "CPU decode tokens/s per gear mode beside transformers and llama.cpp"),
+    "families": ("gearterm.bench.families", "CPU tokens/s in the high and low gear for a random model of each supported family"),
 }
 APP = "gearterm.commands.app"
 

@@ -56,8 +56,11 @@ def _gearterm_rate(backend, mode: str, tokens: int) -> float:
     events = list(backend.generate([{"role": "user", "content": PROMPT}], params))
     done = events[-1]
     assert isinstance(done, ReplyDone) and done.tokens == tokens, done
-    n = sum(isinstance(e, TokenEvent) and e.is_token for e in events)
-    return (n - 1) / (done.seconds - done.first_token_s)
+    steps = [e for e in events if isinstance(e, TokenEvent) and e.is_token]
+    forced = params.gear_mode.forced_gear
+    if forced is not None and any(e.gear != forced for e in steps):  # the anomaly guard took over
+        raise RuntimeError(f"{mode} mode ran other gears than {forced.label}: the row would time something else")
+    return (len(steps) - 1) / (done.seconds - done.first_token_s)
 
 
 def _transformers_rate(model, prompt: list[int], tokens: int) -> float:

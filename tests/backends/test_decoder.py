@@ -8,57 +8,27 @@ import pytest
 import torch
 
 from gearterm.backends.decoder_weights import load_decoder, shape_of
+from gearterm.bench.families import family_configs, save_random_model
 
-COMMON = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-
-
-def _configs():
-    from transformers import (Gemma2Config, Gemma3TextConfig, LlamaConfig, MistralConfig, MixtralConfig, Phi3Config,
-                              Qwen2Config, Qwen2MoeConfig, Qwen3Config, Qwen3MoeConfig)
-
-    yield "llama", LlamaConfig(**COMMON)
-    yield "llama-3.1-rope-bias", LlamaConfig(**COMMON, attention_bias=True, rope_parameters={
-        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
-    yield "mistral-window", MistralConfig(**COMMON, sliding_window=8)
-    yield "qwen2", Qwen2Config(**COMMON, tie_word_embeddings=True)
-    yield "qwen2-yarn", Qwen2Config(**COMMON, rope_parameters={
-        "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64})
-    yield "qwen3", Qwen3Config(**COMMON, head_dim=32)
-    yield "gemma2", Gemma2Config(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16)
-    yield "gemma3", Gemma3TextConfig(**COMMON, head_dim=16, sliding_window=8, query_pre_attn_scalar=16,
-                                     layer_types=["sliding_attention", "full_attention"])
-    yield "phi3", Phi3Config(**COMMON)
-    yield "mixtral", MixtralConfig(**COMMON, num_local_experts=4, num_experts_per_tok=2)
-    yield "qwen2-moe-shared", Qwen2MoeConfig(**COMMON, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
-                                             shared_expert_intermediate_size=80, mlp_only_layers=[1])
-    yield "qwen3-moe", Qwen3MoeConfig(**COMMON, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
-                                      norm_topk_prob=True)
-
-
-CONFIGS = dict(_configs())
+# The families `gearterm bench families` times, at a width of 64.
+TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=256)
+CONFIGS = dict(family_configs(TINY))
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def family(request, tmp_path_factory):
     """(transformers' model, gearterm's decoder) on the same saved random weights."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp(request.param)
     config = CONFIGS[request.param]
     config._attn_implementation = "eager"
-    reference = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    with torch.no_grad():  # random init gives some families zero norms and routers; vary them
-        for name, p in reference.named_parameters():
-            if "norm" in name or name.endswith("mlp.gate.weight"):
-                p.add_(torch.randn_like(p) * 0.1)
-    reference.save_pretrained(path)
+    reference = save_random_model(config, path)
     loaded = AutoConfig.from_pretrained(path)
     decoder = load_decoder(path, loaded, torch.float32, "cpu")
     decoder.allocate(128)
-    return reference.eval(), decoder
+    return reference, decoder
 
 
 PROMPT = [1, 5, 17, 33, 9, 70, 12, 3, 44, 101]

@@ -5,7 +5,6 @@ of every supported family (mixtures of experts included, which run eagerly on a 
 Skipped without CUDA: CI has no GPU; these run on the project's H200."""
 
 import copy
-import shutil
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import torch
 from gearterm.backends.base import GenerationParams, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.hf import HFBackend
+from gearterm.bench.families import save_random_model
 from gearterm.kernels.gear import Gear
 from gearterm.models import POCKET_MODEL_DIR
 
@@ -48,21 +48,10 @@ def test_real_model_greedy_on_the_gpu_equals_the_cpu(name):
 def family_dir(request, tmp_path_factory):
     """A tiny random model of the family saved by transformers, with stories260K's tokenizer
     (512 tokens) beside it so that the backend loads it like any model directory."""
-    from transformers import AutoModelForCausalLM
-
-    tokenizer_dir = _need(STORIES_HF)
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp(request.param)
     config = copy.deepcopy(CONFIGS[request.param])
     config.vocab_size = 512
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    with torch.no_grad():  # random init gives some families zero norms and routers; vary them
-        for name, p in model.named_parameters():
-            if "norm" in name or name.endswith("mlp.gate.weight"):
-                p.add_(torch.randn_like(p) * 0.1)
-    model.save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(tokenizer_dir / name, path / name)
+    save_random_model(config, path, _need(STORIES_HF))
     return path
 
 
