@@ -135,6 +135,12 @@ def attention_mask(pos: int | torch.Tensor, new: int, window: int | None, keys: 
     return allowed
 
 
+def reads_filled_only(x: torch.Tensor, s: Shape) -> bool:
+    """Whether a captured step's attention goes through gearterm.kernels.decode_attention,
+    which reads the position from the device and needs no mask (CUDA, no score soft-capping)."""
+    return x.is_cuda and s.attention_softcap is None
+
+
 class Attention(nn.Module):
     def __init__(self, s: Shape, layer: int):
         super().__init__()
@@ -162,9 +168,11 @@ class Attention(nn.Module):
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if isinstance(pos, torch.Tensor):  # a captured decode step
             keys, values = cache.write_at(k, v, pos)
-            if x.is_cuda and s.attention_softcap is None:
-                # Grouped heads read in place, in slices of the cache (gearterm.kernels.decode_attention).
-                return self.o(decode_attention(q[0], keys, values, visible[0], self.scale).reshape(1, -1))
+            if reads_filled_only(x, s):
+                # Grouped heads read in place, in slices of the cache up to the position
+                # (gearterm.kernels.decode_attention).
+                window = s.sliding_window if self.sliding else None
+                return self.o(decode_attention(q[0], keys, values, pos, window, self.scale).reshape(1, -1))
         else:
             keys, values = cache.write(k, v, pos)
         out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
@@ -300,15 +308,17 @@ class Decoder(nn.Module):
         x = self.embed(ids)
         if s.embed_scale != 1.0:
             x = x * torch.tensor(s.embed_scale, dtype=x.dtype)  # Gemma rounds the factor to x's dtype
-        # A captured step attends over the whole cache, masked; an eager one over what is filled.
+        # An eager step attends over what is filled; a captured one over the whole cache, which
+        # the GPU's decode attention reads only up to the position, and SDPA masked.
         keys = self.positions if isinstance(pos, torch.Tensor) else pos + new
+        masked = not (isinstance(pos, torch.Tensor) and reads_filled_only(x, s))
         per_kind = {}  # layers with one rotary table and one window share cos, sin and the mask
         for layer, cache, table in zip(self.layers, self.caches, self.rotary_tables):
             window = s.sliding_window if layer.attn.sliding else None
             kind = (id(table), window)
             if kind not in per_kind:
                 rows = table.index_select(1, pos) if isinstance(pos, torch.Tensor) else table[:, pos : pos + new]
-                per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device))
+                per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device) if masked else None)
             x = layer(x, *per_kind[kind], cache, pos)
         logits = self.lm_head(self.norm(x))
         if s.final_softcap is not None:

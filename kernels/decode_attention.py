@@ -8,6 +8,11 @@ and a slice of the cache, loads each key and value once and attends with all the
 heads of its group; a second kernel merges the slices' partial softmaxes (split-K over
 positions, "flash-decoding"), so a short cache still spreads over enough programs.
 
+The position being decoded comes from the device (a captured CUDA graph replays with it), and
+the kernels read it there: a slice past it, or before a sliding window's start, exits at once
+and the merge reads only the slices that attended. So a step's cost follows the positions
+filled, not the size of the cache.
+
 `decode_attention_reference` (plain torch, float32) is the ground truth the kernel is
 tested against.
 """
@@ -18,11 +23,21 @@ import torch
 
 BLOCK_POSITIONS = 64  # positions a program loads per step
 SLICE_POSITIONS = 128  # positions a program attends over; its partial softmax is merged after
+MERGE_SLICES = 16  # slices the merge reads at a time
 
 
-def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float):
-    """q [H, D] for one position; k, v [KVH, L, D] the cache; valid [L] bool. Returns [H, D].
+def visible_keys(pos: torch.Tensor, window: int | None, length: int) -> torch.Tensor:
+    """[length] bool: the keys the query at `pos` ([1] on the device) attends to: 0..pos, and
+    within `window` of it where the layer has a sliding window."""
+    keys = torch.arange(length, device=pos.device)
+    visible = keys <= pos
+    return visible & (pos - keys < window) if window else visible
+
+
+def decode_attention_reference(q, k, v, pos: torch.Tensor, window: int | None, scale: float) -> torch.Tensor:
+    """q [H, D] for the position `pos` ([1]); k, v [KVH, L, D] the cache. Returns [H, D].
     Query head h reads key/value head h // (H // KVH), as repeat_kv arranges it."""
+    valid = visible_keys(pos, window, k.shape[1])
     group = q.shape[0] // k.shape[0]
     kf = k.float().repeat_interleave(group, 0)
     vf = v.float().repeat_interleave(group, 0)
@@ -31,7 +46,7 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     return torch.einsum("hl,hld->hd", scores.softmax(-1), vf).to(q.dtype)
 
 
-def _attend_triton(q, k, v, valid, scale):
+def _attend_triton(q, k, v, pos, window, scale):
     import triton
 
     from gearterm.kernels.triton_decode_attention import attend_slices, merge_slices
@@ -45,32 +60,37 @@ def _attend_triton(q, k, v, valid, scale):
     row_sum = torch.empty_like(row_max)
     padded_dim = max(triton.next_power_of_2(dim), 16)
     attend_slices[(kv_heads, slices)](
-        q, k, v, valid, out, row_max, row_sum,
-        length, scale, q.stride(0), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+        q, k, v, pos, out, row_max, row_sum,
+        length, window, scale, q.stride(0), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         GROUP=group, ROWS=max(triton.next_power_of_2(group), 16), HEAD_DIM=dim, DIM=padded_dim,
         SLICE=SLICE_POSITIONS, BLOCK=BLOCK_POSITIONS, IEEE=q.dtype == torch.float32,
     )  # fmt: skip
     y = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    merge_slices[(heads,)](out, row_max, row_sum, y, slices, HEAD_DIM=dim, DIM=padded_dim, SLICES=triton.next_power_of_2(slices))
+    merge_slices[(heads,)](
+        out, row_max, row_sum, y, pos, slices, window,
+        SLICE=SLICE_POSITIONS, HEAD_DIM=dim, DIM=padded_dim, SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES),
+    )  # fmt: skip
     return y
 
 
 @torch.library.custom_op("gearterm::decode_attention", mutates_args=())
-def _decode_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float) -> torch.Tensor:
+def _decode_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, window: int,
+                         scale: float) -> torch.Tensor:  # fmt: skip
     """One opaque operator under torch.compile (dynamo does not trace the Triton launches)."""
-    return _attend_triton(q, k, v, valid, scale)
+    return _attend_triton(q, k, v, pos, window, scale)
 
 
 @_decode_attention_op.register_fake
-def _(q, k, v, valid, scale):
+def _(q, k, v, pos, window, scale):
     return q.new_empty(q.shape)
 
 
-def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float):
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, window: int | None,
+                     scale: float) -> torch.Tensor:  # fmt: skip
     """As decode_attention_reference, on a CUDA device through the Triton kernels. k and v may
-    be strided views of the cache (their last dimension contiguous); valid must be bool."""
+    be strided views of the cache (their last dimension contiguous); pos is an int64 [1]."""
     if q.shape[0] % k.shape[0]:
         raise ValueError(f"{q.shape[0]} query heads do not share {k.shape[0]} key/value heads evenly")
     if k.stride(-1) != 1 or v.stride(-1) != 1 or q.stride(-1) != 1:
         raise ValueError("decode_attention needs the head dimension contiguous")
-    return _decode_attention_op(q, k, v, valid, scale)
+    return _decode_attention_op(q, k, v, pos, window or 0, scale)

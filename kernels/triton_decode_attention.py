@@ -1,6 +1,8 @@
 """The Triton kernels of gearterm.kernels.decode_attention: one key/value head's slice of the cache,
 attended by every query head of its group, as a partial softmax (max, sum, weighted sum);
-then one program a query head merges its slices."""
+then one program a query head merges its slices. Both read the position being decoded from
+the device: the keys 0..pos are visible (the last `WINDOW` of them in a sliding-window layer),
+and slices outside that range are neither attended nor merged."""
 
 from __future__ import annotations
 
@@ -24,9 +26,15 @@ def _max(a, b):
 
 
 @triton.jit
+def _first_visible(pos, WINDOW):
+    """The first key the query at `pos` sees: 0, or the start of its sliding window."""
+    return tl.where(WINDOW > 0, tl.maximum(pos - WINDOW + 1, 0), 0)
+
+
+@triton.jit
 def attend_slices(
-    q_ptr, k_ptr, v_ptr, valid_ptr, out_ptr, max_ptr, sum_ptr,
-    L, scale, stride_qh, stride_kh, stride_kl, stride_vh, stride_vl,
+    q_ptr, k_ptr, v_ptr, pos_ptr, out_ptr, max_ptr, sum_ptr,
+    L, WINDOW, scale, stride_qh, stride_kh, stride_kl, stride_vh, stride_vl,
     GROUP: tl.constexpr,  # query heads per key/value head
     ROWS: tl.constexpr,  # GROUP padded to tl.dot's 16 rows (or the next power of two)
     HEAD_DIM: tl.constexpr,
@@ -38,6 +46,12 @@ def attend_slices(
     kv_head = tl.program_id(0)
     slice_id = tl.program_id(1)
     slices = tl.num_programs(1)
+    pos = tl.load(pos_ptr)
+    first = _first_visible(pos, WINDOW)
+    lo = slice_id * SLICE
+    hi = tl.minimum(lo + SLICE, pos + 1)  # past the position: nothing to read
+    if (hi <= lo) | (lo + SLICE <= first):  # the merge skips this slice: it writes nothing
+        return
     g = tl.arange(0, ROWS)
     d = tl.arange(0, DIM)
     d_ok = d < HEAD_DIM
@@ -48,13 +62,12 @@ def attend_slices(
     row_max = tl.full([ROWS], _FAR_BELOW, tl.float32)
     row_sum = tl.full([ROWS], 0.0, tl.float32)
     acc = tl.full([ROWS, DIM], 0.0, tl.float32)
-    for start in tl.range(slice_id * SLICE, slice_id * SLICE + SLICE, BLOCK):
-        pos = start + tl.arange(0, BLOCK)
-        inside = pos < L
-        ok = (tl.load(valid_ptr + pos, mask=inside, other=0) != 0) & inside
+    for start in tl.range(lo, hi, BLOCK):
+        key = start + tl.arange(0, BLOCK)
+        ok = (key < hi) & (key >= first) & (key < L)
         kv_mask = ok[:, None] & d_ok[None, :]
-        k = tl.load(k_ptr + kv_head * stride_kh + pos[:, None] * stride_kl + d[None, :], mask=kv_mask, other=0.0)
-        v = tl.load(v_ptr + kv_head * stride_vh + pos[:, None] * stride_vl + d[None, :], mask=kv_mask, other=0.0)
+        k = tl.load(k_ptr + kv_head * stride_kh + key[:, None] * stride_kl + d[None, :], mask=kv_mask, other=0.0)
+        v = tl.load(v_ptr + kv_head * stride_vh + key[:, None] * stride_vl + d[None, :], mask=kv_mask, other=0.0)
         # A group's few heads are padded to 16 rows: tensor cores, and far fewer registers
         # than a broadcast product over [heads, positions, dim].
         if IEEE:
@@ -74,32 +87,41 @@ def attend_slices(
 
     part = heads * slices + slice_id
     tl.store(out_ptr + part[:, None] * HEAD_DIM + d[None, :], acc, mask=head_ok[:, None] & d_ok[None, :])
-    # A slice with no valid position keeps row_sum 0 and row_max far below: weight 0 when merged.
     tl.store(max_ptr + part, row_max, mask=head_ok)
     tl.store(sum_ptr + part, row_sum, mask=head_ok)
 
 
 @triton.jit
 def merge_slices(
-    out_ptr, max_ptr, sum_ptr, y_ptr, S,
+    out_ptr, max_ptr, sum_ptr, y_ptr, pos_ptr, S, WINDOW,
+    SLICE: tl.constexpr,  # positions per slice, as attend_slices took them
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two
-    SLICES: tl.constexpr,  # S padded to a power of two
+    SLICES: tl.constexpr,  # slices read at a time
 ):  # fmt: skip
     """y[head] = sum over slices of out * exp(max - top) / sum over slices of sum * exp(max - top),
-    top the head's largest score: each slice rescaled to it. One kernel where the same merge in
-    torch ops compiled to three."""
+    top the head's largest score: each slice rescaled to it, online, SLICES at a time over the
+    slices that attended (those holding keys first..pos)."""
     head = tl.program_id(0)
-    s = tl.arange(0, SLICES)
+    pos = tl.load(pos_ptr)
+    begin = _first_visible(pos, WINDOW) // SLICE
+    end = tl.minimum(pos // SLICE + 1, S)
     d = tl.arange(0, DIM)
-    s_ok = s < S
     d_ok = d < HEAD_DIM
-    part = head * S + s
-    row_max = tl.load(max_ptr + part, mask=s_ok, other=_FAR_BELOW)
-    row_sum = tl.load(sum_ptr + part, mask=s_ok, other=0.0)
-    top = tl.reduce(row_max, 0, _max)
-    weight = tl.exp(row_max - top)  # 0 for a slice with no valid position, or past S
-    total = tl.reduce(row_sum * weight, 0, _add)
-    out = tl.load(out_ptr + part[:, None] * HEAD_DIM + d[None, :], mask=s_ok[:, None] & d_ok[None, :], other=0.0)
-    y = tl.reduce(out * weight[:, None], 0, _add) / total
-    tl.store(y_ptr + head * HEAD_DIM + d, y.to(y_ptr.dtype.element_ty), mask=d_ok)
+    top = tl.full([1], _FAR_BELOW, tl.float32)
+    total = tl.full([1], 0.0, tl.float32)
+    y = tl.full([DIM], 0.0, tl.float32)
+    for first in tl.range(begin, end, SLICES):
+        s = first + tl.arange(0, SLICES)
+        s_ok = s < end
+        part = head * S + s
+        row_max = tl.load(max_ptr + part, mask=s_ok, other=_FAR_BELOW)
+        row_sum = tl.load(sum_ptr + part, mask=s_ok, other=0.0)
+        out = tl.load(out_ptr + part[:, None] * HEAD_DIM + d[None, :], mask=s_ok[:, None] & d_ok[None, :], other=0.0)
+        new_top = tl.maximum(top, tl.reduce(row_max, 0, _max))
+        weight = tl.exp(row_max - new_top)  # 0 past the last slice
+        rescale = tl.exp(top - new_top)
+        total = total * rescale + tl.reduce(row_sum * weight, 0, _add)
+        y = y * rescale + tl.reduce(out * weight[:, None], 0, _add)
+        top = new_top
+    tl.store(y_ptr + head * HEAD_DIM + d, (y / total).to(y_ptr.dtype.element_ty), mask=d_ok)

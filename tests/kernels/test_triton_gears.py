@@ -211,35 +211,32 @@ def test_compiled_model_sees_one_gear_operator(gear):
 @pytest.mark.parametrize(
     "heads, kv_heads, length, dim, dtype",
     [
-        (8, 2, 75, 16, torch.float16),  # Llama-3's 4 query heads a key/value head; 3 slices, the last partial
+        (8, 2, 75, 16, torch.float16),  # Llama-3's 4 query heads a key/value head; 5 slices, the last partial
         (6, 2, 40, 8, torch.float32),  # 3 heads a group, head size 8 (stories260K's): both padded
-        (4, 4, 20, 24, torch.float32),  # no grouping, one partial slice, head size not a power of two
+        (4, 4, 20, 24, torch.float32),  # no grouping, a partial slice, head size not a power of two
     ],
 )
 def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype, monkeypatch):
-    """Every valid-position pattern a decode step meets: a prefix (the static cache filled up
-    to the current position), a hole, and whole slices with nothing valid (their weight must
-    be 0, not NaN). k and v are strided views, as the cache's [1, KVH, L, D] tensors are."""
+    """Every position a decode step meets in a static cache: early (most slices past it), in
+    the last slice, and with a sliding window that leaves whole slices before its start. The
+    keys it must not see hold NaN: the kernels never read them (a slice outside the visible
+    range exits, the merge skips it). k and v are strided views, as the cache's tensors are."""
     from gearterm.kernels import decode_attention as module
-    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference
+    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference, visible_keys
 
-    # Small slices and steps (the interpreter is slow): several of each at these lengths.
-    monkeypatch.setattr(module, "SLICE_POSITIONS", 32)
-    monkeypatch.setattr(module, "BLOCK_POSITIONS", 16)
+    # Small slices, steps and merges (the interpreter is slow): several of each at these lengths.
+    monkeypatch.setattr(module, "SLICE_POSITIONS", 16)
+    monkeypatch.setattr(module, "BLOCK_POSITIONS", 8)
+    monkeypatch.setattr(module, "MERGE_SLICES", 2)
     torch.manual_seed(heads * length)
     q = torch.randn(heads, dim).to(dtype)
-    cache = torch.randn(2, kv_heads, length + 3, dim).to(dtype)
-    k, v = cache[0, :, :length], cache[1, :, :length]
-    prefix = torch.arange(length) < max(1, length // 3)
-    holed = torch.rand(length) < 0.7
-    holed[0] = True
-    for valid in (prefix, holed, torch.ones(length, dtype=torch.bool)):
-        got = decode_attention(q, k, v, valid, dim**-0.5)
-        expected = decode_attention_reference(q, k, v, valid, dim**-0.5)
-        assert got.shape == (heads, dim) and got.dtype == dtype and torch.isfinite(got).all()
+    for at, window in [(length // 3, None), (length - 1, None), (length - 1, 20), (length // 2, 9)]:
+        pos = torch.tensor([at])
+        cache = torch.randn(2, kv_heads, length + 3, dim).to(dtype)
+        cache[:, :, :length][:, :, ~visible_keys(pos, window, length)] = float("nan")
+        k, v = cache[0, :, :length], cache[1, :, :length]
+        got = decode_attention(q, k, v, pos, window, dim**-0.5)
+        expected = decode_attention_reference(q, k.nan_to_num(), v.nan_to_num(), pos, window, dim**-0.5)
+        assert got.shape == (heads, dim) and got.dtype == dtype and torch.isfinite(got).all(), (at, window)
         tolerance = 1e-5 if dtype == torch.float32 else 2e-3
-        assert torch.allclose(got.float(), expected.float(), atol=tolerance, rtol=tolerance)
-    # The reference itself: masked positions change nothing.
-    changed = k.clone()
-    changed[:, ~prefix] += 5
-    assert torch.allclose(decode_attention_reference(q, changed, v, prefix, 1.0), decode_attention_reference(q, k, v, prefix, 1.0))
+        assert torch.allclose(got.float(), expected.float(), atol=tolerance, rtol=tolerance), (at, window)

@@ -99,16 +99,19 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
 
 
 def test_decode_attention_at_llama3_shape():
-    """32 query heads on 8 key/value heads of 128, a 512-position cache filled to 300."""
-    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference
+    """32 query heads on 8 key/value heads of 128, a 32,768-position cache: filled to 300, to
+    the end, and through a 4,096-position window; what the query must not see holds NaN."""
+    from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference, visible_keys
 
     torch.manual_seed(0)
     q = torch.randn(32, 128, device="cuda", dtype=torch.float16)
-    cache = torch.randn(2, 1, 8, 512, 128, device="cuda", dtype=torch.float16)
-    valid = torch.arange(512, device="cuda") < 300
-    got = decode_attention(q, cache[0, 0], cache[1, 0], valid, 128**-0.5)
-    expected = decode_attention_reference(q, cache[0, 0], cache[1, 0], valid, 128**-0.5)
-    assert torch.allclose(got.float(), expected.float(), atol=2e-3, rtol=2e-3)
+    for at, window in [(299, None), (32767, None), (20000, 4096)]:
+        pos = torch.tensor([at], device="cuda")
+        cache = torch.randn(2, 8, 32768, 128, device="cuda", dtype=torch.float16)
+        cache[:, :, ~visible_keys(pos, window, 32768)] = float("nan")
+        got = decode_attention(q, cache[0], cache[1], pos, window, 128**-0.5)
+        expected = decode_attention_reference(q, cache[0].nan_to_num(), cache[1].nan_to_num(), pos, window, 128**-0.5)
+        assert torch.allclose(got.float(), expected.float(), atol=2e-3, rtol=2e-3), (at, window)
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["graphs", "compiled"])
