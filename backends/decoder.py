@@ -67,6 +67,11 @@ class Shape:
         return bool(self.sliding_layers) and self.sliding_layers[layer] and self.sliding_window is not None
 
 
+# Prompt positions a forward pass takes at a time: each chunk attends to the cache so far
+# through a [chunk, positions] mask, and its projections are matrix products of this height.
+PREFILL_CHUNK = 2048
+
+
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, in float32 as every family computes it."""
 
@@ -301,9 +306,23 @@ class Decoder(nn.Module):
     def positions(self) -> int:
         return self.caches[0].k.shape[1] if len(self.caches) else 0
 
-    def forward(self, ids: torch.Tensor, pos: int | torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, pos: int | torch.Tensor, keep: int | None = None) -> torch.Tensor:
         """Logits [T, vocab] for token ids [T] placed at positions pos..pos+T-1, after every
-        earlier position in the cache. Writes the cache at those positions."""
+        earlier position in the cache; with `keep`, only the last `keep` positions' logits.
+        Writes the cache at those positions. A long prompt runs PREFILL_CHUNK positions at a
+        time through every layer, so its attention's masks and scratch stay a chunk's size."""
+        new = ids.shape[0]
+        keep = new if keep is None else min(keep, new)
+        if isinstance(pos, torch.Tensor) or new <= PREFILL_CHUNK:
+            return self._forward(ids, pos, keep)
+        logits = []
+        for start in range(0, new, PREFILL_CHUNK):
+            chunk = ids[start : start + PREFILL_CHUNK]
+            wanted = max(0, start + len(chunk) - (new - keep))  # of this chunk's positions, the last ones kept
+            logits.append(self._forward(chunk, pos + start, min(wanted, len(chunk))))
+        return torch.cat(logits)
+
+    def _forward(self, ids: torch.Tensor, pos: int | torch.Tensor, keep: int) -> torch.Tensor:
         s, new = self.shape, ids.shape[0]
         x = self.embed(ids)
         if s.embed_scale != 1.0:
@@ -320,7 +339,7 @@ class Decoder(nn.Module):
                 rows = table.index_select(1, pos) if isinstance(pos, torch.Tensor) else table[:, pos : pos + new]
                 per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device) if masked else None)
             x = layer(x, *per_kind[kind], cache, pos)
-        logits = self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x[new - keep :]))
         if s.final_softcap is not None:
             logits = torch.tanh(logits / s.final_softcap) * s.final_softcap
         return logits

@@ -112,3 +112,24 @@ def test_every_projection_is_geared_and_each_gear_computes_its_own_logits(family
         assert not torch.allclose(logits[gear], before, atol=1e-4), gear
     # The mid gear holds 8 bits of each weight, the low gear 4: mid lands nearer the original.
     assert (logits[Gear.MID] - before).abs().mean() < (logits[Gear.LOW] - before).abs().mean()
+
+
+def test_a_long_prompt_in_chunks_gives_the_logits_of_one_pass(family, monkeypatch):
+    """Chunked prefill (each chunk attending to the cache the chunks before it wrote) equals
+    the one-pass forward; `keep` returns just the last positions' logits."""
+    from gearterm.backends import decoder as module
+
+    _, decoder = family
+    ids = torch.tensor(PROMPT)
+    with torch.no_grad():
+        whole = decoder(ids, 0)
+        monkeypatch.setattr(module, "PREFILL_CHUNK", 3)
+        chunked = decoder(ids, 0)
+        last = decoder(ids, 0, keep=4)
+        after = decoder(torch.tensor([7]), len(PROMPT))  # the cache the chunks wrote serves the next step
+        monkeypatch.setattr(module, "PREFILL_CHUNK", 2048)
+        decoder(ids, 0)
+        expected_after = decoder(torch.tensor([7]), len(PROMPT))
+    torch.testing.assert_close(chunked, whole, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(last, whole[-4:], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(after, expected_after, atol=2e-5, rtol=1e-4)
