@@ -119,10 +119,11 @@ class GraphDecoder:
         self.length = 0
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> torch.Tensor:
-        """Logits [T, V] for every prompt position, run eagerly; starts the cache afresh."""
+    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Logits [T - start, V] for prompt positions start.., run eagerly; the cache keeps its
+        first `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
         self._reserve(len(ids), reset=True)
-        logits = self.model(torch.tensor(ids, device=self.position.device), 0)
+        logits = self.model(torch.tensor(ids[start:], device=self.position.device), start)
         self.position.fill_(len(ids))
         return logits
 

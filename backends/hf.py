@@ -85,10 +85,11 @@ class EagerDecoder:
         self.model, self.length = model, 0
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> torch.Tensor:
-        """Logits [T, V] for every prompt position; starts the cache afresh."""
+    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Logits [T - start, V] for prompt positions start..; the cache keeps its first
+        `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
         self._reserve(len(ids), reset=True)
-        return self.model(torch.tensor(ids, device=self.model.embed.weight.device), 0)
+        return self.model(torch.tensor(ids[start:], device=self.model.embed.weight.device), start)
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         return token
@@ -190,6 +191,7 @@ class HFBackend(GearedGeneration):
         """Gear gearterm's own decoder and get it ready to generate on its device."""
         report = progress or (lambda fraction, text: None)
         self.device, self.tokenizer, self.model, self.config = model.embed.weight.device, tokenizer, model, config
+        self.cached.keep(0)  # a new cache holds nothing of earlier replies
         small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
         if self.device.type == "cpu" and small:
             # A small model's matmuls are too short to split across threads: the threads'
@@ -247,13 +249,13 @@ class HFBackend(GearedGeneration):
         tensors = {id(t): t for t in [*self.model.parameters(), *self.model.buffers()] if id(t) not in caches}
         return sum(t.numel() * t.element_size() for t in tensors.values())
 
-    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
+    def _prefill(self, ids: list[int], start: int, params: GenerationParams) -> list[float]:
         self._generator = None
         if params.seed is not None:
             self._generator = torch.Generator(self.device).manual_seed(params.seed)
-        logits = self.decoder.prefill(ids)
+        logits = self.decoder.prefill(ids, start)
         self._logits, self._readings = logits[-1], logit_readings(logits[-1])
-        return entropy_varentropy(logits[:-1])[0].tolist()
+        return entropy_varentropy(logits)[0].tolist()
 
     def _sample(self, params: GenerationParams) -> StepReading:
         logits, (argmax, h, varentropy, lse) = self._logits, self._readings
@@ -288,6 +290,7 @@ class HFBackend(GearedGeneration):
         exactly as in generation, but fed the real next token instead of a sampled one."""
         self._require_loaded()
         ids = list(ids)
+        self.cached.keep(0)  # scoring writes over the cache
         gearbox = Gearbox(self.vocab_size, mode, self.policy)
         targets = torch.tensor(ids[1:], device=self.device)
         if mode.forced_gear is not None:

@@ -129,6 +129,8 @@ class MLXBackend(GearedGeneration):
         self.gearing = gear_decoder_layers(model.layers, self.selector)
         self.tap = MLXHiddenStateTap(model.layers) if self.gate else None
         self.model, self.tokenizer, self.config, self.path = model, tokenizer, config, path
+        self._cache = None  # mlx-lm's KV cache, kept from reply to reply (backends.kv_reuse)
+        self.cached.keep(0)
         # The width of the logits, not the tokenizer's length: some models pad the vocabulary.
         self.vocab_size = model(mx.array([[0]]))[0, -1].shape[-1]
         self.eos_ids = set(tokenizer.eos_token_ids)
@@ -137,7 +139,8 @@ class MLXBackend(GearedGeneration):
         report(1.0, "ready")
 
     def unload(self) -> None:
-        self.model = self.tokenizer = self.gearing = self.tap = None
+        self.model = self.tokenizer = self.gearing = self.tap = self._cache = None
+        self.cached.keep(0)
         mx.clear_cache()
 
     def memory_bytes(self) -> int | None:
@@ -154,24 +157,32 @@ class MLXBackend(GearedGeneration):
         """(GPU watts, their source), or (None, why there is no reading): show "n/a — why"."""
         return self.power.reading()
 
-    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
-        """Fill a fresh KV cache with the prompt, in chunks that bound the [tokens, vocab]
-        logits held at once."""
-        from mlx_lm.models.cache import make_prompt_cache
+    def _rewind(self, positions: int) -> int:
+        """mlx-lm trims its caches back, except a sliding window's once it has wrapped around
+        (it no longer holds the positions before the window): then a fresh cache."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+        if positions and self._cache is not None and can_trim_prompt_cache(self._cache):
+            trim_prompt_cache(self._cache, self._cache[0].offset - positions)
+            return positions
+        self._cache = make_prompt_cache(self.model)
+        return 0
+
+    def _prefill(self, ids: list[int], start: int, params: GenerationParams) -> list[float]:
+        """Run the prompt after the cache's first `start` positions, in chunks that bound the
+        [tokens, vocab] logits held at once."""
         self._key = None
         if params.temperature > 0:
             self._key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
         mx.reset_peak_memory()
-        self._cache = make_prompt_cache(self.model)
         entropies: list[float] = []
-        for i in range(0, len(ids), PREFILL_CHUNK):
+        for i in range(start, len(ids), PREFILL_CHUNK):
             logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=self._cache)[0]
             h, _ = entropy_varentropy(logits)
             mx.eval(h)
             entropies += h.tolist()
         self._logits = logits[-1]
-        return entropies[:-1]
+        return entropies
 
     def _sample(self, params: GenerationParams) -> StepReading:
         step_key = None
