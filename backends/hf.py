@@ -16,6 +16,7 @@ from gearterm.backends.base import (
     Progress,
     TeacherForced,
 )
+from gearterm.backends.context_size import choose, free_memory_bytes
 from gearterm.backends.cuda_decoder import GraphDecoder, positions_held
 from gearterm.backends.decoder import Decoder, KVCache
 from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape_of
@@ -30,9 +31,6 @@ from gearterm.kernels.gate import gate_passed
 from gearterm.kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
-# The eager path's KV cache (CPU, or a mixture of experts on a GPU), when the model's context
-# is longer: 4,096 positions of an 8B Llama in float32 are 2 GB.
-EAGER_CACHE_POSITIONS = 4096
 
 
 def _generation_config(path):
@@ -120,8 +118,11 @@ class HFBackend(GearedGeneration):
         policy: PolicyConfig | None = None,
         gate: bool = True,
         compile: bool = True,
+        context: int = 0,
     ):
-        """`gate`: run the activation entropy gate on every layer's hidden state each token.
+        """`context`: positions the KV cache holds; 0: the model's context, or what fits in
+        free memory where that is less (backends.context_size).
+        `gate`: run the activation entropy gate on every layer's hidden state each token.
         `compile`: on a GPU, torch.compile each decoder layer before the decode step's graphs
         are captured (Llama-3-8B shape on an H200: 1.31x the plain graphs' tokens/s in the
         high gear, 1.48x in the low; 20 s to gear, compile and capture instead of 5)."""
@@ -131,7 +132,7 @@ class HFBackend(GearedGeneration):
         self.trust_remote_code, self.allow_pickle = trust_remote_code, allow_pickle
         self.policy = policy or PolicyConfig()
         self.selector = GearSelector()
-        self.gate, self.compile = gate, compile
+        self.gate, self.compile, self.context = gate, compile, context
         self.model = self.tokenizer = self.decoder = self.tap = None
 
     @property
@@ -208,20 +209,27 @@ class HFBackend(GearedGeneration):
         dtype = model.embed.weight.dtype
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
         self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
-        if self.device.type == "cuda" and not model.shape.num_experts:
+        s = model.shape
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # what gearing freed counts as free
+        context = choose(
+            s.max_positions, 2 * s.num_layers * s.num_kv_heads * s.head_dim * dtype.itemsize,
+            free_memory_bytes(self.device), self.context,
+        )  # fmt: skip
+        if self.device.type == "cuda" and not s.num_experts:
             work = "compiling the layers and capturing" if self.compile else "capturing"
-            report(0.99, f"{work} the decode step's CUDA graphs, per gear")
-            self.decoder = GraphDecoder(model, self.selector, model.shape.max_positions, compile=self.compile)
-            self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
+            report(0.99, f"{work} the decode step's CUDA graphs, per gear; {context.describe()}")
+            self.decoder = GraphDecoder(model, self.selector, context.positions, compile=self.compile)
+            self.max_positions = self.decoder.max_cache_len
         else:
             if self.device.type == "cuda":
                 self.load_notices.append(Notice(
                     "mixture of experts: the experts each token takes are read on the host, which a CUDA "
                     "graph cannot capture, so decode steps run eagerly (slower than a dense model)", "warning",
                 ))
-            self.max_positions = min(model.shape.max_positions, EAGER_CACHE_POSITIONS)
+            self.max_positions = context.positions
             self.decoder = EagerDecoder(model, self.max_positions)
-        report(1.0, "ready")
+        report(1.0, f"ready: {context.describe()}")
 
     def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
         """Run a transformers model already built on its device (benchmarks build them from a
