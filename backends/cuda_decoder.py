@@ -32,9 +32,11 @@ LONGEST_CHUNK = 8  # layers: past this, more chunks cost launches and gain nothi
 
 class GraphDecoder:
     def __init__(self, model: Decoder, selector: GearSelector, positions: int, compile: bool = False):
-        """`positions`: what the KV cache holds (backends.context_size). Every step attends over
-        the whole static cache, masked, so its length costs bandwidth at every token: 8,192
-        positions of a Llama-3-8B in float16 are 1.07 GB read per step.
+        """`positions`: what the KV cache holds (backends.context_size). A step's attention
+        reads the positions filled only (kernels.decode_attention), except with Gemma 2's
+        score soft-capping, which attends over the whole cache, masked: there the cache's size
+        costs bandwidth at every token (8,192 positions of a Llama-3-8B shape in float16 would
+        be 1.07 GB a step).
         `compile`: run each decoder layer and the readings through torch.compile before the
         step is captured, so that inductor fuses the small kernels around the projections
         (rotary embedding, cache writes, residual adds with the norm after them, SiLU) and the

@@ -11,6 +11,12 @@ reused is run again too, since its keys and values attended over that position.
 
 The entropy at each cached position is kept beside it, so the gear policy calibrates on the
 whole prompt's entropies, as after a fresh prompt, and not on the new positions' alone.
+
+Going back: gearterm's decoder keeps every position, its sliding-window layers included (the
+window is a mask), so it can go back to any prefix. mlx-lm's rotating caches (sliding windows)
+cannot once they have wrapped around: then the prompt is read afresh. A conversation that
+outgrows the context drops its oldest turns (backends.context_fit): the prompt then differs
+right after the system prompt, and only that much is reused.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, default=64, help="longest reply of each turn (default 64)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--gear", default="auto", help="gear mode: auto (default), low, mid or high")
+    parser.add_argument("--gear", default="auto", choices=("auto", "low", "mid", "high"), help="gear mode (default auto)")
     parser.add_argument("--json-out", type=Path, help="also write every turn of every round as JSON to this file")
 
 
