@@ -26,16 +26,17 @@ from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
 
-# Every step attends over the whole static cache (masked), so its length costs bandwidth at
-# every token: 2048 positions of a Llama-3-8B are 0.25 GB read per step.
-CACHE_TOKENS = 2048
 _WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before it resets it
 LONGEST_CHUNK = 8  # layers: past this, more chunks cost launches and gain nothing
 
 
 class GraphDecoder:
-    def __init__(self, model: Decoder, selector: GearSelector, context: int | None = None, compile: bool = False):
-        """`context`: the model's context length; the cache holds that, at most CACHE_TOKENS.
+    def __init__(self, model: Decoder, selector: GearSelector, positions: int, compile: bool = False):
+        """`positions`: what the KV cache holds (backends.context_size). A step's attention
+        reads the positions filled only (kernels.decode_attention), except with Gemma 2's
+        score soft-capping, which attends over the whole cache, masked: there the cache's size
+        costs bandwidth at every token (8,192 positions of a Llama-3-8B shape in float16 would
+        be 1.07 GB a step).
         `compile`: run each decoder layer and the readings through torch.compile before the
         step is captured, so that inductor fuses the small kernels around the projections
         (rotary embedding, cache writes, residual adds with the norm after them, SiLU) and the
@@ -54,7 +55,7 @@ class GraphDecoder:
                 # The instance's forward, not the module: its hooks stay outside, run eagerly.
                 layer.forward = _compiled_for_one_position(layer.forward)
             self._readings = torch.compile(logit_readings, dynamic=False)
-        self.max_cache_len = max(min(context or CACHE_TOKENS, CACHE_TOKENS), _WARMUP_TOKENS)
+        self.max_cache_len = max(positions, _WARMUP_TOKENS)
         model.allocate(self.max_cache_len)
         device = model.embed.weight.device
         self.token = torch.zeros(1, dtype=torch.long, device=device)  # the step's input
@@ -119,10 +120,11 @@ class GraphDecoder:
         self.length = 0
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> torch.Tensor:
-        """Logits [T, V] for every prompt position, run eagerly; starts the cache afresh."""
+    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Logits [T - start, V] for prompt positions start.., run eagerly; the cache keeps its
+        first `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
         self._reserve(len(ids), reset=True)
-        logits = self.model(torch.tensor(ids, device=self.position.device), 0)
+        logits = self.model(torch.tensor(ids[start:], device=self.position.device), start)
         self.position.fill_(len(ids))
         return logits
 

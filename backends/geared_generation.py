@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gearterm.backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
 from gearterm.backends.detokenize import IncrementalDetokenizer
 from gearterm.backends.gearbox import Gearbox
+from gearterm.backends.kv_reuse import CachedTokens
 
 
 @dataclass
@@ -27,19 +28,29 @@ class StepReading:
 class GearedGeneration(LocalBackend):
     """A LocalBackend whose model shifts gears per token through `self.selector`.
     Subclasses set `model_id` when created, and `selector`, `vocab_size`, `policy` and
-    `eos_ids` when they load."""
+    `eos_ids` when they load. `cached` says what their KV cache holds from earlier replies
+    (backends.kv_reuse); they empty it wherever they write the cache otherwise."""
 
     model_id: str
     decided_at = 0.0  # perf_counter() when the policy last chose a gear: the shift latency's start
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cached = CachedTokens()
 
     @property
     def model_name(self) -> str:
         return self.model_id
 
     @abc.abstractmethod
-    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
-        """Run the prompt at the selector's gear, keep the last logits, and return the entropy
-        at every earlier position (what calibrates the policy)."""
+    def _prefill(self, ids: list[int], start: int, params: GenerationParams) -> list[float]:
+        """Run prompt positions `start`.. at the selector's gear, after the first `start` the
+        KV cache holds; keep the last logits, and return the entropy in bits at each position run."""
+
+    def _rewind(self, positions: int) -> int:
+        """Make the KV cache hold its first `positions` only, and return how many it holds:
+        fewer where the framework's cache cannot go back that far."""
+        return positions
 
     @abc.abstractmethod
     def _sample(self, params: GenerationParams) -> StepReading:
@@ -69,9 +80,15 @@ class GearedGeneration(LocalBackend):
         run_ahead = self._steps_run_ahead()
 
         gear = self.selector.gear = gearbox.gear
-        gearbox.calibrate(self._prefill(ids, params))
+        reused = self._rewind(self.cached.reusable(ids, gear))
+        self.cached.keep(reused)
+        self.cached.add(ids[reused:], gear, self._prefill(ids, reused, params))
+        gearbox.calibrate(self.cached.entropies[:-1])  # the last position's is the first token's
+        stepped = None  # the token the last step read, and its gear, until its logits are measured
         for produced in range(1, params.max_tokens + 1):
             reading = self._sample(params)
+            if stepped is not None:
+                self.cached.add([stepped[0]], stepped[1], [reading.entropy_bits])
             if reading.token_id in self.eos_ids:
                 reason = "stop"
             elif produced < params.max_tokens and self._cancel.is_set():
@@ -82,6 +99,7 @@ class GearedGeneration(LocalBackend):
             if run_ahead and more:  # nothing between the choice of a gear and its step
                 self.selector.gear = decision.gear
                 self._step()
+                stepped = reading.token_id, decision.gear
             first_token_s = first_token_s or now - start
             yield TokenEvent(
                 text=detok.push(reading.token_id),
@@ -108,6 +126,7 @@ class GearedGeneration(LocalBackend):
                 step_start = time.perf_counter()
                 self.selector.gear = gear
                 self._step()
+                stepped = reading.token_id, gear
         if tail := detok.flush():
             yield TokenEvent(tail, None, gear, gear, None, 0.0, entropy_source=None, flags=("text-only",))
         yield ReplyDone(
@@ -115,5 +134,5 @@ class GearedGeneration(LocalBackend):
             tokens=produced,
             seconds=time.perf_counter() - start,
             first_token_s=first_token_s,
-            stats={"shifts": gearbox.shifts, **self._reply_stats()},
+            stats={"shifts": gearbox.shifts, "prompt_tokens": len(ids), "prompt_reused": reused, **self._reply_stats()},
         )

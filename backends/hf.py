@@ -16,6 +16,7 @@ from gearterm.backends.base import (
     Progress,
     TeacherForced,
 )
+from gearterm.backends.context_size import choose, free_memory_bytes
 from gearterm.backends.cuda_decoder import GraphDecoder, positions_held
 from gearterm.backends.decoder import Decoder, KVCache
 from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape_of
@@ -30,9 +31,6 @@ from gearterm.kernels.gate import gate_passed
 from gearterm.kernels.gear import GearSelector
 
 SMALL_MODEL_PARAMS = 50_000_000
-# The eager path's KV cache (CPU, or a mixture of experts on a GPU), when the model's context
-# is longer: 4,096 positions of an 8B Llama in float32 are 2 GB.
-EAGER_CACHE_POSITIONS = 4096
 
 
 def _generation_config(path):
@@ -85,10 +83,11 @@ class EagerDecoder:
         self.model, self.length = model, 0
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> torch.Tensor:
-        """Logits [T, V] for every prompt position; starts the cache afresh."""
+    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Logits [T - start, V] for prompt positions start..; the cache keeps its first
+        `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
         self._reserve(len(ids), reset=True)
-        return self.model(torch.tensor(ids, device=self.model.embed.weight.device), 0)
+        return self.model(torch.tensor(ids[start:], device=self.model.embed.weight.device), start)
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         return token
@@ -119,8 +118,11 @@ class HFBackend(GearedGeneration):
         policy: PolicyConfig | None = None,
         gate: bool = True,
         compile: bool = True,
+        context: int = 0,
     ):
-        """`gate`: run the activation entropy gate on every layer's hidden state each token.
+        """`context`: positions the KV cache holds; 0: the model's context, or what fits in
+        free memory where that is less (backends.context_size).
+        `gate`: run the activation entropy gate on every layer's hidden state each token.
         `compile`: on a GPU, torch.compile each decoder layer before the decode step's graphs
         are captured (Llama-3-8B shape on an H200: 1.31x the plain graphs' tokens/s in the
         high gear, 1.48x in the low; 20 s to gear, compile and capture instead of 5)."""
@@ -130,7 +132,7 @@ class HFBackend(GearedGeneration):
         self.trust_remote_code, self.allow_pickle = trust_remote_code, allow_pickle
         self.policy = policy or PolicyConfig()
         self.selector = GearSelector()
-        self.gate, self.compile = gate, compile
+        self.gate, self.compile, self.context = gate, compile, context
         self.model = self.tokenizer = self.decoder = self.tap = None
 
     @property
@@ -190,6 +192,7 @@ class HFBackend(GearedGeneration):
         """Gear gearterm's own decoder and get it ready to generate on its device."""
         report = progress or (lambda fraction, text: None)
         self.device, self.tokenizer, self.model, self.config = model.embed.weight.device, tokenizer, model, config
+        self.cached.keep(0)  # a new cache holds nothing of earlier replies
         small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
         if self.device.type == "cpu" and small:
             # A small model's matmuls are too short to split across threads: the threads'
@@ -206,20 +209,27 @@ class HFBackend(GearedGeneration):
         dtype = model.embed.weight.dtype
         # Before any decoder exists: a CUDA graph captured later records the tap's copies too.
         self.tap = HiddenStateTap(model.layers, model.shape.hidden_size, dtype, self.device) if self.gate else None
-        if self.device.type == "cuda" and not model.shape.num_experts:
+        s = model.shape
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # what gearing freed counts as free
+        context = choose(
+            s.max_positions, 2 * s.num_layers * s.num_kv_heads * s.head_dim * dtype.itemsize,
+            free_memory_bytes(self.device), self.context,
+        )  # fmt: skip
+        if self.device.type == "cuda" and not s.num_experts:
             work = "compiling the layers and capturing" if self.compile else "capturing"
-            report(0.99, f"{work} the decode step's CUDA graphs, per gear")
-            self.decoder = GraphDecoder(model, self.selector, model.shape.max_positions, compile=self.compile)
-            self.max_positions = self.decoder.max_cache_len  # the static cache bounds the context
+            report(0.99, f"{work} the decode step's CUDA graphs, per gear; {context.describe()}")
+            self.decoder = GraphDecoder(model, self.selector, context.positions, compile=self.compile)
+            self.max_positions = self.decoder.max_cache_len
         else:
             if self.device.type == "cuda":
                 self.load_notices.append(Notice(
                     "mixture of experts: the experts each token takes are read on the host, which a CUDA "
                     "graph cannot capture, so decode steps run eagerly (slower than a dense model)", "warning",
                 ))
-            self.max_positions = min(model.shape.max_positions, EAGER_CACHE_POSITIONS)
+            self.max_positions = context.positions
             self.decoder = EagerDecoder(model, self.max_positions)
-        report(1.0, "ready")
+        report(1.0, f"ready: {context.describe()}")
 
     def attach(self, model, tokenizer, progress: Progress | None = None) -> None:
         """Run a transformers model already built on its device (benchmarks build them from a
@@ -247,13 +257,13 @@ class HFBackend(GearedGeneration):
         tensors = {id(t): t for t in [*self.model.parameters(), *self.model.buffers()] if id(t) not in caches}
         return sum(t.numel() * t.element_size() for t in tensors.values())
 
-    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
+    def _prefill(self, ids: list[int], start: int, params: GenerationParams) -> list[float]:
         self._generator = None
         if params.seed is not None:
             self._generator = torch.Generator(self.device).manual_seed(params.seed)
-        logits = self.decoder.prefill(ids)
+        logits = self.decoder.prefill(ids, start)
         self._logits, self._readings = logits[-1], logit_readings(logits[-1])
-        return entropy_varentropy(logits[:-1])[0].tolist()
+        return entropy_varentropy(logits)[0].tolist()
 
     def _sample(self, params: GenerationParams) -> StepReading:
         logits, (argmax, h, varentropy, lse) = self._logits, self._readings
@@ -288,6 +298,7 @@ class HFBackend(GearedGeneration):
         exactly as in generation, but fed the real next token instead of a sampled one."""
         self._require_loaded()
         ids = list(ids)
+        self.cached.keep(0)  # scoring writes over the cache
         gearbox = Gearbox(self.vocab_size, mode, self.policy)
         targets = torch.tensor(ids[1:], device=self.device)
         if mode.forced_gear is not None:

@@ -55,7 +55,7 @@ LIMITS = {
     "vocab_size": Limit(1, whole=True, zero="the server's figure"),
     "entropy_ceiling_bits": Limit(0, above_low=True, zero="log2 of the vocabulary"),
     # A prompt needs a few tokens of its own beside the reply's.
-    "context_tokens": Limit(16, 2**31 - 1, whole=True, zero="the model's own"),
+    "context": Limit(16, 2**31 - 1, whole=True, zero="the model's own, or what fits in free memory"),
     # At a 32k vocabulary (log2 V = 15); entropy cannot exceed log2 V.
     "low_below_bits": Limit(0, 15, above_low=True),
     "high_above_bits": Limit(0, 15, above_low=True),

@@ -20,6 +20,7 @@ from gearterm.backends.base import (
     Progress,
     TeacherForced,
 )
+from gearterm.backends.context_size import choose, free_memory_bytes
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
 from gearterm.backends.geared_generation import GearedGeneration, StepReading
 from gearterm.backends.model_files import resolve_model_dir
@@ -72,6 +73,14 @@ def mlx_model_config(path) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _free_memory_bytes() -> int | None:
+    """On Apple Silicon, what Metal recommends the GPU works in, less what MLX holds; else RAM."""
+    info = mx.device_info()
+    if "max_recommended_working_set_size" in info:
+        return info["max_recommended_working_set_size"] - mx.get_active_memory()
+    return free_memory_bytes(torch.device("cpu"))
+
+
 class MLXBackend(GearedGeneration):
     name = "mlx"
 
@@ -82,10 +91,14 @@ class MLXBackend(GearedGeneration):
         trust_remote_code: bool = False,
         policy: PolicyConfig | None = None,
         gate: bool = True,
+        context: int = 0,
     ):
-        """`gate`: run the activation entropy gate on every layer's hidden state each token."""
+        """`context`: positions of context the conversation may fill; 0: the model's context, or
+        what fits in free memory where that is less (backends.context_size). mlx-lm's cache
+        grows as it fills.
+        `gate`: run the activation entropy gate on every layer's hidden state each token."""
         super().__init__()
-        self.model_id = model
+        self.model_id, self.context = model, context
         self.trust_remote_code = trust_remote_code
         self.policy = policy or PolicyConfig()
         self.gate = gate
@@ -113,6 +126,7 @@ class MLXBackend(GearedGeneration):
         if not any(path.glob("*.safetensors")):
             raise BackendError(f"{path} holds no *.safetensors weights, the only kind mlx-lm loads")
         import mlx_lm
+        from mlx_lm.models.cache import make_prompt_cache
 
         report(0.1, f"loading weights with mlx-lm ({mx.default_device().type.name})")
         try:
@@ -129,15 +143,25 @@ class MLXBackend(GearedGeneration):
         self.gearing = gear_decoder_layers(model.layers, self.selector)
         self.tap = MLXHiddenStateTap(model.layers) if self.gate else None
         self.model, self.tokenizer, self.config, self.path = model, tokenizer, config, path
+        self._cache = None  # mlx-lm's KV cache, kept from reply to reply (backends.kv_reuse)
+        self.cached.keep(0)
+        probe = make_prompt_cache(model)
         # The width of the logits, not the tokenizer's length: some models pad the vocabulary.
-        self.vocab_size = model(mx.array([[0]]))[0, -1].shape[-1]
+        self.vocab_size = model(mx.array([[0]]), cache=probe)[0, -1].shape[-1]
         self.eos_ids = set(tokenizer.eos_token_ids)
         self.max_positions = config.get("max_position_embeddings")
+        ready = "ready"
+        if self.max_positions:
+            # Each layer's cache has room for a block of positions after one token.
+            per_position = sum(c.nbytes // c.keys.shape[2] for c in probe)
+            context = choose(self.max_positions, per_position, _free_memory_bytes(), self.context)
+            self.max_positions, ready = context.positions, f"ready: {context.describe()}"
         self._gearing_told = False
-        report(1.0, "ready")
+        report(1.0, ready)
 
     def unload(self) -> None:
-        self.model = self.tokenizer = self.gearing = self.tap = None
+        self.model = self.tokenizer = self.gearing = self.tap = self._cache = None
+        self.cached.keep(0)
         mx.clear_cache()
 
     def memory_bytes(self) -> int | None:
@@ -154,24 +178,32 @@ class MLXBackend(GearedGeneration):
         """(GPU watts, their source), or (None, why there is no reading): show "n/a — why"."""
         return self.power.reading()
 
-    def _prefill(self, ids: list[int], params: GenerationParams) -> list[float]:
-        """Fill a fresh KV cache with the prompt, in chunks that bound the [tokens, vocab]
-        logits held at once."""
-        from mlx_lm.models.cache import make_prompt_cache
+    def _rewind(self, positions: int) -> int:
+        """mlx-lm trims its caches back, except a sliding window's once it has wrapped around
+        (it no longer holds the positions before the window): then a fresh cache."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+        if positions and self._cache is not None and can_trim_prompt_cache(self._cache):
+            trim_prompt_cache(self._cache, self._cache[0].offset - positions)
+            return positions
+        self._cache = make_prompt_cache(self.model)
+        return 0
+
+    def _prefill(self, ids: list[int], start: int, params: GenerationParams) -> list[float]:
+        """Run the prompt after the cache's first `start` positions, in chunks that bound the
+        [tokens, vocab] logits held at once."""
         self._key = None
         if params.temperature > 0:
             self._key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
         mx.reset_peak_memory()
-        self._cache = make_prompt_cache(self.model)
         entropies: list[float] = []
-        for i in range(0, len(ids), PREFILL_CHUNK):
+        for i in range(start, len(ids), PREFILL_CHUNK):
             logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=self._cache)[0]
             h, _ = entropy_varentropy(logits)
             mx.eval(h)
             entropies += h.tolist()
         self._logits = logits[-1]
-        return entropies[:-1]
+        return entropies
 
     def _sample(self, params: GenerationParams) -> StepReading:
         step_key = None

@@ -26,6 +26,7 @@ BENCHES = {
     "decode": ("gearterm.bench.decode", "tokens/s, shift latency and J/token per gear mode"),
     "cpu": ("gearterm.bench.cpu", "CPU decode tokens/s per gear mode beside transformers and llama.cpp"),
     "families": ("gearterm.bench.families", "CPU tokens/s in the high and low gear for a random model of each supported family"),
+    "turns": ("gearterm.bench.turns", "time to first token per turn, KV cache reused across turns or not"),
 }
 APP = "gearterm.commands.app"
 

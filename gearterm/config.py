@@ -34,7 +34,9 @@ class GenerationConfig:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int | None = None  # None = a new random seed each reply
-    context_tokens: int = 0  # prompt + reply in tokens; older turns are left out to fit; 0 = the model's own
+    # Positions of context (prompt + reply): what a local model's KV cache holds, set at load (0 =
+    # the model's own, or what fits in free memory); a chat's own value leaves older turns out to fit
+    context: int = 0
     # The gear policy's thresholds at a 32k vocabulary (scaled by log2(V) / 15 for the model's);
     # local backends only: a server backend routes whole turns with its own.
     low_below_bits: float = 1.8

@@ -273,8 +273,9 @@ class GeartermApp(App[None]):
             return
         caps = self.backend.capabilities
         status.show_backend(
-            self.entry.backend, _model_label(self.backend.model_name), caps.device, self.backend.memory_bytes(), self.high_gear_dtype
-        )
+            self.entry.backend, _model_label(self.backend.model_name), caps.device, _context_label(self.backend),
+            self.backend.memory_bytes(), self.high_gear_dtype,
+        )  # fmt: skip
 
     # ---- replies ----------------------------------------------------------------------
 
@@ -356,15 +357,15 @@ class GeartermApp(App[None]):
         system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages = system + list(self.transcript)
         if isinstance(backend, LocalBackend):
-            self._generate_in_thread(backend, messages, params, settings.context_tokens)
+            self._generate_in_thread(backend, messages, params, settings.context)
         else:
             self._generate_async(backend, messages, params)
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate_in_thread(
-        self, backend: LocalBackend, messages: list[dict], params: GenerationParams, context_tokens: int
+        self, backend: LocalBackend, messages: list[dict], params: GenerationParams, chat_context: int
     ) -> None:
-        context = context_tokens or backend.max_positions
+        context = chat_context or backend.max_positions
         if context and backend.tokenizer is not None:  # the scripted stand-in has no tokens to count
             messages, left_out = _fit_context(backend, messages, context, params.max_tokens)
             if left_out:
@@ -755,6 +756,13 @@ def _model_label(model: str) -> str:
     """A model directory by its name (the full path is in the history); ids and tags as they are."""
     path = Path(model)
     return path.name if path.is_absolute() or path.is_dir() else model
+
+
+def _context_label(backend: Backend) -> str:
+    """The positions of context the model holds, as the status bar shows them."""
+    if not isinstance(backend, LocalBackend):
+        return "n/a — the server's own"
+    return f"{backend.max_positions:,}" if backend.max_positions else "n/a — the model does not say"
 
 
 def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:

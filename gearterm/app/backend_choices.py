@@ -80,7 +80,7 @@ def create_from_entry(entry: BackendEntry, config: Config) -> Backend:
         from gearterm.models import default_model
 
         model = default_model(entry.model or None)
-        options.update(trust_remote_code=config.trust_remote_code, gate=config.gate)
+        options.update(trust_remote_code=config.trust_remote_code, gate=config.gate, context=config.generation.context)
     if entry.backend == "hf":
         options.update(device=config.device, dtype=config.dtype, compile=config.compile, allow_pickle=config.allow_pickle)
     if entry.backend in SERVER_BACKENDS:

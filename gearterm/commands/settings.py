@@ -18,6 +18,7 @@ MODEL_FLAGS = {
     "no_compile": "compile",
     "trust_remote_code": "trust_remote_code",
     "allow_pickle": "allow_pickle",
+    "context": "context",
 }
 REPLY_FLAGS = {
     "gear": "gear",
@@ -45,6 +46,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--trust-remote-code", action="store_true", default=None, help="run Python code shipped with the model"
     )
     parser.add_argument("--allow-pickle", action="store_true", default=None, help="load pickle .bin weights (can run code)")
+    parser.add_argument(
+        "--context", metavar="N", type=int,
+        help="hf, mlx: positions of context the KV cache holds (default: the model's, or what fits in free memory)",
+    )  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

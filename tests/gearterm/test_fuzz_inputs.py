@@ -47,6 +47,7 @@ VALUED = {
     "--dtype": st.sampled_from(["auto", "float32", "float16", "bfloat16", "int8"]),
     "--gear": st.sampled_from(["auto", "low", "mid", "high", "turbo"]),
     "--max-tokens": st.one_of(st.integers(-3, 5000).map(str), numbers),
+    "--context": st.one_of(st.integers(-3, 5000).map(str), numbers),
     "--temperature": st.one_of(st.floats(-1, 200).map(repr), numbers),
     "--top-p": st.one_of(st.floats(-0.5, 1.5).map(repr), numbers),
     "--seed": st.one_of(st.integers(-10, 2**33).map(str), numbers),

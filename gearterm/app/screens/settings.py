@@ -24,7 +24,7 @@ FIELDS = (
     ("top_p", "top-p", "nucleus sampling mass, above 0 up to 1"),
     ("max_tokens", "max tokens", "the longest reply, in tokens"),
     ("seed", "seed", "0 to 4294967295; empty = a new random seed each reply"),
-    ("context_tokens", "context", "prompt + reply, in tokens; older turns are left out to fit; 0 = the model's own"),
+    ("context", "context", "prompt + reply, in tokens; older turns are left out to fit; 0 = all the model holds"),
     ("low_below_bits", "low gear below", "bits at a 32k vocabulary (scaled to the model's); local models only"),
     ("high_above_bits", "high gear above", "bits at a 32k vocabulary (scaled to the model's); local models only"),
 )

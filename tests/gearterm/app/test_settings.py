@@ -97,7 +97,7 @@ async def test_an_older_chat_is_cut_to_fit_the_context_with_its_system_prompt_ke
         await loaded(pilot, app)
         sent, generate = [], app.backend.generate
         app.backend.generate = lambda messages, params: (sent.append(messages), generate(messages, params))[1]
-        await _set(pilot, app, context_tokens="40", system_prompt="Be kind.")
+        await _set(pilot, app, context="40", system_prompt="Be kind.")
         for text in ("It was a dark and stormy night, and the rain fell", "The captain looked at the sea", "And then"):
             await say(pilot, app, text)
         assert len(sent[-1]) < 1 + 5  # the system prompt and not every earlier turn
@@ -106,11 +106,20 @@ async def test_an_older_chat_is_cut_to_fit_the_context_with_its_system_prompt_ke
         assert any("messages were left out of this reply's prompt to fit the 40-token context" in n.message for n in app._notifications)
 
 
+async def test_the_configs_context_sizes_the_models_cache_and_the_status_bar_shows_it(tmp_path):
+    config = Config(generation=GenerationConfig(context=128))
+    app = make_app(tmp_path, entry=BackendEntry(label="pocket", backend="hf"), config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        assert app.backend.max_positions == app.backend.model.positions == 128
+        assert "· context 128 ·" in str(app.chat_screen.status.render())
+
+
 def test_generation_settings_are_read_from_the_config_file(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[generation]\nsystem_prompt = "Be brief."\ncontext_tokens = 2048\nlow_below_bits = 2.0\nhigh_above_bits = 1.0\n')
+    path.write_text('[generation]\nsystem_prompt = "Be brief."\ncontext = 2048\nlow_below_bits = 2.0\nhigh_above_bits = 1.0\n')
     config, problems = load_config(path)
-    assert (config.generation.system_prompt, config.generation.context_tokens) == ("Be brief.", 2048)
+    assert (config.generation.system_prompt, config.generation.context) == ("Be brief.", 2048)
     assert (config.generation.low_below_bits, config.generation.high_above_bits) == (1.8, 3.5)  # refused together
     assert [p.message for p in problems] == [
         "generation: low_below_bits (2) must be below high_above_bits (1); using the default thresholds"

@@ -36,7 +36,7 @@ async def test_brackets_in_messages_and_model_names_are_drawn(tmp_path):
         await say(pilot, app, "what does [b]bold[/b] do in [keymap]?")
         chat_text = "\n".join(line.text for line in app.chat_screen.chat._lines)
         assert "what does [b]bold[/b] do in [keymap]?" in chat_text
-        app.chat_screen.status.show_backend("hf", "models/[v2]-tiny", "cpu", None, None)
+        app.chat_screen.status.show_backend("hf", "models/[v2]-tiny", "cpu", "512", None, None)
         await pilot.pause()
         assert "models/[v2]-tiny" in str(app.chat_screen.status.render())
         app.chat_screen.status.show_no_model("no weights in [model dir]", "f2")
