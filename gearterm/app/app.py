@@ -51,6 +51,7 @@ from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.screens.settings import SettingsScreen
+from gearterm.app import strip_cycles
 from gearterm.app.widgets.prompt import Prompt
 from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
@@ -124,6 +125,7 @@ class GeartermApp(App[None]):
         `power`, a started meter, feeds the power pane (None: metering is off); `clock` stamps
         events (tests pass a fake one)."""
         super().__init__()
+        strip_cycles.install()
         self.config = config
         self.history = history  # read here; written through history_writer
         self.history_writer = HistoryWriter(history, lambda text, severity: self.notify(text, severity=severity, timeout=15))
