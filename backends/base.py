@@ -23,6 +23,11 @@ Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
 
 
+def continues_reply(messages: Sequence[Message]) -> bool:
+    """Whether `messages` ask to continue a reply: the last one is the assistant's unfinished text."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
 class BackendError(Exception):
     """A failure a user can act on; the message says what happened and what to do."""
 
@@ -188,10 +193,19 @@ class LocalBackend(Backend):
         return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
-        """Prompt ids through the tokenizer's chat template where it has one."""
+        """Prompt ids through the tokenizer's chat template where it has one. A last message of
+        the assistant's is the unfinished start of the reply: the prompt ends with its text, not
+        with the end of its turn, so the model goes on with it."""
         self._require_loaded()
+        continuing = continues_reply(messages)
         if getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+            turn = {"continue_final_message": True} if continuing else {"add_generation_prompt": True}
+            try:
+                ids = self.tokenizer.apply_chat_template(list(messages), tokenize=True, **turn)
+            except ValueError:  # transformers': the template rewrites the reply's text, so no prompt ends with it
+                if not continuing:
+                    raise
+                raise BackendError("this model's chat template cannot continue a reply: it rewrites the reply's text") from None
             if isinstance(ids, dict) or hasattr(ids, "input_ids"):
                 ids = ids["input_ids"]
             return list(ids)

@@ -20,13 +20,15 @@ class Fitted:
 def fit(messages: Sequence[Message], encode: Callable[[Sequence[Message]], list[int]], context: int,
         max_tokens: int) -> Fitted:
     """`encode` turns messages into prompt ids (the chat template). The prompt keeps at most
-    the context less room for the reply: the smaller of `max_tokens` and a quarter of it."""
+    the context less room for the reply: the smaller of `max_tokens` and a quarter of it.
+    A reply being continued stays with the message it answers: together they are the newest."""
     reserve = max(1, min(max_tokens, context // 4))
     system = [m for m in messages[:1] if m.get("role") == "system"]
     rest = list(messages[len(system):])
+    newest = 2 if len(rest) > 1 and rest[-1].get("role") == "assistant" else 1
     dropped = 0
     ids = encode([*system, *rest])
-    while len(ids) > context - reserve and len(rest) > 1:
+    while len(ids) > context - reserve and len(rest) > newest:
         rest.pop(0)
         dropped += 1
         if rest and rest[0].get("role") == "assistant":  # a turn starts with the user's message

@@ -31,6 +31,7 @@ from gearterm.backends.base import (
     Progress,
     ReplyDone,
     TokenEvent,
+    continues_reply,
 )
 from gearterm.backends.gear_routing import EntropySource, GearRouter, gear_of, propose_gear_models
 from gearterm.backends.http_stream import MalformedLine
@@ -114,6 +115,7 @@ class HTTPBackend(Backend):
         self.window_tokens = window_tokens
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self.model: str | None = None  # the name as the server lists it, once loaded
+        self.listed: dict = {}  # the server's list entry for the model, once loaded
         self.vocab_size: int | None = None
         self.router: GearRouter | None = None
         self._last_model: str | None = None
@@ -152,6 +154,11 @@ class HTTPBackend(Backend):
 
     def no_logprobs_notice(self) -> str:
         return f"{self.server_label} returned no logprobs: entropy is unknown for this reply"
+
+    def continue_notice(self) -> str | None:
+        """What to say when asked to continue a reply (a last message of the assistant's) on a
+        server that may not continue it; None where the server's API does."""
+        return None
 
     # ---- the Backend protocol ------------------------------------------------------
 
@@ -199,7 +206,7 @@ class HTTPBackend(Backend):
                         f"it lists: {listed}"
                     )
                 report(0.5, f"reading {model}'s vocabulary size")
-                entry = next(e for e in entries if e["name"] == model)
+                entry = self.listed = next(e for e in entries if e["name"] == model)
                 vocab = self.configured_vocab_size or self.read_vocab_size(client, entry)
         except httpx.HTTPError as e:
             raise BackendFault(self.describe(e)) from None
@@ -273,6 +280,8 @@ class HTTPBackend(Backend):
         for notice in self._unsaid:
             yield notice
         self._unsaid = []
+        if continues_reply(messages) and (note := self.continue_notice()):
+            yield Notice(note, "warning")
         if not any(m.get("role") == "assistant" for m in messages):
             self.router.reset()  # a new conversation: its routing starts over
         gear, model = self.router.begin_turn(params.gear_mode)

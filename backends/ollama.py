@@ -5,6 +5,8 @@ Since Ollama 0.12.11 a chat request with `logprobs: true, top_logprobs: N` (N <=
 {"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}, ...]}
 (no token ids). A line may carry several entries, or entries with empty `content`.
 Older servers send no logprobs; that is detected per reply and said, not papered over.
+A reply is continued by sending it as the last message, the assistant's: /api/chat goes on
+with a trailing assistant message (the maintainers' answer in ollama/ollama#6778).
 """
 
 from __future__ import annotations

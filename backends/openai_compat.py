@@ -4,6 +4,12 @@
 Each chunk's `choices[0].logprobs.content` holds one entry per token with its `top_logprobs`.
 llama.cpp adds token ids and, in /v1/models, the vocabulary size (`meta.n_vocab`); it does
 not cap `top_logprobs` (it returns up to the whole vocabulary), where OpenAI caps it at 20.
+
+A reply is continued by sending it as the last message, the assistant's. llama.cpp's server
+goes on with such a message by itself (unless started with --no-prefill-assistant) and
+streams only the new text; vLLM and SGLang do when asked with `continue_final_message`.
+Which server answers is read from `owned_by` in /v1/models; OpenAI's own API and servers
+not known here may start a new answer instead, and the user is told so.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from collections.abc import Sequence
 
 import httpx
 
-from gearterm.backends.base import GenerationParams, Message
+from gearterm.backends.base import GenerationParams, Message, continues_reply
 from gearterm.backends.http_backend import HTTPBackend, StreamFault, StreamPiece, error_text
 from gearterm.backends.http_stream import ServerEvent, SSEDecoder
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # llama-server's default
+CONTINUING_SERVERS = {"llamacpp": "llama.cpp", "vllm": "vLLM", "sglang": "SGLang"}  # owned_by -> name
 
 
 class OpenAIBackend(HTTPBackend):
@@ -51,7 +58,18 @@ class OpenAIBackend(HTTPBackend):
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        if continues_reply(messages):  # vLLM's and SGLang's names; llama.cpp needs neither and ignores them
+            body.update(continue_final_message=True, add_generation_prompt=False)
         return "/v1/chat/completions", body
+
+    def continue_notice(self) -> str | None:
+        if self.listed.get("owned_by") in CONTINUING_SERVERS:
+            return None
+        known = ", ".join(CONTINUING_SERVERS.values())
+        return (
+            f"{self.server_label} at {self.url} is not one known to continue a reply ({known} are): "
+            "it may start a new answer, which is added to the reply all the same"
+        )
 
     def decoder(self) -> SSEDecoder:
         return SSEDecoder()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # How long a write waits for another process's lock before writing pauses: the store is used
 # from the UI thread, and another gearterm's writes take milliseconds.
 BUSY_TIMEOUT_S = 0.2
@@ -78,6 +78,11 @@ CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, complete ON messages
 END;
 INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages WHERE complete;
 """
+# Version 2 -> 3: a failed reply keeps its error, so a reopened chat says what the live one said.
+MIGRATION_3 = """
+ALTER TABLE messages ADD COLUMN error TEXT;  -- why a reply ended in error; NULL otherwise
+"""
+MIGRATIONS = {2: MIGRATION_2, 3: MIGRATION_3}  # version -> the step that reaches it from the one before
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class StoredMessage:
     gear_mode: str | None = None  # replies: the gear mode it ran in (None: stored before gearterm kept it)
     seconds: float | None = None  # replies: wall time, submit to end
     first_token_s: float | None = None  # replies: submit to first token
+    error: str | None = None  # replies that ended in error: what went wrong
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,10 @@ class History:
             # NORMAL in WAL mode survives a killed process; only power loss can drop the last commits.
             self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
-        if self.db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:  # a write: only when new or old
-            self.db.executescript(f"BEGIN; {MIGRATION_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:  # a write: only when new or old; every step or none
+            steps = "".join(MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1))
+            self.db.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
     def close(self) -> None:
         self.db.close()
@@ -163,9 +171,10 @@ class History:
         end_reason: str | None = None,
         seconds: float | None = None,
         first_token_s: float | None = None,
+        error: str | None = None,
     ) -> None:
         """Append `tokens` and set the reply's text so far; end_reason marks it complete, and comes
-        with the reply's timings where they are known."""
+        with the reply's timings where they are known and its error where it failed."""
         with self._transaction():
             self.db.executemany(
                 "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -176,8 +185,18 @@ class History:
                 ],
             )
             self.db.execute(
-                "UPDATE messages SET content = ?, complete = ?, end_reason = ?, seconds = ?, first_token_s = ? WHERE id = ?",
-                (content, end_reason is not None, end_reason, seconds, first_token_s, message_id),
+                "UPDATE messages SET content = ?, complete = ?, end_reason = ?, seconds = ?, first_token_s = ?, error = ? "
+                "WHERE id = ?",
+                (content, end_reason is not None, end_reason, seconds, first_token_s, error, message_id),
+            )
+
+    def resume_reply(self, message_id: int, *, gear_mode: str | None) -> None:
+        """A finished reply streams again (it is being continued): incomplete until save_reply
+        ends it, as a new reply is, and kept with the gear mode of its parts."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE messages SET complete = 0, end_reason = NULL, error = NULL, gear_mode = ? WHERE id = ?",
+                (gear_mode, message_id),
             )
 
     def delete_messages(self, message_ids: Sequence[int]) -> None:
@@ -237,7 +256,7 @@ class History:
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
-            "SELECT id, role, content, complete, end_reason, backend, model, gear_mode, seconds, first_token_s "
+            "SELECT id, role, content, complete, end_reason, backend, model, gear_mode, seconds, first_token_s, error "
             "FROM messages WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         )
@@ -314,6 +333,7 @@ class _ReplySave:
     end_reason: str | None = None
     seconds: float | None = None
     first_token_s: float | None = None
+    error: str | None = None
 
     def __call__(self, history: History) -> None:
         history.save_reply(
@@ -323,6 +343,7 @@ class _ReplySave:
             end_reason=self.end_reason,
             seconds=self.seconds,
             first_token_s=self.first_token_s,
+            error=self.error,
         )
 
 
@@ -367,13 +388,18 @@ class HistoryWriter:
         end_reason: str | None = None,
         seconds: float | None = None,
         first_token_s: float | None = None,
+        error: str | None = None,
     ) -> None:
         last = self.waiting[-1] if self.waiting else None
         if isinstance(last, _ReplySave) and last.message is message:
             last.content, last.end_reason, last.seconds, last.first_token_s = content, end_reason, seconds, first_token_s
+            last.error = error
             last.tokens.extend(tokens)
         else:
-            self._write(_ReplySave(message, content, list(tokens), end_reason, seconds, first_token_s))
+            self._write(_ReplySave(message, content, list(tokens), end_reason, seconds, first_token_s, error))
+
+    def resume_reply(self, message: Row, *, gear_mode: str | None) -> None:
+        self._write(lambda h: h.resume_reply(message.id, gear_mode=gear_mode))
 
     def delete_messages(self, messages: Sequence[Row]) -> None:
         self._write(lambda h: h.delete_messages([m.id for m in messages]))

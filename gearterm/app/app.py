@@ -28,7 +28,16 @@ from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from gearterm.backends.base import Backend, BackendError, GenerationParams, LocalBackend, Notice, ReplyDone, TokenEvent
+from gearterm.backends.base import (
+    Backend,
+    BackendError,
+    GenerationParams,
+    LocalBackend,
+    Notice,
+    ReplyDone,
+    TokenEvent,
+    continues_reply,
+)
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
@@ -42,12 +51,13 @@ from gearterm.app.screens.conversations import ConversationList
 from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.screens.settings import SettingsScreen
+from gearterm.app import strip_cycles
 from gearterm.app.widgets.prompt import Prompt
 from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
 from gearterm.models import POCKET_MODEL_DIR
 from gearterm.history import History, HistoryWriter, Row, StoredMessage, TokenRow
-from gearterm.reply_line import ReplyFacts, stored_facts
+from gearterm.reply_line import ReplyFacts, gear_modes, stored_facts
 from gearterm.telemetry.power import PowerMeter, PowerReading
 from gearterm.kernels.gear import Gear
 
@@ -72,6 +82,8 @@ class Reply:
     tokens: int = 0
     gears: Counter[str] = field(default_factory=Counter)  # gear name -> tokens, for the line under it
     live: bool = True  # False once the user left its conversation: it still finishes into the store
+    earlier: ReplyFacts | None = None  # a reply being continued: what it was before this part...
+    first_row: int = 0  # ... and where this part's token rows start
 
 
 @dataclass
@@ -83,6 +95,8 @@ class Exchange:
     entry: UserEntry  # on screen
     reply: Row | None = None
     reply_entry: ReplyEntry | None = None
+    reply_facts: ReplyFacts | None = None  # the line under the reply, once it has ended
+    reply_rows: int = 0  # token rows stored for the reply: where a continuation's rows start
 
 
 class GeartermApp(App[None]):
@@ -111,6 +125,7 @@ class GeartermApp(App[None]):
         `power`, a started meter, feeds the power pane (None: metering is off); `clock` stamps
         events (tests pass a fake one)."""
         super().__init__()
+        strip_cycles.install()
         self.config = config
         self.history = history  # read here; written through history_writer
         self.history_writer = HistoryWriter(history, lambda text, severity: self.notify(text, severity=severity, timeout=15))
@@ -203,7 +218,7 @@ class GeartermApp(App[None]):
             elif isinstance(event, ReplyDone) and event.reason != "cancelled":  # it ended on its own first
                 reason = event.reason
                 break
-        rows = [_token_row(reply.tokens + i, event) for i, event in enumerate(tokens)]
+        rows = [_token_row(reply.first_row + reply.tokens + i, event) for i, event in enumerate(tokens)]
         text = reply.text + "".join(event.text for event in tokens)
         self.history_writer.save_reply(reply.message, text, rows, end_reason=reason)
 
@@ -342,7 +357,21 @@ class GeartermApp(App[None]):
             self.conversation, backend=entry.backend, model=backend.model_name, gear_mode=self.gear_mode.value
         )
         exchange.reply_entry = self.chat_screen.chat.add_reply(f"{entry.backend} · {_model_label(backend.model_name)}")
-        self.reply = Reply(exchange.reply, exchange.reply_entry, backend, self.gear_mode, self.clock())
+        self._stream(Reply(exchange.reply, exchange.reply_entry, backend, self.gear_mode, self.clock()))
+
+    def _continue(self, exchange: Exchange) -> None:
+        """Stream more of `exchange`'s reply, the transcript's last message, into the same reply."""
+        earlier = exchange.reply_facts
+        self.history_writer.resume_reply(exchange.reply, gear_mode=gear_modes(earlier.gear_mode, self.gear_mode.value))
+        self.chat_screen.chat.resume(exchange.reply_entry)
+        entry = exchange.reply_entry
+        self._stream(Reply(exchange.reply, entry, self.backend, self.gear_mode, self.clock(), text=entry.text,
+                           earlier=earlier, first_row=exchange.reply_rows))
+
+    def _stream(self, reply: Reply) -> None:
+        """Ask the backend for `reply`: the answer to the transcript, or the rest of its last message."""
+        backend = reply.backend
+        self.reply = reply
         self.readings.new_reply(self.clock(), streaming_mode=self.gear_mode)
         if self.power is not None:
             self.power.mark_reply()
@@ -457,7 +486,7 @@ class GeartermApp(App[None]):
                 if self.power is not None and event.is_token:
                     self.power.record_token(event.gear)
                 pieces.append((event.text, event.gear))
-                rows.append(_token_row(len(rows) + reply.tokens, event))
+                rows.append(_token_row(reply.first_row + reply.tokens + len(rows), event))
             elif isinstance(event, Notice):
                 self.notify(event.text, severity=event.level)
             elif isinstance(event, ReplyDone) and done is None:
@@ -465,28 +494,40 @@ class GeartermApp(App[None]):
         reply.tokens += len(rows)
         reply.gears.update(row.gear for row in rows)
         reply.text += "".join(text for text, _ in pieces)
-        ending = {"end_reason": done.reason, "seconds": done.seconds, "first_token_s": done.first_token_s} if done else {}
+        facts = self._reply_facts(reply, done) if done is not None else None
+        ending = {}
+        if facts is not None:
+            ending = {"end_reason": facts.end_reason, "seconds": facts.seconds, "first_token_s": facts.first_token_s,
+                      "error": facts.error}
         self.history_writer.save_reply(reply.message, reply.text, rows, **ending)
         if reply.live:
             self.chat_screen.chat.append(reply.entry, pieces)
         if done is not None:
-            self._finish_reply(reply, done)
+            self._finish_reply(reply, done, facts)
             self.readings.streaming_mode = None
         self.panes_stale = self.panes_stale or reply.live
 
-    def _finish_reply(self, reply: Reply, done: ReplyDone) -> None:
+    def _reply_facts(self, reply: Reply, done: ReplyDone) -> ReplyFacts:
+        """The line under `reply`, which `done` ended: all of it where it was continued."""
+        facts = ReplyFacts(
+            done.tokens, done.seconds, done.first_token_s, reply.gear_mode.value, reply.gears, done.reason, done.error
+        )
+        return reply.earlier.continued_by(facts) if reply.earlier is not None else facts
+
+    def _finish_reply(self, reply: Reply, done: ReplyDone, facts: ReplyFacts) -> None:
         self.reply = None
         if reply.live:
             self.readings.end_reply(done)
-            if reply.text:
+            if reply.earlier is not None:  # the transcript ends with the reply as it was before
+                self.transcript[-1] = {"role": "assistant", "content": reply.text}
+            elif reply.text:
                 self.transcript.append({"role": "assistant", "content": reply.text})
             else:
                 # Unanswered, the message leaves the next request (it stays in the chat and the
                 # history): two user turns in a row are refused by servers that need them to alternate.
                 self.transcript.pop()
-            facts = ReplyFacts(
-                done.tokens, done.seconds, done.first_token_s, reply.gear_mode.value, reply.gears, done.reason, done.error
-            )
+            if self.last is not None and self.last.reply is reply.message:
+                self.last.reply_facts, self.last.reply_rows = facts, reply.first_row + reply.tokens
             self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
         elif done.error:  # its chat is no longer on screen
             self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
@@ -625,9 +666,11 @@ class GeartermApp(App[None]):
             else:
                 pieces = [(t.text, Gear.parse(t.gear)) for t in tokens]
                 reply_entry = chat.add_reply(f"{m.backend} · {_model_label(m.model or '')}", m.content, pieces)
-                chat.finish(reply_entry, stored_facts(m, tokens).line())
+                facts = stored_facts(m, tokens)
+                chat.finish(reply_entry, facts.line())
                 if self.last is not None:
                     self.last.reply, self.last.reply_entry = Row(m.id), reply_entry
+                    self.last.reply_facts, self.last.reply_rows = facts, len(tokens)
         self.conversation = Row(conversation_id)
         self._use_settings(_stored_settings(settings, self.config.generation))
         self.readings.replay(
@@ -700,6 +743,16 @@ class GeartermApp(App[None]):
             self.transcript.append({"role": "user", "content": last.text})  # it was left out when its reply failed
         self._ask(last)
 
+    def action_continue_reply(self) -> None:
+        if (why := self._cannot_redo("continue")) is not None:
+            self.notify(why, severity="warning")
+            return
+        last = self.last
+        if last.reply_facts is None or not last.reply_entry.text:
+            self.notify(f"the last reply has no text to continue: {self.key('regenerate')} asks again", severity="warning")
+            return
+        self._continue(last)
+
     def action_edit_last(self) -> None:
         if (why := self._cannot_redo("edit")) is not None:
             self.notify(why, severity="warning")
@@ -738,7 +791,8 @@ class GeartermApp(App[None]):
         if last.reply is not None:
             self.history_writer.delete_messages([last.reply])
             self.chat_screen.chat.remove(last.reply_entry)
-        last.reply = last.reply_entry = None
+        last.reply = last.reply_entry = last.reply_facts = None
+        last.reply_rows = 0
 
     def _forget_last_message(self) -> None:
         """The edited message replaces the last one: that one and its reply go."""
@@ -768,11 +822,12 @@ def _context_label(backend: Backend) -> str:
 def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:
     """The system prompt and the newest turns whose prompt leaves room for `max_tokens` in
     `context` tokens, and how many messages were left out. Turns go a message and its reply at
-    a time, so that roles still alternate; the newest message always stays (the backend cuts
-    it to fit if it alone is too long)."""
+    a time, so that roles still alternate; the newest message always stays, with the message it
+    answers where it is a reply being continued (the backend cuts them to fit if alone too long)."""
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     turns = kept = messages[len(system) :]
-    while len(kept) > 1 and len(backend.encode_chat(system + kept)) + max_tokens > context:
+    newest = 2 if continues_reply(turns) and len(turns) > 1 else 1
+    while len(kept) > newest and len(backend.encode_chat(system + kept)) + max_tokens > context:
         kept = kept[2:]
     return system + kept, len(turns) - len(kept)
 

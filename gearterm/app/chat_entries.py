@@ -95,6 +95,13 @@ class ReplyEntry:
         self.segments = [Segment(self.text, [p for s in self.segments for p in s.pieces])]
         self.meta = meta
 
+    def resume(self) -> None:
+        """More text is coming (the reply is being continued): the line under it waits for the new end."""
+        self.meta = ""
+        live = self.segments[-1]
+        if "".join(text for text, _ in live.pieces) != live.text:  # text without its token trace cannot be cut
+            self.segments.append(Segment())
+
     def lines(self, width: int, tinted: bool, console: Console) -> list[Strip]:
         heading = Text(self.heading, style=QUIET)
         if tinted:  # the tint's legend, where the colours are

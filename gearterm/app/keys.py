@@ -33,6 +33,8 @@ KEYS: tuple[Key, ...] = (
     Key("regenerate", "ctrl+r", "regenerate", "Regenerate", "replace the last reply with a new one"),
     Key("edit_last", "ctrl+l", "edit_last", "Edit last", "edit your last message; enter replaces it and its reply"),
     Key("toggle_panes", "ctrl+o", "toggle_panes", "Panes", "hide or show the side panes (a one-line strip stays)"),
+    # Not ctrl+k: the prompt has focus most of the time, and there ctrl+k deletes to the end of the line.
+    Key("continue_reply", "ctrl+g", "continue_reply", "Continue", "go on with the last reply (one cut off by length or a cancel)"),
     Key("cancel", "escape", "cancel", "Cancel", "stop the reply being generated"),
     Key("quit", "ctrl+q", "quit", "Quit", "leave gearterm"),
 )

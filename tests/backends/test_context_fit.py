@@ -32,6 +32,16 @@ def test_old_turns_go_first_and_never_the_system_prompt_or_the_newest_message():
     assert fitted.max_tokens == 50
 
 
+def test_a_reply_being_continued_keeps_the_message_it_answers():
+    messages = turns(20)[:-1]  # ends with the assistant's answer 19: the reply to continue
+    fitted = fit(messages, words, context=200, max_tokens=50)
+    kept = messages[:1] + messages[1 + fitted.dropped_turns:]
+    assert fitted.dropped_turns > 0 and fitted.dropped_turns % 2 == 0 and fitted.cut_to is None
+    assert [m["content"].split()[:2] for m in kept[-2:]] == [["question", "19"], ["answer", "19"]]
+    alone = fit(messages, words, context=60, max_tokens=8)  # room for no more than the newest turn
+    assert alone.dropped_turns == len(messages) - 3 and alone.ids[-5:] == words(messages[-1:])[-5:]
+
+
 def test_a_newest_message_too_long_alone_keeps_its_end_and_the_reply_its_room():
     messages = [{"role": "user", "content": "word " * 1000 + "THE END"}]
     fitted = fit(messages, words, context=512, max_tokens=600)

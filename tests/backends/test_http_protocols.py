@@ -360,3 +360,35 @@ def test_openai_url_may_include_v1(server):
     backend = OpenAIBackend("tiny:1b-fp16", server.url + "/v1/")
     backend.load()
     assert backend.url == server.url and backend.router.start == Gear.HIGH
+
+
+CONTINUED = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "Hi"}]
+
+
+@pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
+async def test_a_reply_is_continued_from_a_trailing_assistant_message(server, wire_class):
+    wire, backend = make(wire_class, server)
+    script(server, wire, wire.line(" there", [entry(" there", math.log(0.6))]), *wire.done())
+    events = await collect(backend, CONTINUED)
+    assert "".join(t.text for t in tokens(events)) == " there"  # only the new text: the app adds it to the old
+    body = server.requests[-1][2]
+    assert body["messages"] == CONTINUED
+    warned = [e.text for e in events if isinstance(e, Notice) and e.level == "warning"]
+    if wire_class is OpenAIWire:  # vLLM's and SGLang's request fields; this server does not say whose it is
+        assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+        assert warned == [
+            f"the OpenAI-compatible server at {server.url} is not one known to continue a reply "
+            "(llama.cpp, vLLM, SGLang are): it may start a new answer, which is added to the reply all the same"
+        ]
+    else:
+        assert warned == [] and "continue_final_message" not in body
+    await collect(backend)  # a new reply asks for nothing of the kind
+    assert "continue_final_message" not in server.requests[-1][2]
+
+
+def test_an_openai_server_that_says_it_is_llama_cpp_continues_without_a_warning(server):
+    models = [{"id": "m", "object": "model", "owned_by": "llamacpp", "meta": {"n_vocab": VOCAB}}]
+    server.routes[("GET", "/v1/models")] = lambda _: Reply.json({"object": "list", "data": models})
+    backend = OpenAIBackend("m", server.url)
+    backend.load()
+    assert backend.continue_notice() is None

@@ -284,3 +284,25 @@ def test_smollm2_as_transformers_5_saves_it_runs_the_same_model_on_mlx(tmp_path)
         replies.append([e.token_id for e in backend.generate(question, params) if isinstance(e, TokenEvent) and e.token_id is not None])
     assert len(replies[0]) >= 50
     assert replies[0] == replies[1]
+
+
+def test_a_reply_is_continued_through_the_chat_template():
+    """A last message of the assistant's is continued: the prompt ends with its text (no end of
+    turn), and 8 tokens continued by 8 more read as the greedy reply of 16 (the pocket model,
+    whose chat template ends every message with </s>)."""
+    from gearterm.models import POCKET_MODEL_DIR
+
+    pocket = MLXBackend(str(POCKET_MODEL_DIR))
+    pocket.load()
+    question = [{"role": "user", "content": "Tell me of the sea."}]
+
+    def text(messages, max_tokens):
+        events = pocket.generate(messages, GenerationParams(max_tokens=max_tokens, gear_mode=GearMode.HIGH))
+        return "".join(e.text for e in events if isinstance(e, TokenEvent))
+
+    first = text(question, 8)
+    continuing = [*question, {"role": "assistant", "content": first}]
+    prompt = pocket.encode_chat(continuing)
+    assert prompt[-1] not in pocket.eos_ids and pocket.encode_chat(question)[-1] in pocket.eos_ids
+    assert pocket.tokenizer.decode(prompt).endswith(first.strip())
+    assert first + text(continuing, 8) == text(question, 16)

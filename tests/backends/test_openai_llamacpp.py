@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from gearterm.backends.base import GenerationParams, TokenEvent
+from gearterm.backends.base import GenerationParams, Notice, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.openai_compat import OpenAIBackend
 from conftest import STORIES_GGUF
@@ -79,3 +79,15 @@ def test_second_turn_with_history(server_backend):
     history.append({"role": "user", "content": " The dog"})
     second = asyncio.run(reply(server_backend, history, max_tokens=8))
     assert second[-1].reason == "length" and len(tokens(second)) == 8
+
+
+def test_a_continued_reply_goes_on_from_its_text(server_backend):
+    """llama.cpp goes on with a trailing assistant message and streams only the new text: a reply
+    of 8 tokens continued by 8 more reads as the reply of 16 (greedy, same weights)."""
+    first = asyncio.run(reply(server_backend, max_tokens=8))
+    text = "".join(t.text for t in tokens(first))
+    more = asyncio.run(reply(server_backend, [*STORY, {"role": "assistant", "content": text}], max_tokens=8))
+    once = asyncio.run(reply(server_backend, max_tokens=16))
+    assert more[-1].reason == "length" and len(tokens(more)) == 8
+    assert text + "".join(t.text for t in tokens(more)) == "".join(t.text for t in tokens(once))
+    assert not [e for e in more if isinstance(e, Notice)]  # the server says it is llama.cpp: nothing to warn of

@@ -60,6 +60,11 @@ class ChatLog(ScrollView, can_focus=True):
         reply.finish(meta)
         self._changed(reply)
 
+    def resume(self, reply: ReplyEntry) -> None:
+        """`reply` streams again: it is being continued."""
+        reply.resume()
+        self._changed(reply)
+
     def remove(self, entry: Entry) -> None:
         """Take a message off the screen (a regenerated reply, an edited message)."""
         if entry not in self.entries:

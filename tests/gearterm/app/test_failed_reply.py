@@ -1,5 +1,5 @@
 """A reply that fails before any text leaves its message out of the next request, and its
-error is said once, under the reply (issue 18, fix 6)."""
+error is said once, under the reply (issue 18, fix 6), where a reopened chat says it again."""
 
 from app_helpers import loaded, make_app, say, wait_for
 
@@ -31,8 +31,8 @@ async def test_the_next_request_alternates_roles_and_the_error_is_said_once(tmp_
         await loaded(pilot, app)
         await pilot.press(*"first", "enter")
         await wait_for(pilot, lambda: app.reply is None and len(backend.requests) == 1, "the failed reply")
-        failed = app.chat_screen.chat.replies[-1]
-        assert failed.meta.endswith(f"error — {FAULT}")
+        failed_line = app.chat_screen.chat.replies[-1].meta
+        assert failed_line.endswith(f"error — {FAULT}")
         assert not [n for n in app._notifications if FAULT in n.message]  # not a second time in a toast
         await say(pilot, app, "second")
         assert backend.requests[1] == [{"role": "user", "content": "second"}]
@@ -45,3 +45,4 @@ async def test_the_next_request_alternates_roles_and_the_error_is_said_once(tmp_
         await wait_for(pilot, lambda: app.conversation_id == conversation, "the chat to reopen")
         assert [m["content"] for m in app.transcript if m["role"] == "user"] == ["second", "third"]
         assert [type(e).__name__ for e in app.chat_screen.chat.entries][:2] == ["UserEntry", "ReplyEntry"]  # all shown
+        assert app.chat_screen.chat.replies[0].meta == failed_line  # the error line, as the live chat said it

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from gearterm.history import DB_NAME, History, HistoryWriter, TokenRow, open_history
+from gearterm.history import DB_NAME, SCHEMA_VERSION, History, HistoryWriter, TokenRow, open_history
 
 
 def _token(position: int, gear: str = "low") -> TokenRow:
@@ -160,9 +160,46 @@ def test_a_version_1_store_is_upgraded_and_its_messages_become_searchable(tmp_pa
     )
     old.close()
     history = History(tmp_path / DB_NAME)
-    assert history.db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert history.db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert [c.title for c in history.search("ships")] == ["old chat"]
     [message] = history.messages(1)
     assert (message.content, message.gear_mode, message.seconds) == ("tell me of ships", None, None)
     history.close()
     assert History(tmp_path / DB_NAME).search("ship")  # opening it again does not migrate twice
+
+
+def test_a_version_2_store_is_upgraded_and_keeps_a_failed_replys_error(tmp_path):
+    from gearterm.history import MIGRATION_2, SCHEMA
+
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.executescript(SCHEMA + MIGRATION_2)
+    old.executescript(
+        "PRAGMA user_version = 2;"
+        "INSERT INTO conversations VALUES (1, 'old chat', 0, 0, NULL);"
+        "INSERT INTO messages (conversation_id, role, content, complete, end_reason, created_at, seconds) "
+        "VALUES (1, 'assistant', 'half a reply', 1, 'error', 0, 1.5);"
+    )
+    old.close()
+    history = History(tmp_path / DB_NAME)
+    assert history.db.execute("PRAGMA user_version").fetchone() == (3,)
+    [before] = history.messages(1)
+    assert (before.content, before.end_reason, before.seconds, before.error) == ("half a reply", "error", 1.5, None)
+    reply = history.begin_reply(1, backend="ollama", model="m")
+    history.save_reply(reply, "cut", [_token(0)], end_reason="error", seconds=2.0, error="the server went away")
+    history.close()
+    [_, failed] = History(tmp_path / DB_NAME).messages(1)
+    assert (failed.end_reason, failed.error) == ("error", "the server went away")
+
+
+def test_a_continued_reply_streams_again_and_ends_once_more(tmp_path):
+    history = History(tmp_path / DB_NAME)
+    conversation = _chat(history, "tell me", "Once upon")
+    [_, reply] = history.messages(conversation)
+    history.resume_reply(reply.id, gear_mode="auto, then high")
+    [_, streaming] = history.messages(conversation)
+    assert (streaming.complete, streaming.end_reason, streaming.gear_mode) == (False, None, "auto, then high")
+    assert history.search("upon") == []  # a streaming reply is not indexed
+    history.save_reply(reply.id, "Once upon a time", [_token(1)], end_reason="length", seconds=3.0, first_token_s=0.5)
+    [_, done] = history.messages(conversation)
+    assert (done.content, done.complete, done.end_reason, done.seconds) == ("Once upon a time", True, "length", 3.0)
+    assert [c.id for c in history.search("time")] == [conversation]
