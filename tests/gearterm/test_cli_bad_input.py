@@ -199,6 +199,9 @@ def test_ctrl_c_mid_reply_prints_what_was_produced(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "GEARTERM_CONFIG": str(tmp_path / "none.toml")},
+            # As from a terminal: a child inherits an ignored SIGINT (and Python then installs
+            # no KeyboardInterrupt for it), and a test earlier in the session may leave it so.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert child.stdout.read(2) == b"Hi"  # the first token is out: the reply is streaming
         child.send_signal(signal.SIGINT)
