@@ -46,7 +46,7 @@ def attend_slices(
     kv_head = tl.program_id(0)
     slice_id = tl.program_id(1)
     slices = tl.num_programs(1)
-    pos = tl.load(pos_ptr)
+    pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type in the loop bounds
     first = _first_visible(pos, WINDOW)
     lo = slice_id * SLICE
     hi = tl.minimum(lo + SLICE, pos + 1)  # past the position: nothing to read
@@ -103,7 +103,7 @@ def merge_slices(
     top the head's largest score: each slice rescaled to it, online, SLICES at a time over the
     slices that attended (those holding keys first..pos)."""
     head = tl.program_id(0)
-    pos = tl.load(pos_ptr)
+    pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type in the loop bounds
     begin = _first_visible(pos, WINDOW) // SLICE
     end = tl.minimum(pos // SLICE + 1, S)
     d = tl.arange(0, DIM)
