@@ -56,8 +56,10 @@ async def loaded(pilot, app) -> None:
 
 
 async def say(pilot, app, text: str) -> None:
-    """Type a message, send it and wait until the reply has ended and is saved."""
+    """Type a message, send it and wait until the reply has ended, is saved and the panes show it
+    (they redraw at most PANE_HZ times a second, so they can lag the reply's end by a tick)."""
     app.chat_screen.prompt.focus()
     await pilot.press(*text, "enter")
     await wait_for(pilot, lambda: {"role": "user", "content": text} in app.transcript, "the message to be sent")
     await wait_for(pilot, lambda: app.reply is None, f"the reply to {text!r}")
+    await wait_for(pilot, lambda: not app.panes_stale, "the panes")
