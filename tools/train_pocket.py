@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         fused=device.type == "cuda",
     )
     forward = torch.compile(model) if args.compile else model
-    train_prose = tuple(t.to(device) for t in train_prose)
-    train_chat = tuple(t.to(device) for t in train_chat)
+    train_prose = (train_prose[0].to(device), train_prose[1])  # starts stay with the CPU generator
+    train_chat = (train_chat[0].to(device), train_chat[1])
     validation = [with_bos(prose["validation"][0]), chat["validation"][0]]
     generator = torch.Generator().manual_seed(args.seed)
 
