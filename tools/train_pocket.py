@@ -4,14 +4,16 @@ The pocket model ships inside the package so that gearterm has a real trained mo
 chat with (and real entropy for the gears to react to) on a machine with nothing else.
 Everything here is deterministic from the seed: the data split, the tokenizer, the batches.
 
-    python tools/train_pocket.py --data-dir ../shared/data --out /tmp/pocket --steps 2500 --dropout 0.3
+    python tools/train_pocket.py --data-dir ../shared/data --out /tmp/pocket
     python tools/train_pocket.py --data-dir ../shared/data --write-held-out /tmp/held_out.txt
 
-Text is handled as paragraphs (blocks between blank lines), each followed by </s>. Half the
-training windows start with <s> at a paragraph start; the chat template writes each message
-the same way, so the model answers a conversation with a new paragraph and stops with </s>.
-The last 2% of every file is held out (never trained on, never used to pick a checkpoint);
-the 1% before it is the validation split that picks the checkpoint.
+Text is handled as paragraphs (blocks between blank lines), each followed by </s>. Dialogue
+found in the plays and novels is also written as chat turns, `<|user|>speech</s><|assistant|>reply</s>`,
+the chat template's format, so that a reply answers the turn before it. The tokenizer normalizes
+typographic punctuation (curly quotes, dashes, the ellipsis) to what a keyboard types.
+The last 2% of every file is held out (never trained on, never used to pick a checkpoint), the 1%
+before it is the validation split that picks the checkpoint; one book and TinyStories are never
+trained on at all. The output directory gets the model, metrics.json and MODEL_CARD.md.
 """
 
 import argparse
@@ -19,7 +21,7 @@ import hashlib
 import json
 import math
 import platform
-import re
+import random
 import sys
 import time
 from pathlib import Path
@@ -31,83 +33,30 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gearterm.kernels.entropy import entropy_varentropy  # noqa: E402
 
-TRAIN_END = 0.97  # fraction of each file's characters: paragraphs starting before it train
-VALIDATION_END = 0.98  # ... then validation up to here; the rest (last 2%) is held out
-
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 as in Llama
-BOS, EOS = 1, 2
-
-# Each message becomes a paragraph ending in </s>; the model continues with its own paragraph.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ message['content'] | trim }}{{ eos_token }}"
-    "{% endfor %}"
+from pocket_card import model_card  # noqa: E402
+from pocket_text import (  # noqa: E402
+    ASSISTANT, BOS, CHAT_TEMPLATE, EOS, LICENSES, SPECIAL_TOKENS, USER, conversations, dialogues,
+    held_out_text, normalizer, one_line, paragraphs, read_text, source_files, split_file, typeset, unseen_files,
 )
 
-LICENSES = {
-    "nltk-gutenberg": "public-domain works (Project Gutenberg e-texts via NLTK's corpus; nltk repository Apache-2.0)",
-    "tinyshakespeare": "public domain (Shakespeare; assembled by Andrej Karpathy in char-rnn, repository MIT)",
-}
+CHAT_SHARE = 0.25  # of each batch's windows: chat turns; the dialogue is a sixth of the text and also in the prose
+ROPE_THETA = 10000.0  # Llama's base at a 2,048 context: the slowest rotation still spans the window many times
 
-SAMPLE_PROMPTS = [
-    ("greedy", "What did you see upon the sea?"),
-    ("sampled", "Tell me of the king and his daughter."),
-    ("sampled", "Where is my lord Hamlet?"),
+# Two turns each: v1's second reply ignored the second question. The third types what a phone types.
+SAMPLE_CHATS = [
+    ("greedy", ["What did you see upon the sea?", "And what became of the ship?"]),
+    ("sampled", ["Tell me of the king and his daughter.", "Why does she weep?"]),
+    ("sampled", ["Where\u2019s my lord Hamlet?", "Go, bid him come to me \u2014 now\u2026"]),
 ]
+SAMPLING = {"do_sample": True, "temperature": 0.8, "top_p": 0.95}
+REPLY_TOKENS = 80
 
 
-def source_files(data_dir: Path) -> list[Path]:
-    """The 15 NLTK Gutenberg books and Tiny Shakespeare, in a fixed order."""
-    books = sorted((data_dir / "nltk-gutenberg").glob("*.txt"))
-    shakespeare = data_dir / "tinyshakespeare" / "input.txt"
-    if not books or not shakespeare.is_file():
-        raise SystemExit(
-            f"no training text under {data_dir}: expected nltk-gutenberg/*.txt and "
-            "tinyshakespeare/input.txt (see ../shared/README.md); pass --data-dir"
-        )
-    return books + [shakespeare]
-
-
-def paragraphs(text: str) -> list[str]:
-    """Blocks between blank lines; leading indentation is kept (verse)."""
-    return [b.strip("\n").rstrip() for b in re.split(r"\n(?:[ \t]*\n)+", text) if b.strip()]
-
-
-def read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        # Two of the NLTK books carry a few Latin-1 letters (Caesar's "æ", an "è" in Chesterton).
-        text = raw.decode("latin-1")
-    # Moby Dick has CRLF line ends and Paradise Lost ends in DOS end-of-file marks.
-    return text.replace("\r\n", "\n").replace("\x1a", "")
-
-
-def split_file(path: Path) -> dict[str, list[str]]:
-    """First 97% of the characters train, the next 1% validate, the last 2% are held out.
-
-    Each cut moves forward to the next line start, so no line is split between two parts.
-    """
-    text = read_text(path)
-    cuts = []
-    for fraction in (TRAIN_END, VALIDATION_END):
-        newline = text.find("\n", int(len(text) * fraction))
-        cuts.append(len(text) if newline < 0 else newline + 1)
-    pieces = (text[: cuts[0]], text[cuts[0] : cuts[1]], text[cuts[1] :])
-    return {name: paragraphs(piece) for name, piece in zip(("train", "validation", "held_out"), pieces)}
-
-
-def held_out_text(data_dir: Path) -> str:
-    """The held-out paragraphs of every file, in file order, separated by blank lines."""
-    paragraphs = [p for f in source_files(data_dir) for p in split_file(f)["held_out"]]
-    return "\n\n".join(paragraphs) + "\n"
-
-
-def train_tokenizer(paragraphs: list[str], vocab_size: int):
+def train_tokenizer(paras: list[str], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizer()  # applied to the training text and to every later encode
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -117,20 +66,45 @@ def train_tokenizer(paragraphs: list[str], vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(paragraphs, trainer)
+    tokenizer.train_from_iterator(paras, trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A </s> $B", special_tokens=[("<s>", BOS), ("</s>", EOS)]
     )
     return tokenizer
 
 
-def encode_stream(tokenizer, paragraphs: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def without_normalizer(tokenizer):
+    """The same vocabulary and merges reading text as it comes, as v1's tokenizer did."""
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_str(tokenizer.to_str())
+    raw.normalizer = None
+    return raw
+
+
+def encode_prose(tokenizer, paras: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """All paragraphs as one token stream, each followed by </s>; and where each paragraph starts."""
     ids, starts = [], []
-    for encoding in tokenizer.encode_batch(paragraphs, add_special_tokens=False):
+    for encoding in tokenizer.encode_batch(paras, add_special_tokens=False):
         starts.append(len(ids))
         ids.extend(encoding.ids)
         ids.append(EOS)
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(starts, dtype=torch.long)
+
+
+def encode_chats(tokenizer, chats: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conversations as the chat template writes them, one after another; and where each starts.
+
+    Speeches alternate user, assistant, user...: `<s><|user|>a</s><|assistant|>b</s>...`.
+    """
+    turns = tokenizer.encode_batch([t for chat in chats for t in chat], add_special_tokens=False)
+    ids, starts, i = [], [], 0
+    for chat in chats:
+        starts.append(len(ids))
+        ids.append(BOS)
+        for k in range(len(chat)):
+            ids += [USER if k % 2 == 0 else ASSISTANT, *turns[i].ids, EOS]
+            i += 1
     return torch.tensor(ids, dtype=torch.long), torch.tensor(starts, dtype=torch.long)
 
 
@@ -148,7 +122,7 @@ def pocket_config(vocab_size: int, context: int):
         head_dim=32,
         max_position_embeddings=context,
         rms_norm_eps=1e-5,
-        rope_parameters={"rope_theta": 10000.0, "rope_type": "default"},
+        rope_parameters={"rope_theta": ROPE_THETA, "rope_type": "default"},
         tie_word_embeddings=True,
         bos_token_id=BOS,
         eos_token_id=EOS,
@@ -172,35 +146,41 @@ def add_residual_dropout(model, p: float) -> None:
         layer.mlp.down_proj.register_forward_hook(drop)
 
 
-def sample_batch(stream, starts, batch, context, generator):
+def sample_batch(prose, chat, batch, context, generator):
     """Inputs and next-token targets, `context` tokens each.
 
-    Half the windows are <s> then text from a random paragraph start, as a prompt looks; half
-    are crops from anywhere without <s>, so that the insides of long paragraphs are learnt too
-    (each book of Paradise Lost is one paragraph of about 40,000 characters).
+    A quarter of the windows start at a conversation's <s> in the chat stream. Of the rest, half
+    are <s> then text from a random paragraph start, as a prompt looks, and half are crops from
+    anywhere without <s>, so that the insides of long paragraphs are learnt too (each book of
+    Paradise Lost is one paragraph of about 40,000 characters).
     """
-    half = batch // 2
-    device = stream.device
-    at_paragraph = starts[torch.randint(len(starts), (half,), generator=generator)].to(device)
-    anywhere = torch.randint(len(stream) - context, (batch - half,), generator=generator).to(device)
-    prompt_like = torch.cat(
-        [torch.full((half, 1), BOS, device=device), stream[at_paragraph[:, None] + torch.arange(context, device=device)]],
-        dim=1,
-    )
-    crops = stream[anywhere[:, None] + torch.arange(context + 1, device=device)]
-    seq = torch.cat([prompt_like, crops])
+    (prose, prose_starts), (chat, chat_starts) = prose, chat
+    device = prose.device
+    span = torch.arange(context + 1, device=device)
+    n_chat = round(batch * CHAT_SHARE)
+    n_prompt = (batch - n_chat) // 2
+    n_crop = batch - n_chat - n_prompt
+    at_chat = chat_starts[torch.randint(len(chat_starts), (n_chat,), generator=generator)].to(device)
+    at_paragraph = prose_starts[torch.randint(len(prose_starts), (n_prompt,), generator=generator)].to(device)
+    anywhere = torch.randint(len(prose) - context, (n_crop,), generator=generator).to(device)
+    seq = torch.cat([
+        chat[at_chat[:, None] + span],
+        torch.cat([torch.full((n_prompt, 1), BOS, device=device), prose[at_paragraph[:, None] + span[:-1]]], dim=1),
+        prose[anywhere[:, None] + span],
+    ])
     return seq[:, :-1], seq[:, 1:]
 
 
 @torch.no_grad()
-def evaluate(model, stream, context, device, batch=32, entropies=False):
-    """Mean loss (nats) over every token of <s> + `stream`; optionally each token's entropy (bits).
+def evaluate(model, seq, context, device, batch=16, entropies=False):
+    """Total loss (nats) and token count over `seq` (which starts with <s>); optionally each token's
+    entropy (bits).
 
     Windows of `context` tokens overlap by half and each scores only the tokens no earlier window
     reached, so every token after the first window has at least context/2 tokens before it.
     """
     model.eval()
-    seq = torch.cat([torch.tensor([BOS]), stream.cpu()])
+    seq = seq.cpu()
     targets = len(seq) - 1
     length = min(context, targets)
     last = targets - length
@@ -222,7 +202,11 @@ def evaluate(model, stream, context, device, batch=32, entropies=False):
         if entropies:
             bits.append(entropy_varentropy(logits)[0][keep].cpu())
     model.train()
-    return nll / count, count, (torch.cat(bits) if entropies else None)
+    return nll, count, (torch.cat(bits) if entropies else None)
+
+
+def with_bos(stream: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.tensor([BOS]), stream.cpu()])
 
 
 def autocast(device: torch.device):
@@ -241,40 +225,90 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def generate_samples(model_dir: Path, device: torch.device, seed: int) -> list[dict]:
+def cap(items: list, chars: int | None) -> list:
+    """The first items (paragraphs, or conversations of speeches) up to `chars` characters; all without."""
+    if chars is None:
+        return items
+    kept, total = [], 0
+    for item in items:
+        if total >= chars:
+            break
+        kept.append(item)
+        total += len(item) + 1 if isinstance(item, str) else sum(len(t) + 1 for t in item)
+    return kept
+
+
+def perplexity_table(model, tokenizer, texts: dict[str, list[str]], context, device) -> dict:
+    """Each text's perplexity as in its file and typeset (curly quotes, dashes, ellipses), each
+    through the tokenizer with its normalizer (as the app reads a prompt) and without.
+
+    Bits per character count the file's characters (and one per paragraph break) in all four, so
+    they compare the same words however they were written and tokenized.
+    """
+    readers = {"normalized": tokenizer, "raw": without_normalizer(tokenizer)}
+    table, scored = {}, {}
+    for name, paras in texts.items():
+        chars = sum(len(p) + 1 for p in paras)
+        row = {"characters": chars}
+        for form, text in (("file", paras), ("typeset", [typeset(p) for p in paras])):
+            for how, reader in readers.items():
+                ids, _ = encode_prose(reader, text)
+                key = hash(tuple(ids.tolist()))
+                if key not in scored:  # ASCII text reads the same with the normalizer and without
+                    scored[key] = evaluate(model, with_bos(ids), context, device)[:2]
+                nll, tokens = scored[key]
+                row[f"{form}_{how}"] = {
+                    "tokens": tokens,
+                    "loss": round(nll / tokens, 4),
+                    "perplexity": round(math.exp(nll / tokens), 2),
+                    "bits_per_character": round(nll / chars / math.log(2), 3),
+                }
+        table[name] = row
+        print(f"  {name}: " + "  ".join(f"{k} {v['perplexity']:.2f}" for k, v in row.items() if k != "characters"),
+              flush=True)
+    return table
+
+
+def sample_chats(model_dir: Path, device: torch.device, seed: int) -> list[dict]:
+    """Two-turn chats through the saved files' chat template: each reply answers its turn."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
-    samples = []
-    for i, (mode, prompt) in enumerate(SAMPLE_PROMPTS):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
-        torch.manual_seed(seed + i)
-        sampling = {"do_sample": True, "temperature": 0.8, "top_p": 0.95} if mode == "sampled" else {}
-        with torch.no_grad(), autocast(device):
-            out = model.generate(ids, max_new_tokens=60, eos_token_id=EOS, pad_token_id=EOS, **sampling)
-        reply = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-        samples.append({"mode": mode, **sampling, "prompt": prompt, "reply": reply})
-    return samples
+    chats = []
+    for i, (mode, prompts) in enumerate(SAMPLE_CHATS):
+        messages = []
+        for turn, prompt in enumerate(prompts):
+            messages.append({"role": "user", "content": prompt})
+            ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            ids = ids["input_ids"].to(device)
+            torch.manual_seed(seed + 10 * i + turn)
+            sampling = SAMPLING if mode == "sampled" else {}
+            with torch.no_grad(), autocast(device):
+                out = model.generate(ids, max_new_tokens=REPLY_TOKENS, eos_token_id=EOS, pad_token_id=EOS, **sampling)
+            reply = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+            messages.append({"role": "assistant", "content": reply})
+        chats.append({"mode": mode, **sampling, "max_new_tokens": REPLY_TOKENS, "messages": messages})
+    return chats
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-    parser.add_argument("--out", type=Path, help="model directory to write")
+    parser.add_argument("--out", type=Path, help="directory to write the model, metrics.json and MODEL_CARD.md to")
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--vocab-size", type=int, default=8192)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--metrics", type=Path, help="also write the run's figures as JSON here")
+    parser.add_argument("--eval-chars", type=int, help="score only this many characters of each evaluation text (quick runs)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step (about a minute to compile)")
     parser.add_argument("--write-held-out", type=Path, metavar="FILE", help="write the held-out text and exit")
     args = parser.parse_args(argv)
 
@@ -287,22 +321,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import GenerationConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    t_start = time.perf_counter()
     command = "python " + " ".join([f"tools/{Path(__file__).name}", *(argv if argv is not None else sys.argv[1:])])
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     files = source_files(args.data_dir)
+    unseen = unseen_files(args.data_dir)
     splits = {f: split_file(f) for f in files}
     part = {name: [p for f in files for p in splits[f][name]] for name in ("train", "validation", "held_out")}
+    rng = random.Random(args.seed)
+    chats = {name: conversations([r for f in files for r in dialogues(f, splits[f][name])], rng)
+             for name in ("train", "validation", "held_out")}
 
-    t0 = time.perf_counter()
     tokenizer = train_tokenizer(part["train"], args.vocab_size)
-    train_stream, train_starts = encode_stream(tokenizer, part["train"])
-    validation_stream, _ = encode_stream(tokenizer, part["validation"])
-    held_out_stream, _ = encode_stream(tokenizer, part["held_out"])
-    train_starts = train_starts[train_starts + args.context <= len(train_stream)]
+    prose = {name: encode_prose(tokenizer, part[name]) for name in part}
+    chat = {name: encode_chats(tokenizer, chats[name]) for name in chats}
+    windows_fit = prose["train"][1] + args.context <= len(prose["train"][0])
+    train_prose = (prose["train"][0], prose["train"][1][windows_fit])
+    chat_fit = chat["train"][1] + args.context + 1 <= len(chat["train"][0])
+    train_chat = (chat["train"][0], chat["train"][1][chat_fit])
+    tokens = {f"{kind}_{name}": len(streams[name][0]) for kind, streams in (("prose", prose), ("chat", chat))
+              for name in streams}
     print(
-        f"tokenizer {tokenizer.get_vocab_size()} pieces in {time.perf_counter() - t0:.1f} s; tokens "
-        f"train {len(train_stream):,} validation {len(validation_stream):,} held-out {len(held_out_stream):,}",
+        f"tokenizer {tokenizer.get_vocab_size()} pieces, text read and encoded in {time.perf_counter() - t_start:.1f} s; "
+        f"tokens: " + ", ".join(f"{k} {v:,}" for k, v in tokens.items())
+        + f"; conversations: train {len(chats['train']):,}",
         flush=True,
     )
 
@@ -319,8 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         betas=(0.9, 0.95),
         fused=device.type == "cuda",
     )
-    train_stream = train_stream.to(device)
+    forward = torch.compile(model) if args.compile else model
+    train_prose = (train_prose[0].to(device), train_prose[1])  # starts stay with the CPU generator
+    train_chat = (train_chat[0].to(device), train_chat[1])
+    validation = [with_bos(prose["validation"][0]), chat["validation"][0]]
     generator = torch.Generator().manual_seed(args.seed)
+
+    def validation_loss():
+        nll, count = (sum(x) for x in zip(*(evaluate(model, seq, args.context, device)[:2] for seq in validation)))
+        return nll / count
 
     curve, evals = [], []
     best = (math.inf, 0, None)
@@ -332,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         lr = learning_rate(step, args.steps, args.lr, args.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = sample_batch(train_stream, train_starts, args.batch_size, args.context, generator)
+        x, y = sample_batch(train_prose, train_chat, args.batch_size, args.context, generator)
         with autocast(device):
-            logits = model(input_ids=x, use_cache=False).logits
+            logits = forward(input_ids=x, use_cache=False).logits
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -356,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if step % args.eval_every == 0 or step == args.steps:
-            val_loss, _, _ = evaluate(model, validation_stream, args.context, device)
+            val_loss = validation_loss()
             evals.append({"step": step, "validation_loss": round(val_loss, 4)})
             print(f"step {step:5d}  validation loss {val_loss:.4f}  ppl {math.exp(val_loss):.2f}", flush=True)
             if val_loss < best[0]:
@@ -394,9 +444,18 @@ def main(argv: list[str] | None = None) -> int:
     # Figures for the card come from the files just written, as a user would load them.
     from transformers import AutoModelForCausalLM
 
+    print("evaluating the saved files", flush=True)
     saved = AutoModelForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(device)
-    held_loss, held_tokens, bits = evaluate(saved, held_out_stream.to(device), args.context, device, entropies=True)
-    held_chars = sum(len(p) + 1 for p in part["held_out"])  # +1: the paragraph break </s> stands for
+
+    texts = {"held-out": cap(part["held_out"], args.eval_chars),
+             **{f"{f.parent.name}/{f.name}": cap(paragraphs(read_text(f)), args.eval_chars) for f in unseen}}
+    table = perplexity_table(saved, tokenizer, texts, args.context, device)
+    held_chats = cap(chats["held_out"], args.eval_chars)
+    nll, chat_tokens, _ = evaluate(saved, encode_chats(tokenizer, held_chats)[0], args.context, device)
+    held_chat_figures = {"conversations": len(held_chats), "tokens": chat_tokens, "loss": round(nll / chat_tokens, 4),
+                         "perplexity": round(math.exp(nll / chat_tokens), 2)}
+    print(f"  held-out dialogue as chat turns: perplexity {held_chat_figures['perplexity']:.2f} over {chat_tokens:,} tokens")
+    _, _, bits = evaluate(saved, with_bos(encode_prose(tokenizer, texts["held-out"])[0]), args.context, device, entropies=True)
     q = torch.quantile(bits, torch.tensor([0.1, 0.5, 0.9]))
     entropy = {
         "mean": round(bits.mean().item(), 3),
@@ -406,11 +465,10 @@ def main(argv: list[str] | None = None) -> int:
         "max": round(bits.max().item(), 3),
         "log2_vocab": round(math.log2(config.vocab_size), 3),
     }
-    print(f"held-out: {held_tokens:,} tokens, loss {held_loss:.4f} nats/token, perplexity {math.exp(held_loss):.2f}")
-    print(f"held-out next-token entropy (bits): {entropy}")
-    samples = generate_samples(args.out, device, args.seed)
+    print(f"  held-out next-token entropy (bits): {entropy}")
+    samples = sample_chats(args.out, device, args.seed)
     for s in samples:
-        print(f"[{s['mode']}] {s['prompt']!r} -> {s['reply']!r}")
+        print(f"[{s['mode']}] " + " | ".join(f"{m['role']}: {one_line(m['content'])!r}" for m in s["messages"]))
 
     metrics = {
         "command": command,
@@ -421,126 +479,32 @@ def main(argv: list[str] | None = None) -> int:
         "safetensors_bytes": (args.out / "model.safetensors").stat().st_size,
         "config": {k: getattr(config, k) for k in ("vocab_size", "hidden_size", "intermediate_size",
                    "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-                   "max_position_embeddings", "tie_word_embeddings")},
+                   "max_position_embeddings", "tie_word_embeddings")} | {"rope_theta": ROPE_THETA},
         "training": {"steps": args.steps, "batch_size": args.batch_size, "context": args.context,
-                     "lr": args.lr, "warmup": args.warmup, "dropout": args.dropout, "seed": args.seed,
-                     "weight_decay": 0.1,
+                     "chat_share": CHAT_SHARE, "lr": args.lr, "warmup": args.warmup, "dropout": args.dropout,
+                     "seed": args.seed, "weight_decay": 0.1, "compile": args.compile,
                      "tokens_seen": args.steps * args.batch_size * args.context,
-                     "epochs": round(args.steps * args.batch_size * args.context / len(train_stream), 1),
+                     "epochs": round(args.steps * args.batch_size * args.context / (tokens["prose_train"] + tokens["chat_train"]), 1),
                      "seconds": round(train_seconds, 1), "best_step": best[1]},
-        "data": [{"file": f"{f.parent.name}/{f.name}", "sha256": sha256(f),
-                  "license": LICENSES[f.parent.name],
+        "data": [{"file": f"{f.parent.name}/{f.name}", "sha256": sha256(f), "license": LICENSES[f.parent.name],
                   **{name: sum(len(p) for p in splits[f][name]) for name in splits[f]}} for f in files],
-        "tokens": {"train": len(train_stream), "validation": len(validation_stream), "held_out": len(held_out_stream)},
+        "unseen": [{"file": f"{f.parent.name}/{f.name}", "sha256": sha256(f), "license": LICENSES[f.parent.name],
+                    "characters": len(read_text(f))} for f in unseen],
+        "tokens": tokens,
+        "conversations": {name: len(c) for name, c in chats.items()},
         "curve": curve,
         "evals": evals,
-        "held_out": {"tokens": held_tokens, "characters": held_chars, "loss": round(held_loss, 4),
-                     "perplexity": round(math.exp(held_loss), 2),
-                     "bits_per_character": round(held_loss * held_tokens / held_chars / math.log(2), 3)},
+        "eval_chars": args.eval_chars,
+        "perplexity": table,
+        "held_out_chat": held_chat_figures,
         "entropy_bits": entropy,
         "samples": samples,
+        "seconds": round(time.perf_counter() - t_start, 1),
     }
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (args.out / "MODEL_CARD.md").write_text(model_card(metrics), encoding="utf-8")
-    if args.metrics:
-        args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"wrote {args.out} in {metrics['seconds']:.0f} s in all")
     return 0
-
-
-def model_card(m: dict) -> str:
-    c, t, h, e = m["config"], m["training"], m["held_out"], m["entropy_bits"]
-    every = max(1, len(m["curve"]) // 12)
-    val = {r["step"]: r["validation_loss"] for r in m["evals"]}
-    rows = [r for r in m["curve"][::every]] + ([m["curve"][-1]] if (len(m["curve"]) - 1) % every else [])
-    lines = [
-        "# pocket — gearterm's built-in model",
-        "",
-        "A small Llama trained from scratch on public-domain books so that gearterm has a real model to",
-        "chat with, and real next-token entropy for the gears to react to, on a machine with nothing else.",
-        "**A toy for watching gears, not an assistant.**",
-        "",
-        "## Architecture and size",
-        "",
-        "| | |",
-        "| --- | --- |",
-        "| architecture | `LlamaForCausalLM` (RMSNorm, RoPE, SwiGLU, grouped-query attention) |",
-        f"| layers / hidden / intermediate | {c['num_hidden_layers']} / {c['hidden_size']} / {c['intermediate_size']} |",
-        f"| heads / KV heads / head dim | {c['num_attention_heads']} / {c['num_key_value_heads']} / {c['head_dim']} |",
-        f"| vocabulary | {c['vocab_size']} (byte-level BPE, `tokenizers`, trained on the training split only) |",
-        f"| context | {c['max_position_embeddings']} tokens |",
-        f"| embeddings | tied with the LM head: {c['tie_word_embeddings']} |",
-        f"| parameters | {m['parameters']:,} |",
-        f"| model.safetensors | {m['safetensors_bytes']:,} bytes, bfloat16 |",
-        "",
-        "Every projection's input width (256 or 640) is a multiple of 128, the gear format's group size.",
-        "",
-        "**Prompt format.** Text is paragraphs, each followed by `</s>`. The chat template writes `<s>` and",
-        "then every message's content as a paragraph ending in `</s>`; the model continues with a new",
-        "paragraph and usually ends it with `</s>`. Roles are not marked: it continues text, it does not chat.",
-        "",
-        "## Data and licenses",
-        "",
-        "Each file is cut at line starts: the first 97% of its characters train, the next 1% is validation",
-        "(picks the checkpoint), the last 2% is held out (used only for the figures below;",
-        "`python tools/train_pocket.py --write-held-out FILE` writes it). Each part is then split into",
-        "paragraphs at blank lines. Half of each training batch is `<s>` + text from a paragraph start,",
-        "half is crops from anywhere.",
-        "",
-        "| file | license | train / validation / held-out chars | sha256 |",
-        "| --- | --- | --- | --- |",
-        *[
-            f"| ../shared/data/{d['file']} | {d['license']} | {d['train']:,} / {d['validation']:,} / "
-            f"{d['held_out']:,} | `{d['sha256'][:16]}…` |"
-            for d in m["data"]
-        ],
-        "",
-        f"Tokens: train {m['tokens']['train']:,}, validation {m['tokens']['validation']:,}, "
-        f"held-out {m['tokens']['held_out']:,}. TinyStories is not used. Sources and checksums in full:",
-        "the PROVENANCE.md files beside the data.",
-        "",
-        "## Training",
-        "",
-        "```",
-        m["command"],
-        "```",
-        "",
-        f"- hardware: {m['device']}; torch {m['versions']['torch']}, transformers "
-        f"{m['versions']['transformers']}, tokenizers {m['versions']['tokenizers']}",
-        f"- {t['steps']:,} steps of {t['batch_size']} windows x {t['context']} tokens "
-        f"({t['tokens_seen']:,} tokens, {t['epochs']} passes over the training split) in {t['seconds']:.0f} s",
-        f"- AdamW (betas 0.9, 0.95; weight decay {t['weight_decay']}), peak lr {t['lr']}, {t['warmup']} warm-up steps, "
-        f"cosine to 10%; residual dropout {t['dropout']}; bf16 autocast; seed {t['seed']}",
-        f"- saved checkpoint: step {t['best_step']:,}, the lowest validation loss",
-        "",
-        "| step | train loss (mean since previous row) | validation loss |",
-        "| --- | --- | --- |",
-        *[f"| {r['step']:,} | {r['train_loss']:.3f} | {val.get(r['step'], '')} |" for r in rows],
-        "",
-        "## Held-out figures (the saved 16-bit files, loaded with transformers)",
-        "",
-        f"- loss {h['loss']:.4f} nats/token, **perplexity {h['perplexity']:.2f}** over {h['tokens']:,} tokens "
-        f"({h['bits_per_character']:.3f} bits per character)",
-        f"- next-token entropy: mean {e['mean']:.2f} bits, p10 {e['p10']:.2f}, p50 {e['p50']:.2f}, "
-        f"p90 {e['p90']:.2f}, max {e['max']:.2f} (log2 of the vocabulary: {e['log2_vocab']:.0f})",
-        "",
-        f"## Sample generations (the saved files on {m['device']}, chat template, 60 new tokens at most)",
-        "",
-        "Greedy output on another device or in another precision can part from these after a few tokens.",
-        "",
-    ]
-    for s in m["samples"]:
-        how = "greedy" if s["mode"] == "greedy" else f"sampled, temperature {s['temperature']}, top-p {s['top_p']}"
-        lines += [f"**{s['prompt']}** ({how})", "", "> " + s["reply"].strip().replace("\n", "\n> "), ""]
-    lines += [
-        "## Limits",
-        "",
-        "A toy for watching gears, not an assistant. It has read a few million tokens of 16th-19th century",
-        "English (the King James Bible is a third of it), knows nothing after that and nothing outside these",
-        "books, does not follow instructions, repeats itself under greedy decoding, and invents freely.",
-        "Its 512-token context is short. Use it to see entropy and gear shifts on a real distribution; use a",
-        "real model for anything else.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """A conversation fitted into the context (backends.context_fit), alone and on the pocket
-model (512 positions) through the backend."""
+model through the backend."""
+
+import json
 
 import pytest
 
@@ -72,9 +74,12 @@ def reply(backend, messages, max_tokens):
 
 
 def test_two_prompts_with_max_tokens_past_the_context_get_their_own_replies(pocket):
-    assert pocket.max_positions == 512
-    first, notices, _ = reply(pocket, [{"role": "user", "content": "Tell me of the sea."}], 600)
-    second, _, _ = reply(pocket, [{"role": "user", "content": "What of the king and his armies?"}], 600)
+    from gearterm.models import POCKET_MODEL_DIR
+
+    context = json.loads((POCKET_MODEL_DIR / "config.json").read_text())["max_position_embeddings"]
+    assert pocket.max_positions == context
+    first, notices, _ = reply(pocket, [{"role": "user", "content": "Tell me of the sea."}], context + 88)
+    second, _, _ = reply(pocket, [{"role": "user", "content": "What of the king and his armies?"}], context + 88)
     assert not notices
     assert [t.token_id for t in first] != [t.token_id for t in second]
 
@@ -82,12 +87,13 @@ def test_two_prompts_with_max_tokens_past_the_context_get_their_own_replies(pock
 def test_a_reply_that_reaches_the_end_of_the_context_says_context_full(pocket):
     pocket.eos_ids, eos = set(), pocket.eos_ids  # the reply runs until the context ends
     try:
-        messages = [{"role": "user", "content": "Tell me of the sea. " * 40}]
-        tokens, _, done = reply(pocket, messages, 600)
+        # A prompt of most of the context (about 7 tokens a sentence), a reply asked for more than is left
+        messages = [{"role": "user", "content": "Tell me of the sea. " * (pocket.max_positions // 10)}]
+        tokens, notices, done = reply(pocket, messages, pocket.max_positions)
     finally:
         pocket.eos_ids = eos
-    assert isinstance(done, ReplyDone) and done.reason == "context full"
-    assert len(pocket.encode_chat(messages)) + len(tokens) == 512
+    assert isinstance(done, ReplyDone) and done.reason == "context full" and not notices
+    assert len(pocket.encode_chat(messages)) + len(tokens) == pocket.max_positions
 
 
 def test_a_long_conversation_drops_old_turns_once_and_keeps_the_newest(pocket):
