@@ -119,14 +119,22 @@ class GraphDecoder:
         self.position.zero_()
         self.length = 0
 
-    @torch.inference_mode()
     def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
         """Logits [T - start, V] for prompt positions start.., run eagerly; the cache keeps its
         first `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
+        return self._prompt(ids, start, self.model)
+
+    def read_prompt(self, ids: list[int], start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """As prefill(), but only the last position's logits [V], and the entropy in bits at
+        each position run [T - start] (Decoder.read_prompt)."""
+        return self._prompt(ids, start, self.model.read_prompt)
+
+    @torch.inference_mode()
+    def _prompt(self, ids: list[int], start: int, run):
         self._reserve(len(ids), reset=True)
-        logits = self.model(torch.tensor(ids[start:], device=self.position.device), start)
+        out = run(torch.tensor(ids[start:], device=self.position.device), start)
         self.position.fill_(len(ids))
-        return logits
+        return out
 
     @torch.inference_mode()
     def feed(self, token: torch.Tensor) -> torch.Tensor:

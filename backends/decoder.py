@@ -17,6 +17,7 @@ whole cache, masked, so that nothing in the step depends on a value on the host.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gearterm.kernels.decode_attention import decode_attention
+from gearterm.kernels.entropy import entropy_varentropy
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Shape:
 # Prompt positions a forward pass takes at a time: each chunk attends to the cache so far
 # through a [chunk, positions] mask, and its projections are matrix products of this height.
 PREFILL_CHUNK = 2048
+# Prompt positions the LM head runs at a time where a prompt's entropies are read: a block of
+# logits and the entropy's float32 scratch stay a few hundred MB on a 128k vocabulary.
+HEAD_ROWS = 256
 
 
 class RMSNorm(nn.Module):
@@ -308,21 +313,41 @@ class Decoder(nn.Module):
 
     def forward(self, ids: torch.Tensor, pos: int | torch.Tensor, keep: int | None = None) -> torch.Tensor:
         """Logits [T, vocab] for token ids [T] placed at positions pos..pos+T-1, after every
-        earlier position in the cache; with `keep`, only the last `keep` positions' logits.
-        Writes the cache at those positions. A long prompt runs PREFILL_CHUNK positions at a
-        time through every layer, so its attention's masks and scratch stay a chunk's size."""
+        earlier position in the cache; with `keep` (at least 1), only the last `keep` positions'
+        logits. Writes the cache at those positions."""
         new = ids.shape[0]
         keep = new if keep is None else min(keep, new)
-        if isinstance(pos, torch.Tensor) or new <= PREFILL_CHUNK:
-            return self._forward(ids, pos, keep)
-        logits = []
-        for start in range(0, new, PREFILL_CHUNK):
-            chunk = ids[start : start + PREFILL_CHUNK]
-            wanted = max(0, start + len(chunk) - (new - keep))  # of this chunk's positions, the last ones kept
-            logits.append(self._forward(chunk, pos + start, min(wanted, len(chunk))))
-        return torch.cat(logits)
+        logits, done = [], 0
+        for x in self._hidden_states(ids, pos):
+            done += x.shape[0]
+            wanted = min(done - (new - keep), x.shape[0])  # of this chunk's positions, the last ones kept
+            if wanted > 0:
+                logits.append(self._head(x[x.shape[0] - wanted :]))
+        return logits[0] if len(logits) == 1 else torch.cat(logits)
 
-    def _forward(self, ids: torch.Tensor, pos: int | torch.Tensor, keep: int) -> torch.Tensor:
+    def read_prompt(self, ids: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last position's logits [vocab] and the entropy in bits at every position [T], for
+        a prompt placed as in forward(). The LM head runs HEAD_ROWS positions at a time, so a
+        long prompt never holds [T, vocab] logits (32k positions of a 128k vocabulary: 8 GB)."""
+        entropies = []
+        for x in self._hidden_states(ids, pos):
+            for rows in x.split(HEAD_ROWS):
+                logits = self._head(rows)
+                entropies.append(entropy_varentropy(logits)[0])
+        return logits[-1], torch.cat(entropies)
+
+    def _hidden_states(self, ids: torch.Tensor, pos: int | torch.Tensor) -> Iterator[torch.Tensor]:
+        """The last layer's output [T', hidden], chunk by chunk: a long prompt runs PREFILL_CHUNK
+        positions at a time through every layer, so its attention's masks and scratch stay a
+        chunk's size."""
+        new = ids.shape[0]
+        if isinstance(pos, torch.Tensor) or new <= PREFILL_CHUNK:
+            yield self._layers(ids, pos)
+            return
+        for start in range(0, new, PREFILL_CHUNK):
+            yield self._layers(ids[start : start + PREFILL_CHUNK], pos + start)
+
+    def _layers(self, ids: torch.Tensor, pos: int | torch.Tensor) -> torch.Tensor:
         s, new = self.shape, ids.shape[0]
         x = self.embed(ids)
         if s.embed_scale != 1.0:
@@ -339,7 +364,11 @@ class Decoder(nn.Module):
                 rows = table.index_select(1, pos) if isinstance(pos, torch.Tensor) else table[:, pos : pos + new]
                 per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device) if masked else None)
             x = layer(x, *per_kind[kind], cache, pos)
-        logits = self.lm_head(self.norm(x[new - keep :]))
-        if s.final_softcap is not None:
-            logits = torch.tanh(logits / s.final_softcap) * s.final_softcap
+        return x
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the last layer's output x [T, hidden]: final norm and LM head."""
+        logits = self.lm_head(self.norm(x))
+        if self.shape.final_softcap is not None:
+            logits = torch.tanh(logits / self.shape.final_softcap) * self.shape.final_softcap
         return logits

@@ -82,12 +82,20 @@ class EagerDecoder:
         model.allocate(positions)
         self.model, self.length = model, 0
 
-    @torch.inference_mode()
     def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
         """Logits [T - start, V] for prompt positions start..; the cache keeps its first
         `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
+        return self._prompt(ids, start, self.model)
+
+    def read_prompt(self, ids: list[int], start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """As prefill(), but only the last position's logits [V], and the entropy in bits at
+        each position run [T - start] (Decoder.read_prompt)."""
+        return self._prompt(ids, start, self.model.read_prompt)
+
+    @torch.inference_mode()
+    def _prompt(self, ids: list[int], start: int, run):
         self._reserve(len(ids), reset=True)
-        return self.model(torch.tensor(ids[start:], device=self.model.embed.weight.device), start)
+        return run(torch.tensor(ids[start:], device=self.model.embed.weight.device), start)
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         return token
@@ -261,9 +269,10 @@ class HFBackend(GearedGeneration):
         self._generator = None
         if params.seed is not None:
             self._generator = torch.Generator(self.device).manual_seed(params.seed)
-        logits = self.decoder.prefill(ids, start)
-        self._logits, self._readings = logits[-1], logit_readings(logits[-1])
-        return entropy_varentropy(logits)[0].tolist()
+        # The last logits and each position's entropy, never [T, V] logits at once.
+        self._logits, entropies = self.decoder.read_prompt(ids, start)
+        self._readings = logit_readings(self._logits)
+        return entropies.tolist()
 
     def _sample(self, params: GenerationParams) -> StepReading:
         logits, (argmax, h, varentropy, lse) = self._logits, self._readings

@@ -133,3 +133,24 @@ def test_a_long_prompt_in_chunks_gives_the_logits_of_one_pass(family, monkeypatc
     torch.testing.assert_close(chunked, whole, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(last, whole[-4:], atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(after, expected_after, atol=2e-5, rtol=1e-4)
+
+
+def test_reading_a_prompt_gives_the_last_logits_and_every_entropy_of_one_pass(family, monkeypatch):
+    """read_prompt (what a reply's prefill asks for) equals the entropies and last logits of
+    the one-pass forward, while the LM head never sees more than HEAD_ROWS positions."""
+    from gearterm.backends import decoder as module
+    from gearterm.kernels.entropy import entropy_varentropy
+
+    _, decoder = family
+    ids = torch.tensor(PROMPT)
+    heights = []
+    with torch.no_grad():
+        whole = decoder(ids, 0)
+        monkeypatch.setattr(module, "PREFILL_CHUNK", 4)
+        monkeypatch.setattr(module, "HEAD_ROWS", 3)
+        hook = decoder.lm_head.register_forward_hook(lambda m, args, out: heights.append(args[0].shape[0]))
+        last, entropies = decoder.read_prompt(ids, 0)
+        hook.remove()
+    assert heights == [3, 1, 3, 1, 2]  # chunks of 4, 4 and 2 positions, each in blocks of 3
+    torch.testing.assert_close(last, whole[-1], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(entropies, entropy_varentropy(whole)[0], atol=1e-5, rtol=1e-5)

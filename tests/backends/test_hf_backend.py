@@ -103,6 +103,32 @@ def test_events_carry_the_thresholds_calibrated_to_the_prompt(stories_backend, t
     assert 0.5 * defaults.default_low <= low <= 2 * defaults.default_low and low < high
 
 
+def test_a_long_prompt_is_read_in_blocks_of_rows_with_the_tokens_and_entropies_of_whole_logits(stories_backend, tinystories_text):
+    """A reply's prefill never asks the LM head for more than HEAD_ROWS positions at once,
+    yet gives each prompt position's entropy (which calibrates the policy) and the greedy
+    reply that the logits of one whole pass over prompt and reply give."""
+    from gearterm.backends.decoder import HEAD_ROWS
+    from gearterm.kernels.entropy import entropy_varentropy
+
+    messages = [{"role": "user", "content": tinystories_text.read_text()[:800]}]
+    ids = stories_backend.encode_chat(messages)
+    assert len(ids) > HEAD_ROWS
+    heights = []
+    hook = stories_backend.model.lm_head.register_forward_hook(lambda m, args, out: heights.append(args[0].shape[0]))
+    try:
+        tokens, _ = run(stories_backend, GearMode.HIGH, max_tokens=16, messages=messages)
+    finally:
+        hook.remove()
+    assert heights[:2] == [HEAD_ROWS, len(ids) - HEAD_ROWS] and set(heights[2:]) == {1}  # then a row a step
+    reply = [t.token_id for t in tokens]
+    with torch.no_grad():
+        whole = stories_backend.model(torch.tensor(ids + reply[:-1]), 0)
+    entropies = entropy_varentropy(whole)[0]
+    assert whole[len(ids) - 1 :].argmax(-1).tolist() == reply
+    assert stories_backend.cached.entropies[: len(ids)] == pytest.approx(entropies[: len(ids)].tolist(), abs=1e-4)
+    assert [t.entropy_bits for t in tokens] == pytest.approx(entropies[len(ids) - 1 :].tolist(), abs=1e-4)
+
+
 def test_low_gear_really_reads_other_weights(stories_backend):
     """Forced gears must change the computation: the three gears' entropies differ."""
     first = {mode: run(stories_backend, mode, max_tokens=1)[0][0].entropy_bits for mode in (GearMode.LOW, GearMode.MID, GearMode.HIGH)}
