@@ -23,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
+from gearterm.bench.step_bytes import BANDWIDTH_METHOD
 from gearterm.errors import UsageError
 
 SHAPES = {
@@ -58,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--context", type=int, help="KV cache positions (default: prompt + tokens, rounded up to 256)"
     )
+    parser.add_argument(
+        "--context-sweep", metavar="LENGTHS",
+        help="instead of the modes table: high and low gear with the cache filled to each length, "
+        "and the prefill's tokens/s at each, e.g. 512,2048,4096,16384,32768",
+    )  # fmt: skip
     parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu to try the plumbing on a tiny shape")
     parser.add_argument("--gate", action="store_true", help="activation entropy gate on (compare with a run without)")
@@ -145,13 +151,15 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     choice of the next gear (the backend's `decided_at`) to the launch of the step it chose,
     split into steps that shift gear and steps that stay. On the GPU the loop launches the
     next step before it hands the token over, so this excludes the caller's work."""
-    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
     from gearterm.backends.gearbox import GearMode
 
     params = GenerationParams(max_tokens=tokens, temperature=0.0, gear_mode=GearMode(mode))
     arrivals, events, shift_us, stay_us = [], [], [], []
     for event in backend._generate(prompt, params):
         now = time.perf_counter()
+        if isinstance(event, ReplyDone):
+            first_token_s = event.first_token_s
         if not isinstance(event, TokenEvent) or not event.is_token:
             continue
         launched = getattr(backend.decoder, "launched_at", None)
@@ -166,6 +174,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     return {
         "tokens": len(events),
         "tok_per_s": (len(events) - 1) / seconds,
+        "first_token_s": first_token_s,
         "shift_us": statistics.median(shift_us) if shift_us else None,
         "stay_us": statistics.median(stay_us) if stay_us else None,
         "shifts": sum(e.next_gear != e.gear for e in events[:-1]),
@@ -184,7 +193,7 @@ def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | 
     if not hasattr(decoder, "graphs"):
         return None
     steps = min(steps, decoder.max_cache_len - len(prompt))
-    decoder.prefill(prompt)
+    decoder.read_prompt(prompt)
     decoder.length += steps  # the replays below advance the cache: keep the host's count true
     decoder.feed(decoder.token)  # as the generation loop does before each step
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -218,7 +227,8 @@ def print_table(result: dict) -> None:
     )
     print(
         f"{'mode':<32} {'tok/s':>7} {'ms/token':>9} {'step ms':>8} {'shift us':>9} {'stay us':>8} {'GPU GB':>7} "
-        f"{'J/token':>8} {'J window':>14} {'gear mix l/m/h':>15} {'shifts':>6}"
+        f"{'J/token':>8} {'J window':>14} {'gear mix l/m/h':>15} {'shifts':>6} {'GB/step':>7} {'TB/s':>5} "
+        f"{'limit':>6} {'share':>5}"
     )
 
     def fmt(value, spec):
@@ -231,12 +241,18 @@ def print_table(result: dict) -> None:
             f"{r['mode']:<32} {r['tok_per_s']:>7.1f} {r['ms_per_token']:>9.2f} {fmt(r.get('graph_ms'), '.2f'):>8} "
             f"{fmt(r.get('shift_us'), '.1f'):>9} "
             f"{fmt(r.get('stay_us'), '.1f'):>8} {r['gpu_mem_gb']:>7.2f} {fmt(r.get('joules_per_token'), '.3f'):>8} "
-            f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6}"
+            f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6} {r['bytes_per_step'] / 1e9:>7.2f} "
+            f"{r['tbps']:>5.2f} {r['limit_tok_per_s']:>6.0f} {r['limit_share']:>5.0%}"
         )
     m = result["memory"]
     print(
         f"weights: 16-bit model {m['model_16bit_gb']:.2f} GB; all gears resident {m['all_gears_gb']:.2f} GB "
         f"({m['all_gears_vs_16bit']:.2f}x); allocated with KV cache and graphs {m['allocated_gb']:.2f} GB"
+    )
+    print(
+        f"limit: the tokens/s of a step that reads its bytes (GB/step: the gear's weights, the 16-bit rest, the "
+        f"LM head and the KV cache filled; auto by its gear mix) at {result['bandwidth_tbps']:.2f} TB/s, "
+        f"{BANDWIDTH_METHOD}; share: tok/s over the limit"
     )
     for note in result["notes"]:
         print(f"note: {note}")
@@ -246,11 +262,14 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from gearterm.backends.hf import HFBackend
+    from gearterm.bench.context_sweep import parse_lengths
+    from gearterm.bench.step_bytes import kv_bytes_per_position, lm_head_read_tbps, read_rates, weight_bytes
     from gearterm.kernels.gear import Gear
 
     for name in ("tokens", "prompt_tokens", "baseline_tokens"):
         if getattr(args, name) < 2:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 2")
+    lengths = parse_lengths(args.context_sweep) if args.context_sweep else None
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("bench decode needs a CUDA GPU (torch sees none); --device cpu runs the plumbing only")
@@ -261,18 +280,20 @@ def main(args: argparse.Namespace) -> int:
         name = args.model
         prompt = tokenizer("Once upon a time, in a quiet village by the sea, there lived")["input_ids"]
     else:
-        name = f"random {args.shape or 'llama3-8b'}"
+        name = f"random {args.shape or 'llama3-8b'} weights"
         model, tokenizer = random_llama(args.shape or "llama3-8b", dtype, device), IdsTokenizer()
         generator = torch.Generator().manual_seed(1)
         prompt = torch.randint(model.config.vocab_size, (args.prompt_tokens,), generator=generator).tolist()
     weights_16bit = tensor_bytes(model)
 
-    baseline = baseline_generate(model, prompt, args.baseline_tokens, torch)
+    baseline = None if lengths else baseline_generate(model, prompt, args.baseline_tokens, torch)
 
-    # Every decode step attends over the whole static cache, so its length is a cost of its
-    # own (2048 positions of Llama-3-8B read ~2.3 GB a step with transformers' GQA copies):
-    # size it to the run, as the app's cache is sized to its context.
-    context = args.context or -(-(len(prompt) + args.tokens) // 256) * 256
+    # transformers' baseline attends over its whole cache, and the app's cache is sized to its
+    # context: so is this run's, to the longest prompt and its tokens.
+    needed = (lengths[-1] if lengths else len(prompt)) + args.tokens
+    if args.context and args.context < needed:
+        raise UsageError(f"--context {args.context} holds fewer than the {needed} positions this run fills")
+    context = args.context or -(-needed // 256) * 256
     model.config.max_position_embeddings = context
     backend = HFBackend(name, device=str(device), gate=args.gate, compile=not args.no_compile)
     start = time.perf_counter()
@@ -288,6 +309,24 @@ def main(args: argparse.Namespace) -> int:
         torch.cuda.empty_cache()
     weights_all = backend.memory_bytes()
     allocated = torch.cuda.memory_allocated() if device.type == "cuda" else weights_all
+    bandwidth = lm_head_read_tbps(backend.model)
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    if lengths:
+        from gearterm.bench.context_sweep import print_sweep, sweep
+
+        rows = sweep(backend, lengths, args.tokens, bandwidth)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(rows, indent=1) + "\n")
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            print(f"device {device_name}  date {datetime.date.today()}  model {name} ({args.dtype})")
+            print_sweep(rows, args.tokens, backend.max_positions)
+            for note in notes:
+                print(f"note: {note}")
+        return 0
+    weights, per_position = weight_bytes(backend.model), kv_bytes_per_position(backend.model)
+    kv_bytes = per_position * (len(prompt) + args.tokens / 2)  # a step's keys and values, on average
 
     from gearterm.telemetry.power import PowerMeter
 
@@ -303,6 +342,7 @@ def main(args: argparse.Namespace) -> int:
             "gpu_mem_gb": weights_16bit / 1e9,
             "joules_per_token": None,
             "tokens": baseline["tokens"],
+            **read_rates(weights[Gear.HIGH] + kv_bytes, baseline["tok_per_s"], bandwidth),
         }
     ]
     for mode in MODES:
@@ -318,6 +358,8 @@ def main(args: argparse.Namespace) -> int:
             "joules_per_token": None,
             "weights_vs_16bit": weights_all / weights_16bit,
             **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens")},
+            # auto reads each gear's weights for its share of the steps
+            **read_rates(sum(run["gear_mix"][g.label] * weights[g] for g in Gear) + kv_bytes, run["tok_per_s"], bandwidth),
         }
         if meter is not None and not (meter.unavailable or meter.energy_unavailable):
             row.update(energy(backend, prompt, args.tokens, mode, args.energy_seconds, meter))
@@ -325,13 +367,14 @@ def main(args: argparse.Namespace) -> int:
     if meter is not None:
         meter.stop()
     result = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "device": device_name,
         "date": str(datetime.date.today()),
-        "model": name if args.model else f"{name} weights",
+        "model": name,
         "dtype": args.dtype,
         "prompt_tokens": len(prompt),
         "tokens": args.tokens,
         "context": backend.max_positions,
+        "bandwidth_tbps": bandwidth,
         "rows": rows,
         "memory": {
             "model_16bit_gb": weights_16bit / 1e9,
