@@ -23,7 +23,6 @@ import statistics
 import time
 from pathlib import Path
 
-from gearterm.bench.step_bytes import BANDWIDTH_METHOD
 from gearterm.errors import UsageError
 
 SHAPES = {
@@ -220,6 +219,8 @@ def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, m
 
 
 def print_table(result: dict) -> None:
+    from gearterm.bench.step_bytes import BANDWIDTH_METHOD
+
     print(f"device {result['device']}  date {result['date']}  model {result['model']} ({result['dtype']})")
     print(
         f"prompt {result['prompt_tokens']} tokens, {result['tokens']} decoded per mode, batch 1, greedy, "

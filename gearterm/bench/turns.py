@@ -4,6 +4,10 @@ read afresh (the cache's record emptied before each turn): the baseline.
 
 Each round runs the conversation once each way, starting from an empty cache; greedy replies
 are the same both ways, so every turn's prompt is too. The table shows each turn's median.
+
+`--model` runs a real model's chat on the CPU. `--shape` builds a Llama of that shape with random
+weights (as bench decode does) on `--device`, with no tokenizer: its conversation is random ids
+of the lengths the scripted one has through a chat template, and replies of exactly `--tokens`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
+from gearterm.bench.decode import SHAPES, IdsTokenizer, random_llama
 from gearterm.errors import UsageError
 
 SYSTEM = "You are a helpful assistant who answers in a few sentences."
@@ -29,8 +34,17 @@ QUESTIONS = (
 WAYS = ("fresh", "reused")
 
 
+# Ids a Llama 3 chat template adds around a turn's text (headers, end of turn), and the tokens a
+# word of English takes: what the scripted turns come to as random ids.
+TEMPLATE_IDS = {"system": 30, "user": 9}
+TOKENS_PER_WORD = 1.3
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a model directory or a .gguf file (hf backend, CPU)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a model directory or a .gguf file (hf backend, CPU)")
+    source.add_argument("--shape", choices=sorted(SHAPES), help="random weights of a named shape, on --device")
+    parser.add_argument("--device", default="cpu", help="with --shape: cpu (default) or cuda")
     parser.add_argument("--tokens", type=int, default=64, help="longest reply of each turn (default 64)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -38,27 +52,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json-out", type=Path, help="also write every turn of every round as JSON to this file")
 
 
-def conversation(backend, params, reuse: bool) -> list[dict]:
+class ChatScript:
+    """The conversation in words, through the model's chat template (backend.generate)."""
+
+    def __init__(self, backend):
+        self.backend, self.messages = backend, [{"role": "system", "content": SYSTEM}]
+
+    def turn(self, question: int, params) -> list:
+        from gearterm.backends.base import TokenEvent
+
+        self.messages.append({"role": "user", "content": QUESTIONS[question]})
+        events = list(self.backend.generate(self.messages, params))
+        self.messages.append({"role": "assistant", "content": "".join(e.text for e in events if isinstance(e, TokenEvent))})
+        return events
+
+
+class IdsScript:
+    """The conversation as random ids for a model with no tokenizer: each turn as many ids as
+    its words take with the template's, the same ids every run; the replies' own ids kept."""
+
+    def __init__(self, backend):
+        import torch
+
+        self.backend, self.generator = backend, torch.Generator().manual_seed(3)
+        self.ids = self._random(TEMPLATE_IDS["system"], SYSTEM)
+
+    def _random(self, template: int, text: str) -> list[int]:
+        import torch
+
+        n = template + round(TOKENS_PER_WORD * len(text.split()))
+        return torch.randint(self.backend.vocab_size, (n,), generator=self.generator).tolist()
+
+    def turn(self, question: int, params) -> list:
+        self.ids += self._random(TEMPLATE_IDS["user"], QUESTIONS[question])
+        events = list(self.backend._generate(list(self.ids), params))
+        self.ids += [e.token_id for e in events if getattr(e, "is_token", False)]
+        return events
+
+
+def conversation(backend, params, reuse: bool, script) -> list[dict]:
     """One run of the scripted conversation from an empty cache: per turn, its prompt's length,
     the positions reused and the time to first token."""
-    from gearterm.backends.base import ReplyDone, TokenEvent
+    from gearterm.backends.base import ReplyDone
 
-    messages, turns = [{"role": "system", "content": SYSTEM}], []
+    talk, turns = script(backend), []
     backend.cached.keep(0)
-    for question in QUESTIONS:
-        messages.append({"role": "user", "content": question})
+    for question in range(len(QUESTIONS)):
         if not reuse:
             backend.cached.keep(0)
-        events = list(backend.generate(messages, params))
-        done = events[-1]
+        done = talk.turn(question, params)[-1]
         assert isinstance(done, ReplyDone) and done.reason in ("stop", "length"), done
         turns.append({
             "prompt_tokens": done.stats["prompt_tokens"],
             "reused": done.stats["prompt_reused"],
             "first_token_s": done.first_token_s,
         })  # fmt: skip
-        messages.append({"role": "assistant", "content": "".join(e.text for e in events if isinstance(e, TokenEvent))})
     return turns
+
+
+def random_backend(shape: str, device: str, tokens: int):
+    """HFBackend over a random Llama of `shape` on `device` (as bench decode builds it), its
+    context the whole conversation's, every reply exactly `tokens` long (no end of sequence)."""
+    import torch
+
+    from gearterm.backends.hf import HFBackend, pick_device
+
+    device = pick_device(device)
+    model = random_llama(shape, torch.float16 if device.type == "cuda" else torch.float32, device)
+    words = len(SYSTEM.split()) + sum(len(q.split()) for q in QUESTIONS)
+    ids = TEMPLATE_IDS["system"] + TEMPLATE_IDS["user"] * len(QUESTIONS) + TOKENS_PER_WORD * words
+    model.config.max_position_embeddings = -(-int(ids + len(QUESTIONS) * tokens + 1) // 256) * 256
+    backend = HFBackend(f"random {shape}", device=str(device), gate=False)
+    backend.attach(model, IdsTokenizer())
+    backend.eos_ids = set()
+    return backend
 
 
 def main(args: argparse.Namespace) -> int:
@@ -70,23 +137,29 @@ def main(args: argparse.Namespace) -> int:
 
     if args.tokens < 1 or args.rounds < 1 or args.threads < 1:
         raise UsageError("--tokens, --rounds and --threads must be at least 1")
-    backend = HFBackend(str(Path(args.model).expanduser()), device="cpu", gate=False)
-    backend.load()
+    if args.model:
+        name, script = Path(args.model).name, ChatScript
+        backend = HFBackend(str(Path(args.model).expanduser()), device="cpu", gate=False)
+        backend.load()
+    else:
+        name, script = f"random {args.shape} weights", IdsScript
+        backend = random_backend(args.shape, args.device, args.tokens)
     torch.set_num_threads(args.threads)  # after load(), which picks one thread for tiny models
     params = GenerationParams(max_tokens=args.tokens, gear_mode=GearMode(args.gear))
-    list(backend.generate([{"role": "user", "content": QUESTIONS[0]}], params))  # warm-up, not timed
+    script(backend).turn(0, params)  # warm-up, not timed
     runs = {way: [] for way in WAYS}
     for _ in range(args.rounds):
         for way in WAYS:  # interleaved: a busy machine slows both alike
-            runs[way].append(conversation(backend, params, reuse=way == "reused"))
+            runs[way].append(conversation(backend, params, way == "reused", script))
     for fresh, reused in zip(runs["fresh"], runs["reused"]):  # the same replies, so the same prompts
         assert [t["prompt_tokens"] for t in fresh] == [t["prompt_tokens"] for t in reused], (fresh, reused)
 
     def median_ms(way: str, turn: int) -> float:
         return statistics.median(run[turn]["first_token_s"] for run in runs[way]) * 1e3
 
-    print(f"model {Path(args.model).name}  gear {args.gear}, replies up to {args.tokens} tokens, greedy, "
-          f"{args.threads} threads, median of {args.rounds} rounds")
+    device = torch.cuda.get_device_name() if backend.device.type == "cuda" else f"cpu, {args.threads} threads"
+    print(f"model {name}  gear {args.gear}, replies up to {args.tokens} tokens, greedy, "
+          f"{device}, median of {args.rounds} rounds")
     print(f"torch {torch.__version__}; {backend.max_positions:,}-position context")
     print(f"{'turn':>4} {'prompt':>7} {'reused':>7} {'first token, fresh':>19} {'reused':>8} {'speedup':>8}")
     for turn in range(len(QUESTIONS)):

@@ -22,3 +22,22 @@ def test_a_row_per_turn_and_every_turn_after_the_first_reuses_the_cache(capsys, 
     # Each turn reuses at least the whole prompt of the turn before.
     assert all(b["reused"] >= a["prompt_tokens"] for a, b in zip(reused, reused[1:]))
     assert [int(r[2]) for r in rows] == [turn["reused"] for turn in reused]
+
+
+def test_a_random_shape_talks_in_ids_each_turn_its_questions_length_and_every_reply_the_tokens_asked(capsys, tmp_path):
+    """--shape (the Llama-3-8B shape on a GPU; tiny here): random ids stand for the turns, the
+    replies run to --tokens, and in the high gear the next turn reuses all of the one before."""
+    from gearterm.bench.turns import TEMPLATE_IDS, TOKENS_PER_WORD
+
+    out_json = tmp_path / "turns.json"
+    code = main(["bench", "turns", "--shape", "tiny", "--device", "cpu", "--gear", "high", "--tokens", "4",
+                 "--rounds", "1", "--json-out", str(out_json)])
+    assert code == 0
+    assert "model random tiny weights  gear high, replies up to 4 tokens" in capsys.readouterr().out
+    runs = json.loads(out_json.read_text())
+    fresh, reused = runs["fresh"][0], runs["reused"][0]
+    assert [t["prompt_tokens"] for t in fresh] == [t["prompt_tokens"] for t in reused]
+    for question, (a, b) in enumerate(zip(reused, reused[1:]), start=1):
+        asked = TEMPLATE_IDS["user"] + round(TOKENS_PER_WORD * len(QUESTIONS[question].split()))
+        assert b["prompt_tokens"] == a["prompt_tokens"] + 4 + asked
+        assert b["reused"] == a["prompt_tokens"] + 3  # the reply's last token was never run
