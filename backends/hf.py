@@ -16,6 +16,7 @@ from gearterm.backends.base import (
     Progress,
     TeacherForced,
 )
+from gearterm.backends.compile_cache import use_compile_cache
 from gearterm.backends.context_size import choose, free_memory_bytes
 from gearterm.backends.cuda_decoder import GraphDecoder, positions_held
 from gearterm.backends.decoder import Decoder, KVCache
@@ -226,7 +227,8 @@ class HFBackend(GearedGeneration):
         )  # fmt: skip
         if self.device.type == "cuda" and not s.num_experts:
             work = "compiling the layers and capturing" if self.compile else "capturing"
-            report(0.99, f"{work} the decode step's CUDA graphs, per gear; {context.describe()}")
+            cache = f" (compile cache: {use_compile_cache()})" if self.compile else ""
+            report(0.99, f"{work} the decode step's CUDA graphs, per gear{cache}; {context.describe()}")
             self.decoder = GraphDecoder(model, self.selector, context.positions, compile=self.compile)
             self.max_positions = self.decoder.max_cache_len
         else:
