@@ -289,8 +289,8 @@ def main(args: argparse.Namespace) -> int:
 
     baseline = None if lengths else baseline_generate(model, prompt, args.baseline_tokens, torch)
 
-    # transformers' baseline attends over its whole cache, and the app's cache is sized to its
-    # context: so is this run's, to the longest prompt and its tokens.
+    # The cache holds what the run fills, as the app's is sized to its context: transformers'
+    # baseline attends over the whole of it at every step.
     needed = (lengths[-1] if lengths else len(prompt)) + args.tokens
     if args.context and args.context < needed:
         raise UsageError(f"--context {args.context} holds fewer than the {needed} positions this run fills")

@@ -84,9 +84,11 @@ class IdsScript:
         return torch.randint(self.backend.vocab_size, (n,), generator=self.generator).tolist()
 
     def turn(self, question: int, params) -> list:
+        from gearterm.backends.base import TokenEvent
+
         self.ids += self._random(TEMPLATE_IDS["user"], QUESTIONS[question])
         events = list(self.backend._generate(list(self.ids), params))
-        self.ids += [e.token_id for e in events if getattr(e, "is_token", False)]
+        self.ids += [e.token_id for e in events if isinstance(e, TokenEvent) and e.is_token]
         return events
 
 
