@@ -349,6 +349,8 @@ def main(args: argparse.Namespace) -> int:
     for mode in MODES:
         decode(backend, prompt, args.tokens, mode)  # warm-up: first replies pay one-time costs
         run = decode(backend, prompt, args.tokens, mode)
+        # auto reads each gear's weights for its share of the steps
+        step_bytes = sum(run["gear_mix"][g.label] * weights[g] for g in Gear) + kv_bytes
         row = {
             "mode": mode,
             "tok_per_s": run["tok_per_s"],
@@ -359,8 +361,7 @@ def main(args: argparse.Namespace) -> int:
             "joules_per_token": None,
             "weights_vs_16bit": weights_all / weights_16bit,
             **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens")},
-            # auto reads each gear's weights for its share of the steps
-            **read_rates(sum(run["gear_mix"][g.label] * weights[g] for g in Gear) + kv_bytes, run["tok_per_s"], bandwidth),
+            **read_rates(step_bytes, run["tok_per_s"], bandwidth),
         }
         if meter is not None and not (meter.unavailable or meter.energy_unavailable):
             row.update(energy(backend, prompt, args.tokens, mode, args.energy_seconds, meter))
