@@ -1,5 +1,7 @@
 """`gearterm bench decode`: tokens/s, shift latency, memory and joules per token of each gear
-mode at batch 1, beside plain transformers `generate` in the same process.
+mode at batch 1, beside plain transformers `generate` in the same process, and the share of
+its weight-read limit each reaches (bench.step_bytes). `--context-sweep` times the high and the
+low gear with the cache filled to each length instead (bench.context_sweep).
 
 `--shape llama3-8b` (or another named shape) builds a Llama from its config with random
 weights directly on the GPU: no download. `--model PATH` decodes a real model instead.
