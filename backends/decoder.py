@@ -191,6 +191,12 @@ class Attention(nn.Module):
     def attend(self, q, keys, values, mask) -> torch.Tensor:
         groups = self.s.num_heads // self.s.num_kv_heads
         if self.s.attention_softcap is None:
+            if q.is_cuda and q.shape[1] > 1:
+                # A prompt's chunk on a GPU: SDPA's memory-efficient kernel takes a mask but not
+                # grouped heads, and only 4-d inputs; otherwise it falls back to the math path,
+                # which holds every score in float32 (8.6 GB a layer for 2,048 queries on 32k keys).
+                keys, values = keys.repeat_interleave(groups, 0), values.repeat_interleave(groups, 0)
+                return F.scaled_dot_product_attention(q[None], keys[None], values[None], attn_mask=mask, scale=self.scale)[0]
             return F.scaled_dot_product_attention(
                 q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1
             )
