@@ -159,6 +159,21 @@ class GraphDecoder:
         logits, readings = self.outputs[self.selector.gear]
         return logits.clone(), readings.clone()  # the graphs overwrite them at their next replay
 
+    def run(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits [T, V] for ids [T] at positions pos.. (lossless mode, backends.lossless); the
+        cache then holds pos + T positions. One position (a draft step) replays the selector's
+        gear's captured step; more (a verify pass) run eagerly, as a prompt does."""
+        self.length = positions_held(pos + len(ids), self.max_cache_len, "the GPU's KV cache")
+        if len(ids) == 1:
+            self.position.fill_(pos)
+            self.feed(ids[0])
+            self.replay(self.selector.gear)
+            return self.outputs[self.selector.gear][0].clone()[None]
+        with torch.inference_mode():
+            logits = self.model(ids, pos)
+        self.position.fill_(pos + len(ids))
+        return logits
+
     def replay(self, gear: Gear) -> None:
         """One decode step at `gear`, without touching the host's count of cached tokens."""
         for chunk in self.graphs[gear]:
