@@ -56,11 +56,12 @@ class GenerationParams:
     seed: int | None = None
     gear_mode: GearMode = GearMode.AUTO
     # Lossless mode (backends.lossless): the gear that drafts, and the longest draft a cycle makes
-    draft_gear: Gear = Gear.LOW
-    max_draft: int = 8
+    lossless_draft: Gear = Gear.LOW
+    lossless_max_draft: int = 8
+    draft_entropy_stop: bool = False  # a draft token above the policy's high threshold ends the draft
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "temperature", "top_p", "seed", "max_draft"):
+        for name in ("max_tokens", "temperature", "top_p", "seed", "lossless_max_draft"):
             value = getattr(self, name)
             if value is not None and (problem := out_of_range(name, value)):
                 raise ValueError(f"{name.replace('_', ' ')} {problem}")

@@ -60,7 +60,7 @@ LIMITS = {
     "low_below_bits": Limit(0, 15, above_low=True),
     "high_above_bits": Limit(0, 15, above_low=True),
     # Lossless mode's longest draft: a verify pass runs one position more than this.
-    "max_draft": Limit(1, 64, whole=True),
+    "lossless_max_draft": Limit(1, 64, whole=True),
 }
 
 

@@ -84,11 +84,15 @@ class LosslessDecoding:
         params: GenerationParams,
         draft_gear: Gear = Gear.LOW,
         max_draft: int = 8,
+        stop_above_bits: float | None = None,
     ):
+        """`stop_above_bits`: a draft token drawn where the draft gear's entropy is above this
+        ends the draft (None: drafts run to their length)."""
         if draft_gear is Gear.HIGH:
             raise ValueError("lossless mode drafts in the low or mid gear, not the high gear it verifies with")
         self.run, self.selector, self.params, self.draft_gear = run, selector, params, draft_gear
         self.length = DraftLength(max_draft)
+        self.stop_above_bits = stop_above_bits
         self.greedy = params.temperature == 0
         self._generator: torch.Generator | None = None
 
@@ -100,9 +104,11 @@ class LosslessDecoding:
         token = last
         for i in range(min(self.length.k, most - 1)):
             logits = self.run([token], pos + i)[-1]
-            token, q = self._propose(logits)
+            token, q, entropy = self._propose(logits)
             drafts.append(token)
             draft_probs.append(q)
+            if self.stop_above_bits is not None and entropy > self.stop_above_bits:
+                break
         self.selector.gear = Gear.HIGH
         high = self.run([last, *drafts], pos)
         accepted, own = self._verify(drafts, draft_probs, high)
@@ -110,12 +116,17 @@ class LosslessDecoding:
         ids = [*drafts[:accepted], own]
         return Cycle(_measure(high[: accepted + 1], ids, accepted), len(drafts))
 
-    def _propose(self, logits: torch.Tensor) -> tuple[int, torch.Tensor | None]:
-        """A draft token from the draft gear's logits, and the distribution it came from."""
+    def _propose(self, logits: torch.Tensor) -> tuple[int, torch.Tensor | None, float]:
+        """A draft token from the draft gear's logits, the distribution it came from (None:
+        greedy) and that distribution's entropy in bits, read in one host sync."""
+        argmax, entropy = logit_readings(logits)[:2]
         if self.greedy:
-            return int(logit_readings(logits)[0].item()), None
+            token, entropy = torch.stack([argmax, entropy]).tolist()
+            return int(token), None, entropy
         q = sampling_probs(logits, self.params)
-        return int(torch.multinomial(q, 1, generator=self._rng(q.device)).item()), q
+        token = torch.multinomial(q, 1, generator=self._rng(q.device))[0]
+        token, entropy = torch.stack([token.float(), entropy]).tolist()
+        return int(token), q, entropy
 
     def _verify(self, drafts: list[int], draft_probs: list, high: torch.Tensor) -> tuple[int, int]:
         """(drafts accepted, the high gear's own token after them) from the verify pass's logits."""

@@ -17,6 +17,22 @@ if TYPE_CHECKING:
     from gearterm.backends.geared_generation import GearedGeneration
 
 
+def cycle_figures(stats: dict) -> dict | None:
+    """A lossless reply's acceptance (drafted tokens the high gear kept), tokens kept per verify
+    pass and mean draft length, from its ReplyDone stats; None for a reply in another mode, or
+    one that ended before its first verify pass."""
+    passes, drafted, accepted = stats.get("verify_passes"), stats.get("drafted"), stats.get("accepted")
+    if not passes:
+        return None
+    return {
+        "draft_gear": stats["draft_gear"],
+        "verify_passes": passes,
+        "acceptance": accepted / drafted if drafted else None,
+        "tokens_per_verify_pass": (accepted + passes) / passes,
+        "mean_draft": drafted / passes,
+    }
+
+
 def lossless_reply(backend: GearedGeneration, ids: list[int], params: GenerationParams) -> Iterator[Event]:
     # The gearbox holds the high gear (lossless forces it); it runs for its anomaly guard.
     gearbox = Gearbox(backend.vocab_size, params.gear_mode, backend.policy)
@@ -28,7 +44,8 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
     batch = [KeptToken(first.token_id, False, first.entropy_bits, first.varentropy_bits2, first.logprob)]
     step_ms = (time.perf_counter() - start) * 1e3
     first_token_s = time.perf_counter() - start
-    decoding = LosslessDecoding(backend._run, backend.selector, params, params.draft_gear, params.max_draft)
+    stop = gearbox.high if params.draft_entropy_stop else None
+    decoding = LosslessDecoding(backend._run, backend.selector, params, params.lossless_draft, params.lossless_max_draft, stop)
     cycles = drafted_total = accepted_total = 0
     drafted: int | None = None
     pos, produced, reason = len(ids), 0, "length"
@@ -43,7 +60,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             yield TokenEvent(
                 text=detok.push(token.token_id),
                 token_id=token.token_id,
-                gear=params.draft_gear if token.from_draft else Gear.HIGH,
+                gear=params.lossless_draft if token.from_draft else Gear.HIGH,
                 next_gear=Gear.HIGH,
                 entropy_bits=token.entropy_bits,
                 varentropy_bits2=token.varentropy_bits2,
@@ -82,7 +99,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             "shifts": 0,
             "prompt_tokens": len(ids),
             "prompt_reused": reused,
-            "draft_gear": params.draft_gear.label,
+            "draft_gear": params.lossless_draft.label,
             "verify_passes": cycles,
             "drafted": drafted_total,
             "accepted": accepted_total,
