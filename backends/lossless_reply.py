@@ -28,6 +28,7 @@ def cycle_figures(stats: dict) -> dict | None:
         "draft_gear": stats["draft_gear"],
         "verify_passes": passes,
         "acceptance": accepted / drafted if drafted else None,
+        "accepted_per_verify_pass": accepted / passes,
         "tokens_per_verify_pass": (accepted + passes) / passes,
         "mean_draft": drafted / passes,
     }

@@ -40,7 +40,7 @@ SHAPES = {
         num_key_value_heads=4, vocab_size=4096, max_position_embeddings=2048,
     ),
 }  # fmt: skip
-MODES = ("high", "mid", "low", "auto")
+MODES = ("high", "mid", "low", "auto", "lossless")
 LOGIT_STD = 6.5
 BASELINE = "transformers generate"
 
@@ -145,13 +145,16 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     choice of the next gear (the backend's `decided_at`) to the launch of the step it chose,
     split into steps that shift gear and steps that stay. On the GPU the loop launches the
     next step before it hands the token over, so this excludes the caller's work."""
-    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
     from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.lossless_reply import cycle_figures
 
     params = GenerationParams(max_tokens=tokens, temperature=0.0, gear_mode=GearMode(mode))
     arrivals, events, shift_us, stay_us = [], [], [], []
     for event in backend._generate(prompt, params):
         now = time.perf_counter()
+        if isinstance(event, ReplyDone):
+            lossless = cycle_figures(event.stats)
         if not isinstance(event, TokenEvent) or not event.is_token:
             continue
         launched = getattr(backend.decoder, "launched_at", None)
@@ -170,6 +173,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
         "stay_us": statistics.median(stay_us) if stay_us else None,
         "shifts": sum(e.next_gear != e.gear for e in events[:-1]),
         "gear_mix": {g: sum(e.gear.label == g for e in events) / len(events) for g in ("low", "mid", "high")},
+        "lossless": lossless,  # acceptance, accepted per verify pass, mean draft k; None in other modes
     }
 
 
@@ -238,6 +242,10 @@ def print_table(result: dict) -> None:
         f"weights: 16-bit model {m['model_16bit_gb']:.2f} GB; all gears resident {m['all_gears_gb']:.2f} GB "
         f"({m['all_gears_vs_16bit']:.2f}x); allocated with KV cache and graphs {m['allocated_gb']:.2f} GB"
     )
+    for r in result["rows"]:
+        if c := r.get("lossless"):
+            print(f"lossless: {c['acceptance']:.0%} of {c['draft_gear']}-gear drafts kept, "
+                  f"{c['accepted_per_verify_pass']:.2f} accepted per verify pass, mean draft k {c['mean_draft']:.2f}")
     for note in result["notes"]:
         print(f"note: {note}")
 
@@ -312,12 +320,12 @@ def main(args: argparse.Namespace) -> int:
             "mode": mode,
             "tok_per_s": run["tok_per_s"],
             "ms_per_token": 1e3 / run["tok_per_s"],
-            "graph_ms": graph_step_ms(backend, prompt, Gear[mode.upper()]) if mode != "auto" else None,
+            "graph_ms": graph_step_ms(backend, prompt, Gear[mode.upper()]) if mode in ("low", "mid", "high") else None,
             "shift_us": run["shift_us"],
             "gpu_mem_gb": allocated / 1e9,
             "joules_per_token": None,
             "weights_vs_16bit": weights_all / weights_16bit,
-            **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens")},
+            **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens", "lossless")},
         }
         if meter is not None and not (meter.unavailable or meter.energy_unavailable):
             row.update(energy(backend, prompt, args.tokens, mode, args.energy_seconds, meter))
