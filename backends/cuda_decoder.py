@@ -216,11 +216,13 @@ def _allow_recompiles(entries: int) -> None:
 
 
 def _compiled_for_one_position(forward):
-    """A decoder layer's forward compiled for the captured decode step (position a device
-    tensor); prompts of any length run it as it is, so a new prompt length never compiles."""
+    """A decoder layer's forward compiled for the captured decode step (one position, at a
+    device tensor); prompts and verify passes of any length run it as it is, so a new length
+    never compiles."""
     compiled = torch.compile(forward, dynamic=False)
 
     def dispatch(x, cos, sin, visible, cache, pos):
-        return (compiled if isinstance(pos, torch.Tensor) else forward)(x, cos, sin, visible, cache, pos)
+        one_step = isinstance(pos, torch.Tensor) and x.shape[0] == 1
+        return (compiled if one_step else forward)(x, cos, sin, visible, cache, pos)
 
     return dispatch
