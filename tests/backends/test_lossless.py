@@ -154,3 +154,20 @@ def test_the_chi_square_test_catches_a_wrong_acceptance_rule(models):
     high, draft = models
     counts = lossless_pairs(high, draft, ResampleFromHigh)
     assert chi_square_p(counts, forced_high_pairs(high)) < 1e-6
+
+
+def test_the_next_turn_reuses_what_a_lossless_reply_left_in_the_cache():
+    """The cache ends each cycle holding the high gear's keys and values for every kept
+    position: a next turn in lossless mode (its prompt at the high gear) reuses them and replies
+    as it would from a fresh cache."""
+    backend = HFBackend(str(_need(STORIES_HF)), device="cpu")
+    backend.load()
+    first = [{"role": "user", "content": "Once upon a time"}]
+    tokens, _ = reply(backend, first, GearMode.LOSSLESS, tokens=60)
+    second = [*first, {"role": "assistant", "content": "".join(e.text for e in tokens)},
+              {"role": "user", "content": "The next day"}]  # fmt: skip
+    reused, done = reply(backend, second, GearMode.LOSSLESS, tokens=60)
+    backend.cached.keep(0)  # forget every position: the prompt is read afresh
+    fresh, fresh_done = reply(backend, second, GearMode.LOSSLESS, tokens=60)
+    assert done.stats["prompt_reused"] > 40 and fresh_done.stats["prompt_reused"] == 0
+    assert [e.token_id for e in reused] == [e.token_id for e in fresh]
