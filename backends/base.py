@@ -58,7 +58,10 @@ class GenerationParams:
     # Lossless mode (backends.lossless): the gear that drafts, and the longest draft a cycle makes
     lossless_draft: Gear = Gear.LOW
     lossless_max_draft: int = 8
-    draft_entropy_stop: bool = False  # a draft token above the policy's high threshold ends the draft
+    # A draft token drawn where the draft gear's entropy is above the policy's high threshold
+    # ends the draft (faster on real text: docs/benchmarks/lossless-cpu.md; bench lossless
+    # times both)
+    draft_entropy_stop: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_tokens", "temperature", "top_p", "seed", "lossless_max_draft"):

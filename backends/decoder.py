@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gearterm.kernels.decode_attention import decode_attention
+from gearterm.kernels.matmul import linear
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ class Decoder(nn.Module):
                 rows = table.index_select(1, at) if captured else table[:, pos : pos + new]
                 per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device) if masked else None)
             x = layer(x, *per_kind[kind], cache, at)
-        logits = self.lm_head(self.norm(x[new - keep :]))
+        logits = linear(self.norm(x[new - keep :]), self.lm_head.weight)  # a few rows: kernels.matmul
         if s.final_softcap is not None:
             logits = torch.tanh(logits / s.final_softcap) * s.final_softcap
         return logits
