@@ -43,8 +43,8 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
     # The prompt's pass was the high gear's: its token is drawn as forced high draws it.
     first = backend._sample(params)
     batch = [KeptToken(first.token_id, False, first.entropy_bits, first.varentropy_bits2, first.logprob)]
-    step_ms = (time.perf_counter() - start) * 1e3
     first_token_s = time.perf_counter() - start
+    step_ms = first_token_s * 1e3
     stop = gearbox.high if params.draft_entropy_stop else None
     decoding = LosslessDecoding(backend._run, backend.selector, params, params.lossless_draft, params.lossless_max_draft, stop)
     cycles = drafted_total = accepted_total = 0
@@ -87,7 +87,8 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
         # The cache now holds `last` and the accepted drafts, at the high gear.
         backend.cached.add([last, *(t.token_id for t in batch[:accepted])], Gear.HIGH, [t.entropy_bits for t in batch])
         pos += len(batch)
-        cycles, drafted_total, accepted_total, drafted = cycles + 1, drafted_total + cycle.drafted, accepted_total + accepted, cycle.drafted
+        drafted = cycle.drafted
+        cycles, drafted_total, accepted_total = cycles + 1, drafted_total + drafted, accepted_total + accepted
         step_ms = (time.perf_counter() - cycle_start) * 1e3 / len(batch)  # the cycle's time, shared by its tokens
     if tail := detok.flush():
         yield TokenEvent(tail, None, Gear.HIGH, Gear.HIGH, None, 0.0, entropy_source=None, flags=("text-only",))
