@@ -55,9 +55,16 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     gear_mode: GearMode = GearMode.AUTO
+    # Lossless mode (backends.lossless): the gear that drafts, and the longest draft a cycle makes
+    lossless_draft: Gear = Gear.LOW
+    lossless_max_draft: int = 8
+    # A draft token drawn where the draft gear's entropy is above the policy's high threshold
+    # ends the draft (faster on real text: docs/benchmarks/lossless-cpu.md; bench lossless
+    # times both)
+    draft_entropy_stop: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "temperature", "top_p", "seed"):
+        for name in ("max_tokens", "temperature", "top_p", "seed", "lossless_max_draft"):
             value = getattr(self, name)
             if value is not None and (problem := out_of_range(name, value)):
                 raise ValueError(f"{name.replace('_', ' ')} {problem}")
@@ -84,6 +91,11 @@ class TokenEvent:
     # The policy's low and high entropy thresholds for this reply (local backends calibrate
     # them to each prompt); None where the backend does not say
     thresholds_bits: tuple[float, float] | None = None
+    # Lossless mode: "draft", a drafted token the high gear's verify pass accepted; "high", the
+    # high gear's own token (a verify pass's correction or its token after a wholly accepted
+    # draft, or the reply's first token, from the prompt's pass); None in other modes
+    kept_from: Literal["draft", "high"] | None = None
+    drafted: int | None = None  # on a verify pass's own token: the draft tokens that pass checked
     # "speculative": a drafted token with no alternatives; "text-only": text a detokenizer
     # held back until the reply ended, with no forward pass of its own
     flags: tuple[str, ...] = ()

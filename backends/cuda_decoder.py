@@ -22,6 +22,7 @@ import torch
 
 from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
+from gearterm.backends.limits import LIMITS
 from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
@@ -67,6 +68,10 @@ class GraphDecoder:
         self.launched_at = 0.0  # perf_counter() just before the last replay: shift latency
         self.graphs: dict[Gear, list[torch.cuda.CUDAGraph]] = {}  # a step's chunks, in order
         self.outputs: dict[Gear, tuple[torch.Tensor, torch.Tensor]] = {}  # logits, readings
+        # Lossless mode's verify passes in the high gear, by positions run: graph, logits [T, V]
+        self.verify_graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.verify_outputs: dict[int, torch.Tensor] = {}
+        self._verify_tokens = torch.zeros(int(LIMITS["lossless_max_draft"].high) + 1, dtype=torch.long, device=device)
         self._chunks: list[torch.cuda.CUDAGraph] | None = None  # the chunks being captured
         self._hooks = [layers[i].register_forward_pre_hook(self._next_chunk) for i in chunk_starts(len(layers))]
         self._capture()
@@ -167,6 +172,47 @@ class GraphDecoder:
         logits, readings = self.outputs[self.selector.gear]
         return logits.clone(), readings.clone()  # the graphs overwrite them at their next replay
 
+    def run(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits [T, V] for ids [T] at positions pos.. (lossless mode, backends.lossless); the
+        cache then holds pos + T positions. One position (a draft step) replays the selector's
+        gear's captured step. Several (a verify pass, in the high gear) replay a graph captured
+        for that many positions the first time a pass of that length runs; that first pass runs
+        eagerly on the graph's own tensors, which is the capture's warm-up. A verify pass's
+        attention reads the whole cache, masked (decode attention takes one query), so its
+        cost grows with the cache's size, where a step's grows with the positions filled."""
+        self.length = positions_held(pos + len(ids), self.max_cache_len, "the GPU's KV cache")
+        self.position.fill_(pos)
+        if len(ids) == 1:
+            self.feed(ids[0])
+            self.replay(self.selector.gear)
+            return self.outputs[self.selector.gear][0].clone()[None]
+        tokens = self._verify_tokens[: len(ids)]
+        tokens.copy_(ids)
+        graph = self.verify_graphs.get(len(ids)) if self.selector.gear is Gear.HIGH else None
+        if graph is not None:
+            graph.replay()
+            logits = self.verify_outputs[len(ids)].clone()  # the next replay overwrites it
+        else:
+            with torch.inference_mode():
+                logits = self.model(tokens, self.position)
+            if self.selector.gear is Gear.HIGH:
+                self._capture_verify(tokens)
+        self.position.fill_(pos + len(ids))
+        return logits
+
+    @torch.inference_mode()
+    def _capture_verify(self, tokens: torch.Tensor) -> None:
+        """Record the high gear's forward pass over `tokens` (a slice of the static input) at
+        the step's position tensor, as one graph in the steps' memory pool."""
+        graph, capture = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+        capture.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(capture):
+            graph.capture_begin(pool=self._pool)
+            self.verify_outputs[len(tokens)] = self.model(tokens, self.position)
+            graph.capture_end()
+        torch.cuda.current_stream().wait_stream(capture)
+        self.verify_graphs[len(tokens)] = graph
+
     def replay(self, gear: Gear) -> None:
         """One decode step at `gear`, without touching the host's count of cached tokens."""
         for chunk in self.graphs[gear]:
@@ -209,11 +255,13 @@ def _allow_recompiles(entries: int) -> None:
 
 
 def _compiled_for_one_position(forward):
-    """A decoder layer's forward compiled for the captured decode step (position a device
-    tensor); prompts of any length run it as it is, so a new prompt length never compiles."""
+    """A decoder layer's forward compiled for the captured decode step (one position, at a
+    device tensor); prompts and verify passes of any length run it as it is, so a new length
+    never compiles."""
     compiled = torch.compile(forward, dynamic=False)
 
     def dispatch(x, cos, sin, visible, cache, pos):
-        return (compiled if isinstance(pos, torch.Tensor) else forward)(x, cos, sin, visible, cache, pos)
+        one_step = isinstance(pos, torch.Tensor) and x.shape[0] == 1
+        return (compiled if one_step else forward)(x, cos, sin, visible, cache, pos)
 
     return dispatch

@@ -9,9 +9,10 @@ transformers is the oracle the tests compare this file against, token for token.
 
 Shapes: hidden states are [T, hidden] (T new positions); the KV cache of a layer is
 [kv_heads, positions, head_dim], filled up to `pos + T` after a forward pass. `pos` is a
-Python int for prompts and eager steps, or a one-element device tensor for the decode step a
-CUDA graph captures: then T is 1, the cache is written at that index and attention reads the
-whole cache, masked, so that nothing in the step depends on a value on the host.
+Python int for prompts and eager steps, or a one-element device tensor for what a CUDA graph
+captures (the decode step, T = 1, and lossless mode's verify pass, T = k + 1): the cache is
+written at pos.. and attention reads the whole cache, masked, so that nothing in the step
+depends on a value on the host.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 
 from gearterm.kernels.decode_attention import decode_attention
 from gearterm.kernels.entropy import entropy_varentropy
+from gearterm.kernels.matmul import linear
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,11 @@ class KVCache(nn.Module):
         self.v[:, pos:end] = v.transpose(0, 1)
         return self.k[:, :end], self.v[:, :end]
 
-    def write_at(self, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store one position's k, v [1, kv_heads, head_dim] at device index `pos` [1]; return
+    def write_at(self, k: torch.Tensor, v: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store T positions' k, v [T, kv_heads, head_dim] at device indices `at` [T]; return
         the whole cache."""
-        self.k.index_copy_(1, pos, k.transpose(0, 1))
-        self.v.index_copy_(1, pos, v.transpose(0, 1))
+        self.k.index_copy_(1, at, k.transpose(0, 1))
+        self.v.index_copy_(1, at, v.transpose(0, 1))
         return self.k, self.v
 
 
@@ -176,9 +178,9 @@ class Attention(nn.Module):
         if s.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        if isinstance(pos, torch.Tensor):  # a captured decode step
+        if isinstance(pos, torch.Tensor):  # captured: pos holds the index of each new position
             keys, values = cache.write_at(k, v, pos)
-            if reads_filled_only(x, s):
+            if T == 1 and reads_filled_only(x, s):
                 # Grouped heads read in place, in slices of the cache up to the position
                 # (gearterm.kernels.decode_attention).
                 window = s.sliding_window if self.sliding else None
@@ -360,21 +362,25 @@ class Decoder(nn.Module):
             x = x * torch.tensor(s.embed_scale, dtype=x.dtype)  # Gemma rounds the factor to x's dtype
         # An eager step attends over what is filled; a captured one over the whole cache, which
         # the GPU's decode attention reads only up to the position, and SDPA masked.
-        keys = self.positions if isinstance(pos, torch.Tensor) else pos + new
-        masked = not (isinstance(pos, torch.Tensor) and reads_filled_only(x, s))
+        captured = isinstance(pos, torch.Tensor)
+        keys = self.positions if captured else pos + new
+        masked = not (captured and new == 1 and reads_filled_only(x, s))
+        # Captured, the layers take each new position's index (a verify pass has several).
+        at = pos + torch.arange(new, device=pos.device) if captured and new > 1 else pos
         per_kind = {}  # layers with one rotary table and one window share cos, sin and the mask
         for layer, cache, table in zip(self.layers, self.caches, self.rotary_tables):
             window = s.sliding_window if layer.attn.sliding else None
             kind = (id(table), window)
             if kind not in per_kind:
-                rows = table.index_select(1, pos) if isinstance(pos, torch.Tensor) else table[:, pos : pos + new]
+                rows = table.index_select(1, at) if captured else table[:, pos : pos + new]
                 per_kind[kind] = (*rows, attention_mask(pos, new, window, keys, x.device) if masked else None)
-            x = layer(x, *per_kind[kind], cache, pos)
+            x = layer(x, *per_kind[kind], cache, at)
         return x
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the last layer's output x [T, hidden]: final norm and LM head."""
-        logits = self.lm_head(self.norm(x))
+        """Logits of the last layer's output x [T, hidden]: final norm and LM head (a few rows
+        through kernels.matmul)."""
+        logits = linear(self.norm(x), self.lm_head.weight)
         if self.shape.final_softcap is not None:
             logits = torch.tanh(logits / self.shape.final_softcap) * self.shape.final_softcap
         return logits

@@ -25,9 +25,14 @@ class GearMode(str, enum.Enum):
     LOW = "low"
     MID = "mid"
     HIGH = "high"
+    # The draft gear proposes tokens and one high-gear pass verifies them (backends.lossless):
+    # every token is the high gear's, so the policy holds the high gear as in forced high.
+    LOSSLESS = "lossless"
 
     @property
     def forced_gear(self) -> Gear | None:
+        if self is GearMode.LOSSLESS:
+            return Gear.HIGH
         return None if self is GearMode.AUTO else Gear.parse(self.value)
 
     def next(self) -> "GearMode":

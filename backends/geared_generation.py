@@ -8,9 +8,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
+
 from gearterm.backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
 from gearterm.backends.detokenize import IncrementalDetokenizer
-from gearterm.backends.gearbox import Gearbox
+from gearterm.backends.gearbox import Gearbox, GearMode
+from gearterm.backends.lossless_reply import lossless_reply
 from gearterm.backends.kv_reuse import CachedTokens
 
 
@@ -71,7 +74,25 @@ class GearedGeneration(LocalBackend):
         the caller one step late."""
         return False
 
+    def _run(self, ids: list[int], pos: int) -> torch.Tensor:
+        """Logits [T, V] as a torch tensor for `ids` at positions pos.., at the selector's gear;
+        the KV cache then holds pos + T positions: lossless mode's draft steps and verify passes."""
+        raise NotImplementedError(f"{type(self).__name__} has no lossless mode")
+
+    def _read_prompt(self, ids: list[int], params: GenerationParams, gearbox: Gearbox) -> int:
+        """Run the prompt after what the KV cache holds of it at the gearbox's gear; calibrate
+        the gearbox on its entropies. Returns how many positions were reused."""
+        gear = self.selector.gear = gearbox.gear
+        reused = self._rewind(self.cached.reusable(ids, gear))
+        self.cached.keep(reused)
+        self.cached.add(ids[reused:], gear, self._prefill(ids, reused, params))
+        gearbox.calibrate(self.cached.entropies[:-1])  # the last position's is the first token's
+        return reused
+
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:
+        if params.gear_mode is GearMode.LOSSLESS:
+            yield from lossless_reply(self, ids, params)
+            return
         gearbox = Gearbox(self.vocab_size, params.gear_mode, self.policy)
         detok = IncrementalDetokenizer(self.tokenizer)
         start = step_start = time.perf_counter()
@@ -79,11 +100,8 @@ class GearedGeneration(LocalBackend):
         reason, produced = "length", 0
         run_ahead = self._steps_run_ahead()
 
-        gear = self.selector.gear = gearbox.gear
-        reused = self._rewind(self.cached.reusable(ids, gear))
-        self.cached.keep(reused)
-        self.cached.add(ids[reused:], gear, self._prefill(ids, reused, params))
-        gearbox.calibrate(self.cached.entropies[:-1])  # the last position's is the first token's
+        gear = gearbox.gear
+        reused = self._read_prompt(ids, params, gearbox)
         stepped = None  # the token the last step read, and its gear, until its logits are measured
         for produced in range(1, params.max_tokens + 1):
             reading = self._sample(params)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
-from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul
+from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul, linear
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
@@ -53,7 +52,7 @@ class GearedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gear = self.selector.gear
         if gear == Gear.HIGH:
-            return F.linear(x, self.weight, self.bias)  # nn.Linear's own op: bit-exact
+            return linear(x, self.weight, self.bias)  # the original weight, full precision
         y = geared_matmul(x, self.planes, gear)
         return y if self.bias is None else y + self.bias
 

@@ -26,6 +26,7 @@ from gearterm.backends.geared_generation import GearedGeneration, StepReading
 from gearterm.backends.geared_linear import gear_decoder_layers, geared_share
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
+from gearterm.backends.sampling import sample
 from gearterm.kernels import cpu_gears
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
 from gearterm.kernels.gate import gate_passed
@@ -62,18 +63,6 @@ def pick_dtype(dtype: str | None, device: torch.device, stored: torch.dtype | No
     return stored if stored in (torch.float16, torch.bfloat16) else torch.float16
 
 
-def sample(logits: torch.Tensor, params: GenerationParams, generator: torch.Generator | None) -> torch.Tensor:
-    """The next token id, drawn at temperature > 0 (greedy takes the readings' argmax), as a
-    0-d tensor on the logits' device (no host sync)."""
-    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
-    if params.top_p < 1:
-        sorted_p, order = probs.sort(descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-        drop = sorted_p.cumsum(-1) - sorted_p >= params.top_p
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p.masked_fill(drop, 0))
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
 class EagerDecoder:
     """Forward passes of gearterm's own decoder (backends.decoder) one call at a time,
     positions counted on the host: the CPU path, and a mixture of experts' on a GPU.
@@ -107,6 +96,13 @@ class EagerDecoder:
         self._reserve(1)
         logits = self.model(token.reshape(1), pos)[-1]
         return logits, logit_readings(logits)
+
+    @torch.inference_mode()
+    def run(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits [T, V] for ids [T] at positions pos.. (lossless mode's draft steps and verify
+        passes); the cache then holds pos + T positions, whatever it held past pos forgotten."""
+        self.length = positions_held(pos + len(ids), self.model.positions, "the KV cache")
+        return self.model(ids, pos)
 
     def _reserve(self, tokens: int, reset: bool = False) -> None:
         length = tokens if reset else self.length + tokens
@@ -296,6 +292,9 @@ class HFBackend(GearedGeneration):
 
     def _step(self) -> None:
         self._logits, self._readings = self.decoder.step(self._token)
+
+    def _run(self, ids: list[int], pos: int) -> torch.Tensor:
+        return self.decoder.run(torch.tensor(ids, device=self.device), pos)
 
     def _steps_run_ahead(self) -> bool:
         return isinstance(self.decoder, GraphDecoder)  # a step is graph launches, queued

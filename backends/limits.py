@@ -59,6 +59,8 @@ LIMITS = {
     # At a 32k vocabulary (log2 V = 15); entropy cannot exceed log2 V.
     "low_below_bits": Limit(0, 15, above_low=True),
     "high_above_bits": Limit(0, 15, above_low=True),
+    # Lossless mode's longest draft: a verify pass runs one position more than this.
+    "lossless_max_draft": Limit(1, 64, whole=True),
 }
 
 

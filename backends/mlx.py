@@ -226,6 +226,22 @@ class MLXBackend(GearedGeneration):
     def _step(self) -> None:
         self._logits = self.model(self._token.reshape(1, 1), cache=self._cache)[0, -1]
 
+    def _run(self, ids: list[int], pos: int) -> torch.Tensor:
+        """Lossless mode's draft steps and verify passes: mlx-lm's cache goes back to `pos` (it
+        trims what a rejected draft left), runs `ids`, and the logits cross to torch for the
+        acceptance rule (backends.lossless), which is written once, in torch."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
+
+        extra = self._cache[0].offset - pos
+        if extra > 0:
+            if not can_trim_prompt_cache(self._cache):
+                raise BackendError("lossless mode needs a KV cache that can go back; this model's "
+                                   "sliding-window cache has wrapped around: use the high gear")  # fmt: skip
+            trim_prompt_cache(self._cache, extra)
+        logits = self.model(mx.array([ids]), cache=self._cache)[0].astype(mx.float32)
+        mx.eval(logits)
+        return torch.from_numpy(np.array(logits, copy=False))
+
     def _reply_stats(self) -> dict:
         return self.memory_stats()
 

@@ -27,6 +27,7 @@ BENCHES = {
     "cpu": ("gearterm.bench.cpu", "CPU decode tokens/s per gear mode beside transformers and llama.cpp"),
     "families": ("gearterm.bench.families", "CPU tokens/s in the high and low gear for a random model of each supported family"),
     "turns": ("gearterm.bench.turns", "time to first token per turn, KV cache reused across turns or not"),
+    "lossless": ("gearterm.bench.lossless", "lossless mode on real text: acceptance, tokens per verify pass, tok/s beside forced high"),
 }
 APP = "gearterm.commands.app"
 

@@ -41,6 +41,9 @@ class GenerationConfig:
     # local backends only: a server backend routes whole turns with its own.
     low_below_bits: float = 1.8
     high_above_bits: float = 3.5
+    # Lossless mode: the gear that drafts (low or mid), and the longest draft one verify pass checks
+    lossless_draft: str = "low"
+    lossless_max_draft: int = 8
 
     def problem(self) -> str | None:
         """What is wrong with the settings taken together (each one alone is checked by setting_problem)."""
@@ -87,7 +90,7 @@ class BackendEntry:
 class Config:
     model: str = ""  # path, Hugging Face id or server model name; "" = the packaged default model
     backend: str = "hf"
-    gear: str = "auto"  # auto, low, mid or high
+    gear: str = "auto"  # auto, low, mid, high or lossless
     url: str = ""  # server of an HTTP backend; "" = its default
     device: str = "auto"  # for local backends: auto, cpu, cuda, cuda:1 ...
     dtype: str = "auto"  # hf: auto (float32 on CPU, the checkpoint's 16-bit type on a GPU), float32, float16, bfloat16
@@ -163,6 +166,7 @@ CHOICES = {
     "backend": tuple(BACKENDS),
     "dtype": ("auto", "float32", "float16", "bfloat16"),
     "entropy_source": ("lower", "upper"),
+    "lossless_draft": ("low", "mid"),
 }
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # How long a write waits for another process's lock before writing pauses: the store is used
 # from the UI thread, and another gearterm's writes take milliseconds.
 BUSY_TIMEOUT_S = 0.2
@@ -82,7 +82,12 @@ INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages WHERE 
 MIGRATION_3 = """
 ALTER TABLE messages ADD COLUMN error TEXT;  -- why a reply ended in error; NULL otherwise
 """
-MIGRATIONS = {2: MIGRATION_2, 3: MIGRATION_3}  # version -> the step that reaches it from the one before
+# Version 3 -> 4: lossless mode's tokens say whether a verified draft or the high gear made them.
+MIGRATION_4 = """
+ALTER TABLE tokens ADD COLUMN kept_from TEXT;  -- lossless mode: draft (verified) or high; NULL in other modes
+ALTER TABLE tokens ADD COLUMN drafted INTEGER; -- lossless mode, on the high gear's tokens: drafts its verify pass checked
+"""
+MIGRATIONS = {2: MIGRATION_2, 3: MIGRATION_3, 4: MIGRATION_4}  # version -> the step that reaches it from the one before
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class TokenRow:
     entropy_bits_upper: float | None
     gear: str
     step_ms: float | None
+    kept_from: str | None = None  # lossless mode: "draft" (verified) or "high"
+    drafted: int | None = None  # lossless mode, on the high gear's tokens: drafts its verify pass checked
 
 
 @dataclass(frozen=True)
@@ -177,10 +184,10 @@ class History:
         with the reply's timings where they are known and its error where it failed."""
         with self._transaction():
             self.db.executemany(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (message_id, t.position, t.text, t.token_id, t.entropy_bits, t.entropy_bits_lower,
-                     t.entropy_bits_upper, t.gear, t.step_ms)
+                     t.entropy_bits_upper, t.gear, t.step_ms, t.kept_from, t.drafted)
                     for t in tokens
                 ],
             )
@@ -264,7 +271,7 @@ class History:
 
     def tokens(self, message_id: int) -> list[TokenRow]:
         rows = self.db.execute(
-            "SELECT position, text, token_id, entropy_bits, entropy_bits_lower, entropy_bits_upper, gear, step_ms "
+            "SELECT position, text, token_id, entropy_bits, entropy_bits_lower, entropy_bits_upper, gear, step_ms, kept_from, drafted "
             "FROM tokens WHERE message_id = ? ORDER BY position",
             (message_id,),
         )

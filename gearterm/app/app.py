@@ -382,6 +382,8 @@ class GeartermApp(App[None]):
             top_p=settings.top_p,
             seed=settings.seed,
             gear_mode=self.gear_mode,
+            lossless_draft=Gear.parse(settings.lossless_draft),
+            lossless_max_draft=settings.lossless_max_draft,
         )
         system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
         messages = system + list(self.transcript)
@@ -887,4 +889,6 @@ def _token_row(position: int, event: TokenEvent) -> TokenRow:
         entropy_bits_upper=event.entropy_bits_upper,
         gear=event.gear.label,
         step_ms=event.step_ms,
+        kept_from=event.kept_from,
+        drafted=event.drafted,
     )

@@ -23,7 +23,7 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("help", "f1", "help", "Help", "show every key and what it does"),
     Key("switch_backend", "f2", "switch_backend", "Backend", "pick another backend or model; the chat stays"),
-    Key("cycle_gear", "f3", "cycle_gear", "Gear mode", "cycle the gear mode: auto, low, mid, high"),
+    Key("cycle_gear", "f3", "cycle_gear", "Gear mode", "cycle the gear mode: auto, low, mid, high, lossless"),
     Key("toggle_tint", "f4", "toggle_tint", "Tint", "tint each reply token by the gear that produced it"),
     Key("new_chat", "f5", "new_chat", "New chat", "start a new conversation"),
     Key("conversations", "f6", "conversations", "Chats", "list saved conversations and open one"),

@@ -44,6 +44,43 @@ class GateCounts:
         return sum(self.passed) / (self.tokens * len(self.passed)) if self.tokens and self.passed else None
 
 
+@dataclass
+class VerifyCounts:
+    """Lossless mode's verify passes: the draft tokens they checked and those they kept."""
+
+    passes: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+    def add(self, kept_from: str | None, drafted: int | None) -> None:
+        if kept_from == "draft":
+            self.accepted += 1
+        elif kept_from == "high" and drafted is not None:  # a verify pass's own token
+            self.passes += 1
+            self.drafted += drafted
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.accepted / self.drafted if self.drafted else None
+
+    @property
+    def tokens_per_pass(self) -> float | None:
+        """Tokens kept per verify pass: its accepted drafts and its own token."""
+        return (self.accepted + self.passes) / self.passes if self.passes else None
+
+
+@dataclass
+class DecodeTime:
+    """Decode tokens and seconds (after each reply's first token) summed over replies."""
+
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.tokens / self.seconds if self.seconds > 0 else None
+
+
 class Readings:
     def __init__(self, capabilities: Capabilities | None = None, policy: PolicyConfig | None = None):
         self.gear_mode = GearMode.AUTO  # what the next reply will run in
@@ -58,6 +95,8 @@ class Readings:
         `high_gear_bits`, what its high gear reads (32 for float32 weights on a CPU)."""
         self.capabilities = capabilities
         self.high_gear_bits = high_gear_bits
+        # Forced high's and lossless mode's decode speed on this model, for their ratio
+        self.decode_time = {GearMode.HIGH: DecodeTime(), GearMode.LOSSLESS: DecodeTime()}
         vocab = capabilities.vocab_size if capabilities else None
         self.max_bits = math.log2(vocab) if vocab else None
         if vocab:
@@ -74,6 +113,7 @@ class Readings:
         self.session_gears: Counter[Gear] = Counter()
         self.session_shifts = 0
         self.session_gate = GateCounts()
+        self.session_verify = VerifyCounts()
         self.gear: Gear | None = None
         self.next_gear: Gear | None = None
         self.anomaly: str | None = None
@@ -88,6 +128,7 @@ class Readings:
         self.reply_gears: Counter[Gear] = Counter()
         self.reply_shifts = 0
         self.reply_gate = GateCounts()
+        self.reply_verify = VerifyCounts()
         self.reply_tokens = 0
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
@@ -107,6 +148,7 @@ class Readings:
         self.step_ms_total += event.step_ms
         self.next_gear, self.anomaly = event.next_gear, event.anomaly
         self._count(event.gear, event.driving_entropy)
+        self._count_verify(event.kept_from, event.drafted)
         self.entropy_source = event.entropy_source
         self.entropy_lower, self.entropy_upper = event.entropy_bits_lower, event.entropy_bits_upper
         if event.thresholds_bits is not None:
@@ -127,8 +169,25 @@ class Readings:
             self.entropy.append(entropy)
             self.entropy_peak = entropy if self.entropy_peak is None else max(self.entropy_peak, entropy)
 
+    def _count_verify(self, kept_from: str | None, drafted: int | None) -> None:
+        self.reply_verify.add(kept_from, drafted)
+        self.session_verify.add(kept_from, drafted)
+
     def end_reply(self, done: ReplyDone) -> None:
         self.last_done = done
+        timed = self.decode_time.get(self.streaming_mode)
+        if timed is not None and self.reply_tokens >= 2 and self.last_token_at > self.first_token_at:
+            timed.tokens += self.reply_tokens - 1
+            timed.seconds += self.last_token_at - self.first_token_at
+
+    @property
+    def lossless_speedup(self) -> tuple[float | None, str]:
+        """Lossless mode's decode tokens/s over forced high's, both measured on this model in
+        this session: (ratio, "") or (None, why not)."""
+        lossless, high = (self.decode_time[m].tokens_per_s for m in (GearMode.LOSSLESS, GearMode.HIGH))
+        if lossless is None or high is None:
+            return None, "run " + " and ".join(n for n, r in (("high", high), ("lossless", lossless)) if r is None)
+        return lossless / high, ""
 
     def replay(self, replies: Sequence[tuple[Sequence[TokenRow], ReplyDone | None]]) -> None:
         """A reopened chat: each stored reply's tokens and end, oldest first, counted as if they had
@@ -143,6 +202,7 @@ class Readings:
                 self.step_ms_total += token.step_ms or 0.0
                 entropy = token.entropy_bits if token.entropy_bits is not None else token.entropy_bits_lower
                 self._count(Gear.parse(token.gear), entropy)
+                self._count_verify(token.kept_from, token.drafted)
             self.last_done = done
 
     def bits_of(self, gear: Gear) -> int:

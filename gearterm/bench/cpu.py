@@ -20,7 +20,9 @@ from pathlib import Path
 
 from gearterm.errors import UsageError
 
-MODES = ("high", "mid", "low", "auto")
+MODES = ("high", "mid", "low", "auto", "lossless")
+LOSSLESS_FIGURES = (("acceptance", "acceptance"), ("accepted per verify pass", "accepted_per_verify_pass"),
+                    ("mean draft k", "mean_draft"))
 PROMPT = "Write a story about a lighthouse keeper who finds a message in a bottle."
 
 _LLAMA_SERVER = """
@@ -48,9 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json-out", type=Path, help="also write the rows as JSON to this file")
 
 
-def _gearterm_rate(backend, mode: str, tokens: int) -> float:
+def _gearterm_rate(backend, mode: str, tokens: int) -> tuple[float, dict | None]:
+    """Decode tokens/s of one reply in `mode`, and in lossless mode its verify passes' figures."""
     from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
     from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.lossless_reply import cycle_figures
 
     params = GenerationParams(max_tokens=tokens, gear_mode=GearMode(mode))
     events = list(backend.generate([{"role": "user", "content": PROMPT}], params))
@@ -58,9 +62,10 @@ def _gearterm_rate(backend, mode: str, tokens: int) -> float:
     assert isinstance(done, ReplyDone) and done.tokens == tokens, done
     steps = [e for e in events if isinstance(e, TokenEvent) and e.is_token]
     forced = params.gear_mode.forced_gear
-    if forced is not None and any(e.gear != forced for e in steps):  # the anomaly guard took over
+    # Lossless mode's drafts are the low gear's by design; a forced gear's row must be that gear only.
+    if params.gear_mode is not GearMode.LOSSLESS and forced is not None and any(e.gear != forced for e in steps):
         raise RuntimeError(f"{mode} mode ran other gears than {forced.label}: the row would time something else")
-    return (len(steps) - 1) / (done.seconds - done.first_token_s)
+    return (len(steps) - 1) / (done.seconds - done.first_token_s), cycle_figures(done.stats)
 
 
 def _transformers_rate(model, prompt: list[int], tokens: int) -> float:
@@ -118,10 +123,13 @@ def main(args: argparse.Namespace) -> int:
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         url = server.stdout.readline().strip() or None
     rates: dict[str, list[float]] = {}
+    cycles: list[dict] = []  # lossless mode's verify passes, every round
     try:
         for _ in range(args.rounds):
             for mode in MODES:
-                rates.setdefault(f"gearterm {mode}", []).append(_gearterm_rate(backend, mode, args.tokens))
+                rate, figures = _gearterm_rate(backend, mode, args.tokens)
+                rates.setdefault(f"gearterm {mode}", []).append(rate)
+                cycles += [figures] if figures else []
             rates.setdefault("transformers generate", []).append(_transformers_rate(plain, prompt, args.tokens))
             if url:
                 rates.setdefault("llama.cpp (same GGUF file)", []).append(_llama_cpp_rate(url, prompt, args.tokens))
@@ -137,6 +145,10 @@ def main(args: argparse.Namespace) -> int:
     for row in rows:
         rounds = " ".join(f"{r:.1f}" for r in row["rounds"])
         print(f"{row['row']:34} {row['tok_per_s']:8.1f} {row['tok_per_s'] / high:6.2f}x   {rounds}")
+    if cycles:
+        print(f"lossless ({cycles[0]['draft_gear']} gear drafts, greedy), mean of the rounds: "
+              + ", ".join(f"{name} {statistics.mean(c[key] for c in cycles):.2f}" for name, key in LOSSLESS_FIGURES))
+        rows.append({"row": "lossless verify passes", **{key: statistics.mean(c[key] for c in cycles) for _, key in LOSSLESS_FIGURES}})
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=1))
     return 0

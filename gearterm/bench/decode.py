@@ -42,7 +42,8 @@ SHAPES = {
         num_key_value_heads=4, vocab_size=4096, max_position_embeddings=2048,
     ),
 }  # fmt: skip
-MODES = ("high", "mid", "low", "auto")
+MODES = ("high", "mid", "low", "auto", "lossless")
+NO_LIMIT = dict.fromkeys(("bytes_per_step", "tbps", "limit_tok_per_s", "limit_share"))
 LOGIT_STD = 6.5
 BASELINE = "transformers generate"
 
@@ -154,6 +155,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     next step before it hands the token over, so this excludes the caller's work."""
     from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
     from gearterm.backends.gearbox import GearMode
+    from gearterm.backends.lossless_reply import cycle_figures
 
     params = GenerationParams(max_tokens=tokens, temperature=0.0, gear_mode=GearMode(mode))
     arrivals, events, shift_us, stay_us = [], [], [], []
@@ -161,6 +163,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
         now = time.perf_counter()
         if isinstance(event, ReplyDone):
             first_token_s = event.first_token_s
+            lossless = cycle_figures(event.stats)
         if not isinstance(event, TokenEvent) or not event.is_token:
             continue
         launched = getattr(backend.decoder, "launched_at", None)
@@ -180,6 +183,7 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
         "stay_us": statistics.median(stay_us) if stay_us else None,
         "shifts": sum(e.next_gear != e.gear for e in events[:-1]),
         "gear_mix": {g: sum(e.gear.label == g for e in events) / len(events) for g in ("low", "mid", "high")},
+        "lossless": lossless,  # acceptance, accepted per verify pass, mean draft k; None in other modes
     }
 
 
@@ -244,8 +248,8 @@ def print_table(result: dict) -> None:
             f"{r['mode']:<32} {r['tok_per_s']:>7.1f} {r['ms_per_token']:>9.2f} {fmt(r.get('graph_ms'), '.2f'):>8} "
             f"{fmt(r.get('shift_us'), '.1f'):>9} "
             f"{fmt(r.get('stay_us'), '.1f'):>8} {r['gpu_mem_gb']:>7.2f} {fmt(r.get('joules_per_token'), '.3f'):>8} "
-            f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6} {r['bytes_per_step'] / 1e9:>7.2f} "
-            f"{r['tbps']:>5.2f} {r['limit_tok_per_s']:>6.0f} {r['limit_share']:>5.0%}"
+            f"{window:>14} {mix:>15} {fmt(r.get('shifts'), 'd'):>6} {fmt(r['bytes_per_step'] and r['bytes_per_step'] / 1e9, '.2f'):>7} "
+            f"{fmt(r['tbps'], '.2f'):>5} {fmt(r['limit_tok_per_s'], '.0f'):>6} {fmt(r['limit_share'], '.0%'):>5}"
         )
     m = result["memory"]
     print(
@@ -257,6 +261,10 @@ def print_table(result: dict) -> None:
         f"LM head and the KV cache filled; auto by its gear mix) at {result['bandwidth_tbps']:.2f} TB/s, "
         f"{BANDWIDTH_METHOD}; share: tok/s over the limit"
     )
+    for r in result["rows"]:
+        if c := r.get("lossless"):
+            print(f"lossless: {c['acceptance']:.0%} of {c['draft_gear']}-gear drafts kept, "
+                  f"{c['accepted_per_verify_pass']:.2f} accepted per verify pass, mean draft k {c['mean_draft']:.2f}")
     for note in result["notes"]:
         print(f"note: {note}")
 
@@ -357,13 +365,14 @@ def main(args: argparse.Namespace) -> int:
             "mode": mode,
             "tok_per_s": run["tok_per_s"],
             "ms_per_token": 1e3 / run["tok_per_s"],
-            "graph_ms": graph_step_ms(backend, prompt, Gear[mode.upper()]) if mode != "auto" else None,
+            "graph_ms": graph_step_ms(backend, prompt, Gear[mode.upper()]) if mode in ("low", "mid", "high") else None,
             "shift_us": run["shift_us"],
             "gpu_mem_gb": allocated / 1e9,
             "joules_per_token": None,
             "weights_vs_16bit": weights_all / weights_16bit,
-            **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens")},
-            **read_rates(step_bytes, run["tok_per_s"], bandwidth),
+            **{k: run[k] for k in ("stay_us", "shifts", "gear_mix", "tokens", "lossless")},
+            # a lossless token is not one step's read (drafts and verify passes): no byte limit
+            **(NO_LIMIT if mode == "lossless" else read_rates(step_bytes, run["tok_per_s"], bandwidth)),
         }
         if meter is not None and not (meter.unavailable or meter.energy_unavailable):
             row.update(energy(backend, prompt, args.tokens, mode, args.energy_seconds, meter))

@@ -3,6 +3,11 @@
 For high, mid, low and auto: perplexity, its change against the high gear, and how often the
 most likely next token agrees with the high gear's, over the same paragraphs (each scored
 from BOS, as the model would see a new story).
+
+Lossless mode is not teacher-forced: scoring given text would only run the high gear, which
+shows nothing about the drafts. It generates instead: greedy from the start of each paragraph,
+in forced high and in lossless mode, and the table says how many tokens are the same and the
+high gear's perplexity of each mode's own continuations (equal where the tokens are).
 """
 
 from __future__ import annotations
@@ -16,12 +21,18 @@ from gearterm.commands.settings import MODEL_FLAGS, add_model_arguments, flag_se
 from gearterm.errors import UsageError
 
 MODES = ("high", "mid", "low", "auto")
+PROMPT_TOKENS = 16  # lossless check: each paragraph's first tokens prompt the continuation
+LOSSLESS_PARAGRAPHS = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--text", required=True, type=Path, help="a UTF-8 text file; paragraphs split on blank lines")
     parser.add_argument("--tokens", type=int, default=4000, help="predicted tokens to score (default 4000)")
+    parser.add_argument(
+        "--generate-tokens", type=int, default=64,
+        help=f"lossless check: tokens generated after each of the first {LOSSLESS_PARAGRAPHS} paragraphs' starts (default 64; 0 skips it)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 
@@ -74,6 +85,38 @@ def score(backend, chunks: list[list[int]]) -> dict:
     return modes
 
 
+def lossless_check(backend, chunks: list[list[int]], tokens: int) -> dict:
+    """Greedy continuations of each paragraph's first PROMPT_TOKENS tokens in forced high and in
+    lossless mode (end of sequence ignored): the share of tokens that are the same, and the high
+    gear's perplexity, teacher-forced, of each mode's own continuations."""
+    import math
+
+    from gearterm.backends.base import GenerationParams, TokenEvent
+    from gearterm.backends.gearbox import GearMode
+
+    eos, backend.eos_ids = backend.eos_ids, set()
+    same = total = 0
+    logprobs: dict[str, list[float]] = {"high": [], "lossless": []}
+    try:
+        for ids in [c for c in chunks if len(c) > PROMPT_TOKENS][:LOSSLESS_PARAGRAPHS]:
+            prompt, replies = ids[:PROMPT_TOKENS], {}
+            for mode in logprobs:
+                params = GenerationParams(max_tokens=tokens, gear_mode=GearMode(mode))
+                events = backend._generate(prompt, params)
+                replies[mode] = [e.token_id for e in events if isinstance(e, TokenEvent) and e.token_id is not None]
+                scored = backend.teacher_force(prompt + replies[mode], GearMode.HIGH)
+                logprobs[mode] += scored.logprobs[len(prompt) - 1 :]
+            same += sum(a == b for a, b in zip(replies["high"], replies["lossless"]))
+            total += len(replies["high"])
+    finally:
+        backend.eos_ids = eos
+    return {
+        "tokens": total,
+        "same_as_high": same / total if total else None,
+        **{f"{mode}_ppl": math.exp(-sum(lp) / len(lp)) if lp else None for mode, lp in logprobs.items()},
+    }
+
+
 def print_table(result: dict, text: Path, paragraphs: int) -> None:
     print(f"model {result['model']}  text {text}  {paragraphs} paragraphs, {result['tokens']} predicted tokens")
     print(f"{'mode':<6} {'ppl':>8} {'vs high':>9} {'top-1 = high':>13} {'gear mix low/mid/high':>23} {'shifts':>7}")
@@ -81,6 +124,12 @@ def print_table(result: dict, text: Path, paragraphs: int) -> None:
         mix = "/".join(f"{m['gear_mix'][g]:.0%}" for g in ("low", "mid", "high"))
         print(
             f"{mode:<6} {m['ppl']:>8.4f} {m['ppl_delta_pct']:>+8.2f}% {m['top1_agreement']:>12.1%} {mix:>23} {m['shifts']:>7}"
+        )
+    if (c := result.get("lossless")) and c["tokens"]:
+        print(
+            f"lossless, generated (not teacher-forced): {c['tokens']} greedy tokens after the first {PROMPT_TOKENS} "
+            f"of {min(paragraphs, LOSSLESS_PARAGRAPHS)} paragraphs; {c['same_as_high']:.1%} the same as forced high's; "
+            f"the high gear's perplexity of each mode's continuations: high {c['high_ppl']:.4f}, lossless {c['lossless_ppl']:.4f}"
         )
 
 
@@ -101,6 +150,8 @@ def main(args: argparse.Namespace) -> int:
     if not chunks:
         raise UsageError(f"{args.text} has no paragraph of two or more tokens")
     result = {"model": backend.model_name, "tokens": sum(len(c) - 1 for c in chunks), "modes": score(backend, chunks)}
+    if args.generate_tokens > 0:
+        result["lossless"] = lossless_check(backend, chunks, args.generate_tokens)
     if args.json:
         print(json.dumps(result))
     else:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 
 from gearterm.backends.base import Capabilities, Event, GenerationParams, LocalBackend, Message, Progress, ReplyDone, TokenEvent
-from gearterm.backends.gearbox import Gearbox
+from gearterm.backends.gearbox import Gearbox, GearMode
+from gearterm.kernels.gear import Gear
 
 SCRIPT = (  # starts with a blank line so that each repetition opens a new heading
     "\n\n## Shifting gears\n\nThe model reads its weights at **4 bits** when it is sure of the next token, "
@@ -25,6 +26,7 @@ SCRIPT = (  # starts with a blank line so that each repetition opens a new headi
 )
 VOCAB = 512
 LAYERS = 5
+LOSSLESS_DRAFT = 4  # tokens each scripted verify pass checks
 
 
 class ScriptedBackend(LocalBackend):
@@ -70,6 +72,7 @@ class ScriptedBackend(LocalBackend):
         interval = 1.0 / self.tokens_per_s
         start = time.perf_counter()
         reason, produced = "length", 0
+        accepted_left: list[bool] = []  # lossless mode: the scripted verify pass's tokens still to come
         for produced in range(1, params.max_tokens + 1):
             # An absolute schedule: the rate stays exact however late one step wakes.
             delay = start + produced * interval - time.perf_counter()
@@ -78,6 +81,14 @@ class ScriptedBackend(LocalBackend):
             entropy = rng.choice((0.2, 0.6, 1.2, 2.0, 3.0)) * rng.uniform(0.5, 1.5)
             gear = gearbox.gear
             decision = gearbox.step(entropy)
+            verified = {}
+            if params.gear_mode is GearMode.LOSSLESS:
+                # Scripted verify passes: 4 drafts each, of which a seeded number are kept.
+                if not accepted_left:
+                    accepted_left = [True] * rng.choice((4, 4, 3, 1, 0)) + [False]
+                from_draft = accepted_left.pop(0)
+                gear = Gear.LOW if from_draft else Gear.HIGH
+                verified = {"kept_from": "draft"} if from_draft else {"kept_from": "high", "drafted": LOSSLESS_DRAFT}
             yield TokenEvent(
                 text=self.words[(produced - 1) % len(self.words)],
                 token_id=(produced * 7) % VOCAB,
@@ -86,13 +97,15 @@ class ScriptedBackend(LocalBackend):
                 entropy_bits=entropy,
                 step_ms=interval * 1e3,
                 gate_survival=tuple((produced + layer) % (layer + 2) == 0 for layer in range(LAYERS)),
+                **verified,
             )
             if produced == self.hold_after:
                 self._hold()
             if self._cancel.is_set():
                 reason = "cancelled"
                 break
-        yield ReplyDone(reason=reason, tokens=produced, seconds=time.perf_counter() - start, first_token_s=interval)
+        # The scripted time, not the wall clock's: a finished reply's line reads the same every run.
+        yield ReplyDone(reason=reason, tokens=produced, seconds=produced * interval, first_token_s=interval)
 
     def _hold(self) -> None:
         self._cancel.wait()

@@ -73,9 +73,13 @@ def generation_params(config):
     """The reply's parameters; the settings were checked when the config and flags were read."""
     from gearterm.backends.base import GenerationParams
     from gearterm.backends.gearbox import GearMode
+    from gearterm.kernels.gear import Gear
 
     g = config.generation
-    return GenerationParams(g.max_tokens, g.temperature, g.top_p, g.seed, GearMode(config.gear))
+    return GenerationParams(
+        g.max_tokens, g.temperature, g.top_p, g.seed, GearMode(config.gear),
+        lossless_draft=Gear.parse(g.lossless_draft), lossless_max_draft=g.lossless_max_draft,
+    )  # fmt: skip
 
 
 def token_json(event) -> dict:
@@ -87,6 +91,8 @@ def token_json(event) -> dict:
     }
     if event.gate_survival is not None:
         row["gate_survival"] = list(event.gate_survival)
+    if event.kept_from is not None:  # lossless mode: a verified draft token, or the high gear's own
+        row["kept_from"] = event.kept_from
     if event.entropy_source != "exact":
         row.update(
             entropy_bits_lower=event.entropy_bits_lower,
@@ -97,6 +103,8 @@ def token_json(event) -> dict:
 
 
 def summarize(backend, tokens: list, done) -> dict:
+    from gearterm.backends.lossless_reply import cycle_figures
+
     # Trailing text a detokenizer flushed has no forward pass behind it; Ollama's tokens have no ids.
     counted = [t for t in tokens if t.is_token]
     entropies = [t.driving_entropy for t in counted if t.driving_entropy is not None]
@@ -116,6 +124,8 @@ def summarize(backend, tokens: list, done) -> dict:
         "finish": done.reason,
         # Decoder-layer projection weights held in gears (None: the backend cannot touch weights)
         "geared_share": getattr(backend, "geared_share", None),
+        # Lossless mode: acceptance, tokens per verify pass, mean draft length (None in other modes)
+        "lossless": cycle_figures(done.stats),
     }
 
 
@@ -124,9 +134,13 @@ def print_summary(s: dict) -> None:
     ttft = f", first token {s['first_token_s'] * 1e3:.0f} ms" if s["first_token_s"] else ""
     mix = " ".join(f"{g} {s['gear_mix'][g]:.0%}" for g in GEARS)
     entropy = "n/a" if s["mean_entropy_bits"] is None else f"{s['mean_entropy_bits']:.2f} bits"
+    lossless = ""
+    if (c := s["lossless"]) is not None:
+        kept = "n/a (nothing drafted)" if c["acceptance"] is None else f"{c['acceptance']:.0%}"
+        lossless = f"; lossless: {kept} of {c['draft_gear']}-gear drafts kept, {c['tokens_per_verify_pass']:.2f} tokens per verify pass"
     print(
         f"\n-- {s['tokens']} tokens ({s['finish']}), {speed}{ttft}; gear mix {mix}; "
-        f"{s['shifts']} shifts; mean entropy {entropy} [{s['backend']} {s['model']}]",
+        f"{s['shifts']} shifts; mean entropy {entropy}{lossless} [{s['backend']} {s['model']}]",
         file=sys.stderr,
     )
 

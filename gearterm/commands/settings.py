@@ -26,6 +26,8 @@ REPLY_FLAGS = {
     "temperature": "temperature",
     "top_p": "top_p",
     "seed": "seed",
+    "lossless_draft": "lossless_draft",
+    "lossless_max_draft": "lossless_max_draft",
     "timeout": "timeout_s",
     "no_gate": "gate",
 }
@@ -58,7 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="PATH", help="config file (default: $GEARTERM_CONFIG, else config.toml in the user config dir)"
     )
     add_model_arguments(parser)
-    parser.add_argument("--gear", metavar="MODE", help="gear mode: auto (default), low, mid or high")
+    parser.add_argument("--gear", metavar="MODE", help="gear mode: auto (default), low, mid, high or lossless")
+    parser.add_argument("--lossless-draft", metavar="GEAR", help="lossless mode: the gear that drafts, low (default) or mid")
+    parser.add_argument(
+        "--lossless-max-draft", metavar="N", type=int, help="lossless mode: the longest draft a verify pass checks, 1 to 64 (default 8)"
+    )
     parser.add_argument("--max-tokens", metavar="N", type=int, help="longest reply in tokens (default 256)")
     parser.add_argument("--temperature", metavar="T", type=float, help="0 = greedy (default), else 0.01 to 100")
     parser.add_argument("--top-p", metavar="P", type=float, help="nucleus sampling mass, above 0 up to 1 (default)")

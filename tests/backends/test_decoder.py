@@ -78,6 +78,22 @@ def test_a_step_at_a_tensor_index_equals_one_at_an_int_index(family):
     torch.testing.assert_close(at_tensor, at_int, atol=1e-5, rtol=1e-5)
 
 
+def test_a_verify_pass_at_a_tensor_index_equals_one_at_an_int_index(family):
+    """Lossless mode's verify pass as a CUDA graph captures it (several positions at a
+    position held in a tensor): the logits of the eager pass, and the same cache after it."""
+    _, decoder = family
+    drafts = torch.tensor([7, 30, 2, 99])
+    with torch.no_grad():
+        decoder(torch.tensor(PROMPT), 0)
+        at_int = decoder(drafts, len(PROMPT))
+        cache_int = [c.k[:, : len(PROMPT) + 4].clone() for c in decoder.caches]
+        decoder(torch.tensor(PROMPT), 0)
+        at_tensor = decoder(drafts, torch.tensor([len(PROMPT)]))
+    torch.testing.assert_close(at_tensor, at_int, atol=1e-5, rtol=1e-5)
+    for c, expected in zip(decoder.caches, cache_int):
+        torch.testing.assert_close(c.k[:, : len(PROMPT) + 4], expected)
+
+
 def test_every_projection_is_geared_and_each_gear_computes_its_own_logits(family):
     """Geared in place: every projection of every layer (each expert's too), none of the
     routers, embeddings or LM head; forced high stays what it was, low and mid move."""

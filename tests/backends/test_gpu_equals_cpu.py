@@ -69,7 +69,7 @@ def test_family_low_and_mid_gears_run_on_the_gpu_and_move_the_logits(family_dir)
     logits = {}
     for gear in Gear:
         backend.selector.gear = gear
-        backend._prefill(ids, GenerationParams(gear_mode=GearMode(gear.label)))
+        backend._prefill(ids, 0, GenerationParams(gear_mode=GearMode(gear.label)))
         logits[gear] = backend._logits.float().cpu()
     assert torch.isfinite(torch.stack(list(logits.values()))).all()
     far = {g: (logits[g] - logits[Gear.HIGH]).abs().max().item() for g in (Gear.LOW, Gear.MID)}

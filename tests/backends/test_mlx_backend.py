@@ -306,3 +306,10 @@ def test_a_reply_is_continued_through_the_chat_template():
     assert prompt[-1] not in pocket.eos_ids and pocket.encode_chat(question)[-1] in pocket.eos_ids
     assert pocket.tokenizer.decode(prompt).endswith(first.strip())
     assert first + text(continuing, 8) == text(question, 16)
+
+
+def test_greedy_lossless_equals_forced_high_for_200_tokens(backend):
+    high, _ = run(backend, max_tokens=200, gear_mode=GearMode.HIGH)
+    lossless, done = run(backend, max_tokens=200, gear_mode=GearMode.LOSSLESS)
+    assert [t.token_id for t in lossless] == [t.token_id for t in high]
+    assert sum(t.kept_from == "draft" for t in lossless) == done.stats["accepted"] > 50

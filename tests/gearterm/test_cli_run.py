@@ -39,6 +39,29 @@ def test_plain_output_is_the_reply_then_a_summary(capsys, stories_hf):
     assert "8 tokens" in err and "gear mix low 0% mid 0% high 100%" in err and "0 shifts" in err
 
 
+def test_lossless_json_says_where_each_token_came_from(capsys, tmp_path, stories_hf):
+    prompt = ("--model", str(stories_hf), "--prompt", "Once upon a time", "--max-tokens", "40", "--json")
+    _, out, _ = run_cli(capsys, "run", *prompt, "--gear", "high")
+    high = [json.loads(line) for line in out.splitlines()][:-1]
+    config = tmp_path / "config.toml"
+    config.write_text('[generation]\nlossless_draft = "mid"\nlossless_max_draft = 3\n')
+    code, out, err = run_cli(capsys, "run", "--config", str(config), *prompt, "--gear", "lossless")
+    lines = [json.loads(line) for line in out.splitlines()]
+    tokens, summary = lines[:-1], lines[-1]["summary"]
+    assert code == 0 and [t["token_id"] for t in tokens] == [t["token_id"] for t in high]
+    assert {t["kept_from"] for t in tokens} == {"draft", "high"}
+    assert all(t["gear"] == ("mid" if t["kept_from"] == "draft" else "high") for t in tokens)
+    cycles = summary["lossless"]
+    assert cycles["draft_gear"] == "mid" and cycles["mean_draft"] <= 3
+    accepted = sum(t["kept_from"] == "draft" for t in tokens)
+    assert cycles["accepted_per_verify_pass"] == pytest.approx(accepted / cycles["verify_passes"])
+
+
+def test_lossless_max_draft_must_be_a_whole_number_from_1(capsys, stories_hf):
+    argv = ("run", "--model", str(stories_hf), "--prompt", "hi", "--gear", "lossless", "--lossless-max-draft", "0")
+    _one_clean_error(*run_cli(capsys, *argv), "--lossless-max-draft must be a whole number from 1 to 64")
+
+
 def _one_clean_error(code, out, err, fragment):
     assert code == 2
     lines = err.strip().splitlines()
@@ -101,6 +124,9 @@ def test_bench_quality_json(capsys, stories_hf, tinystories_text):
     assert low["ppl"] > high["ppl"] and low["top1_agreement"] < 1  # int4 costs something on real weights
     assert low["gear_mix"] == {"low": 1.0, "mid": 0.0, "high": 0.0}
     assert sum(auto["gear_mix"].values()) == pytest.approx(1.0) and auto["shifts"] > 0
+    lossless = result["lossless"]  # generated, greedy: every token is forced high's
+    assert lossless["tokens"] > 0 and lossless["same_as_high"] == 1
+    assert lossless["lossless_ppl"] == lossless["high_ppl"]
 
 
 def test_the_app_and_run_take_the_same_flags():

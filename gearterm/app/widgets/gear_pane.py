@@ -50,7 +50,11 @@ class GearPane(Vertical):
         if gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
             label += " (as loaded)"
         mode, running = readings.gear_mode, readings.streaming_mode
-        if running is not None:  # the policy's choice for the next token of this reply
+        lossless = (running or mode) is GearMode.LOSSLESS
+        if lossless:  # every token is the high gear's: what the drafts buy takes the next-gear line
+            ratio, why = readings.lossless_speedup
+            label += f"\n{ratio:.2f}x forced high's tok/s" if ratio is not None else f"\nvs high n/a: {why}"
+        elif running is not None:  # the policy's choice for the next token of this reply
             label += f"\nnext: {readings.next_gear.label}" if readings.next_gear is not None else "\n"
         elif mode.forced_gear is not None:
             label += f"\nnext reply: {mode.forced_gear.label} (forced)"
@@ -61,15 +65,28 @@ class GearPane(Vertical):
         if running is not None and running is not mode:  # the reply in flight keeps its own
             label += f"\nmode {mode.value}, [b]next reply[/]; now {running.value}"
         else:
-            label += f"\nmode {mode.value}" + ("" if mode is GearMode.AUTO else ", forced") + f" [dim]({self.cycle_key} cycles)[/]"
+            forced = "" if mode in (GearMode.AUTO, GearMode.LOSSLESS) else ", forced"
+            label += f"\nmode {mode.value}{forced} [dim]({self.cycle_key} cycles)[/]"
         self.query_one("#gear-label", PaneText).show(label)
 
         mix = Text(no_wrap=True, overflow="ellipsis")
         _append_mix(mix, "reply", readings.reply_gears)
         _append_mix(mix, "session", readings.session_gears)
-        mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
+        if lossless:  # draft and high tokens alternate: shifts would count the verify passes
+            mix.append(_verified(readings))
+        else:
+            mix.append(f"shifts {readings.reply_shifts} this reply, {readings.session_shifts} session")
         self.query_one("#gear-mix", PaneText).show(mix)
         self.border_subtitle = _geared_share(readings)
+
+
+def _verified(readings: Readings) -> str:
+    """Lossless mode: the share of drafted tokens the high gear kept and the tokens each
+    verify pass kept, this session."""
+    counts = readings.session_verify
+    if counts.acceptance is None:
+        return "drafts kept n/a: no verify pass yet"
+    return f"drafts kept {100 * counts.acceptance:.0f}%, {counts.tokens_per_pass:.1f} tok/verify pass"
 
 
 def _geared_share(readings: Readings) -> str:

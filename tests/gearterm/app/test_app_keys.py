@@ -61,9 +61,12 @@ async def test_f3_cycles_the_gear_mode_into_the_next_reply(tmp_path):
         assert "mode low, forced" in str(app.chat_screen.query_one("#gear-label").render())
         await say(pilot, app, "hi")
         assert set(app.readings.reply_gears) == {Gear.LOW}  # forced low all along
-        for expected in (GearMode.MID, GearMode.HIGH, GearMode.AUTO):
+        for expected in (GearMode.MID, GearMode.HIGH, GearMode.LOSSLESS, GearMode.AUTO):
             await pilot.press("f3")
             assert app.gear_mode is expected
+            if expected is GearMode.LOSSLESS:  # the speed ratio needs both modes' replies first
+                label = str(app.chat_screen.query_one("#gear-label").render())
+                assert "vs high n/a: run high and lossless" in label
 
 
 async def test_escape_cancels_a_streaming_reply(tmp_path):

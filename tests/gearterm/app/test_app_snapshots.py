@@ -8,7 +8,7 @@ after looking at the new SVGs."""
 import itertools
 
 import pytest
-from app_helpers import loaded, make_app, wait_for
+from app_helpers import loaded, make_app, say, wait_for
 
 SIZES = {"80x24": (80, 24), "160x45": (160, 45)}
 
@@ -43,3 +43,22 @@ def test_main_screen_mid_reply(snap_compare, tmp_path, size):
         await pilot.press(*"and why")  # a prompt being typed while the reply streams
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=mid_reply)
+
+
+def test_gear_pane_shows_lossless_acceptance_and_speed_beside_forced_high(snap_compare, tmp_path):
+    """A forced-high reply, then a lossless one: the pane shows the share of drafts kept, the
+    tokens per verify pass and the speed ratio (the scripted backend's, 1.00x on the fake clock)."""
+    from gearterm.backends.gearbox import GearMode
+
+    app = make_app(tmp_path, max_tokens=40, clock=fake_clock())
+
+    async def two_replies(pilot):
+        await loaded(pilot, app)
+        app.chat_screen.prompt.cursor_blink = False
+        app.gear_mode = GearMode.HIGH
+        await say(pilot, app, "High first.")
+        app.gear_mode = GearMode.LOSSLESS
+        await say(pilot, app, "Now lossless.")
+        assert app.readings.session_verify.passes > 0
+
+    assert snap_compare(app, terminal_size=SIZES["160x45"], run_before=two_replies)

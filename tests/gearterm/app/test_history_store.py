@@ -181,7 +181,7 @@ def test_a_version_2_store_is_upgraded_and_keeps_a_failed_replys_error(tmp_path)
     )
     old.close()
     history = History(tmp_path / DB_NAME)
-    assert history.db.execute("PRAGMA user_version").fetchone() == (3,)
+    assert history.db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     [before] = history.messages(1)
     assert (before.content, before.end_reason, before.seconds, before.error) == ("half a reply", "error", 1.5, None)
     reply = history.begin_reply(1, backend="ollama", model="m")
@@ -189,6 +189,31 @@ def test_a_version_2_store_is_upgraded_and_keeps_a_failed_replys_error(tmp_path)
     history.close()
     [_, failed] = History(tmp_path / DB_NAME).messages(1)
     assert (failed.end_reason, failed.error) == ("error", "the server went away")
+
+
+def test_a_version_3_stores_tokens_read_as_no_lossless_mode_and_lossless_tokens_keep_their_source(tmp_path):
+    from gearterm.history import MIGRATION_2, MIGRATION_3, SCHEMA
+
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.executescript(SCHEMA + MIGRATION_2 + MIGRATION_3)
+    old.executescript(
+        "PRAGMA user_version = 3;"
+        "INSERT INTO conversations VALUES (1, 'old chat', 0, 0, NULL);"
+        "INSERT INTO messages (conversation_id, role, content, complete, created_at) VALUES (1, 'assistant', 'a', 1, 0);"
+        "INSERT INTO tokens VALUES (1, 0, 'a', 7, 1.0, NULL, NULL, 'high', 3.0);"
+    )
+    old.close()
+    history = History(tmp_path / DB_NAME)
+    [before] = history.tokens(1)
+    assert (before.gear, before.kept_from, before.drafted) == ("high", None, None)
+    reply = history.begin_reply(1, backend="hf", model="m", gear_mode="lossless")
+    verified = [
+        TokenRow(0, " a", 5, 0.4, None, None, "low", 1.0, kept_from="draft"),
+        TokenRow(1, " b", 6, 2.5, None, None, "high", 1.0, kept_from="high", drafted=3),
+    ]
+    history.save_reply(reply, " a b", verified, end_reason="stop", seconds=1.0)
+    history.close()
+    assert History(tmp_path / DB_NAME).tokens(reply) == verified
 
 
 def test_a_continued_reply_streams_again_and_ends_once_more(tmp_path):
