@@ -245,9 +245,11 @@ def gguf_tensors(path: Path, gguf_file: str) -> dict[str, torch.Tensor]:
     from transformers import AutoModelForCausalLM, GgufConfig
 
     # Its converter draws a tqdm bar of its own on stderr; the backend reports the load itself.
+    # use_kernels=False here and wherever gearterm loads a transformers model: transformers 5.25
+    # otherwise kernelizes on CUDA with code fetched from the Hub (no network here; not what is measured).
     with contextlib.redirect_stderr(io.StringIO()):
         model = AutoModelForCausalLM.from_pretrained(
-            path, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True,
+            path, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True, use_kernels=False,
             quantization_config=GgufConfig(gguf_file=gguf_file, dequantize=True),
         )
     return model.state_dict()

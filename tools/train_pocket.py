@@ -274,7 +274,7 @@ def sample_chats(model_dir: Path, device: torch.device, seed: int) -> list[dict]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_kernels=False).to(device).eval()
     chats = []
     for i, (mode, prompts) in enumerate(SAMPLE_CHATS):
         messages = []
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
 
     print("evaluating the saved files", flush=True)
-    saved = AutoModelForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(device)
+    saved = AutoModelForCausalLM.from_pretrained(args.out, dtype=torch.float32, use_kernels=False).to(device)
 
     texts = {"held-out": cap(part["held_out"], args.eval_chars),
              **{f"{f.parent.name}/{f.name}": cap(paragraphs(read_text(f)), args.eval_chars) for f in unseen}}

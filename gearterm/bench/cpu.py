@@ -99,7 +99,7 @@ def _transformers_model(path: Path):
         path, name = path.parent, path.name
         files = {"gguf_file": name, "quantization_config": GgufConfig(gguf_file=name, dequantize=True)}
     with contextlib.redirect_stderr(io.StringIO()):  # its GGUF converter draws a progress bar
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, **files).eval()
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, use_kernels=False, **files).eval()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -113,7 +113,7 @@ def real_model(name: str, dtype, device):
     except BackendError as e:
         raise UsageError(str(e)) from None
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, use_kernels=False)
     return model.to(device).eval(), tokenizer
 
 
