@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
             rates = {mode: [] for mode in ("high", "low")}
             for _ in range(args.rounds):
                 for mode in rates:
-                    rates[mode].append(_gearterm_rate(backend, mode, args.tokens))
+                    rates[mode].append(_gearterm_rate(backend, mode, args.tokens)[0])
             high, low = (statistics.median(rates[m]) for m in ("high", "low"))
             rows.append({"family": name, "geared_share": backend.geared_share, "high_tok_per_s": high,
                          "low_tok_per_s": low, "rounds": rates})

@@ -107,10 +107,13 @@ def test_events_carry_the_thresholds_calibrated_to_the_prompt(stories_backend, t
     assert 0.5 * defaults.default_low <= low <= 2 * defaults.default_low and low < high
 
 
-def test_a_long_prompt_is_read_in_blocks_of_rows_with_the_tokens_and_entropies_of_whole_logits(stories_backend, tinystories_text):
+def test_a_long_prompt_is_read_in_blocks_of_rows_with_the_tokens_and_entropies_of_whole_logits(
+    stories_backend, tinystories_text, monkeypatch
+):
     """A reply's prefill never asks the LM head for more than HEAD_ROWS positions at once,
     yet gives each prompt position's entropy (which calibrates the policy) and the greedy
     reply that the logits of one whole pass over prompt and reply give."""
+    from gearterm.backends import decoder as decoder_module
     from gearterm.backends.decoder import HEAD_ROWS
     from gearterm.kernels.entropy import entropy_varentropy
 
@@ -118,11 +121,15 @@ def test_a_long_prompt_is_read_in_blocks_of_rows_with_the_tokens_and_entropies_o
     ids = stories_backend.encode_chat(messages)
     assert len(ids) > HEAD_ROWS
     heights = []
-    hook = stories_backend.model.lm_head.register_forward_hook(lambda m, args, out: heights.append(args[0].shape[0]))
-    try:
-        tokens, _ = run(stories_backend, GearMode.HIGH, max_tokens=16, messages=messages)
-    finally:
-        hook.remove()
+    head = decoder_module.linear  # the LM head's multiply
+
+    def measured_head(x, weight):
+        heights.append(x.shape[0])
+        return head(x, weight)
+
+    monkeypatch.setattr(decoder_module, "linear", measured_head)
+    tokens, _ = run(stories_backend, GearMode.HIGH, max_tokens=16, messages=messages)
+    monkeypatch.undo()
     assert heights[:2] == [HEAD_ROWS, len(ids) - HEAD_ROWS] and set(heights[2:]) == {1}  # then a row a step
     reply = [t.token_id for t in tokens]
     with torch.no_grad():

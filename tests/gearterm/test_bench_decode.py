@@ -36,7 +36,9 @@ def test_every_mode_row_states_its_bytes_read_rate_and_share_of_the_limit(capsys
     out = capsys.readouterr().out
     assert code == 0
     rows = {r["mode"].split(" (")[0]: r for r in json.loads(out_json.read_text())}
-    assert set(rows) == {"transformers generate", "high", "mid", "low", "auto"}
+    assert set(rows) == {"transformers generate", "high", "mid", "low", "auto", "lossless"}
+    # A lossless token is drafts and a share of a verify pass, not one step's read: no limit.
+    assert rows.pop("lossless")["limit_tok_per_s"] is None and "lossless" in out
     for r in rows.values():
         assert r["tbps"] == pytest.approx(r["bytes_per_step"] * r["tok_per_s"] / 1e12)
         assert r["limit_share"] == pytest.approx(r["tok_per_s"] / r["limit_tok_per_s"])

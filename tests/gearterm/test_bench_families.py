@@ -35,4 +35,4 @@ def test_with_the_guard_off_the_low_row_runs_the_low_gear(random_llama):
                         policy=PolicyConfig(anomaly_fraction=2.0))
     backend.load()
     backend.eos_ids = set()
-    assert _gearterm_rate(backend, "low", 8) > 0
+    assert _gearterm_rate(backend, "low", 8)[0] > 0
