@@ -119,10 +119,13 @@ class ConfigProblem:
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
     """--config, else $GEARTERM_CONFIG, else config.toml in the XDG config dir."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if env := os.environ.get(CONFIG_ENV):
-        return Path(env).expanduser()
+    for given, name in ((explicit, "--config"), (os.environ.get(CONFIG_ENV), f"${CONFIG_ENV}")):
+        if not given:
+            continue
+        try:
+            return Path(given).expanduser()
+        except (ValueError, RuntimeError) as e:  # a NUL byte; "~name" of no such user
+            raise UsageError(f"{name} {str(given)!r} is not a usable path: {e}") from None
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("gearterm")) / "config.toml"

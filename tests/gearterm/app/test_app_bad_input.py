@@ -79,7 +79,7 @@ def test_a_missing_config_file_or_unknown_backend_stops_the_cli_with_a_message(t
 
 def test_a_bad_flag_is_one_line(capsys):
     assert cli_main(["--gear", "turbo"]) == 2
-    assert capsys.readouterr().err == "gearterm: error: --gear must be one of auto, low, mid, high, not 'turbo'\n"
+    assert capsys.readouterr().err == "gearterm: error: --gear must be one of auto, low, mid, high, lossless, not 'turbo'\n"
     assert cli_main(["--temperature", "warm"]) == 2
     assert capsys.readouterr().err == (
         "gearterm: error: argument --temperature: invalid float value: 'warm' (gearterm --help lists the options)\n"
