@@ -23,6 +23,7 @@ import torch
 from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
 from gearterm.backends.limits import LIMITS
+from gearterm.backends.prompt_pass import PromptPasses
 from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
@@ -31,7 +32,7 @@ _WARMUP_TOKENS = 1 + 2 * len(Gear)  # what _capture writes into the cache before
 LONGEST_CHUNK = 8  # layers: past this, more chunks cost launches and gain nothing
 
 
-class GraphDecoder:
+class GraphDecoder(PromptPasses):
     def __init__(self, model: Decoder, selector: GearSelector, positions: int, compile: bool = False):
         """`positions`: what the KV cache holds (backends.context_size). A step's attention
         reads the positions filled only (kernels.decode_attention), except with Gemma 2's
@@ -124,21 +125,10 @@ class GraphDecoder:
         self.position.zero_()
         self.length = 0
 
-    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
-        """Logits [T - start, V] for prompt positions start.., run eagerly; the cache keeps its
-        first `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
-        return self._prompt(ids, start, self.model)
-
-    def read_prompt(self, ids: list[int], start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """As prefill(), but only the last position's logits [V], and the entropy in bits at
-        each position run [T - start] (Decoder.read_prompt)."""
-        return self._prompt(ids, start, self.model.read_prompt)
-
     @torch.inference_mode()
     def _prompt(self, ids: list[int], start: int, run):
-        self._reserve(len(ids), reset=True)
-        out = run(torch.tensor(ids[start:], device=self.position.device), start)
-        self.position.fill_(len(ids))
+        out = super()._prompt(ids, start, run)
+        self.position.fill_(len(ids))  # the captured steps read the position here
         return out
 
     @torch.inference_mode()

@@ -26,6 +26,7 @@ from gearterm.backends.geared_generation import GearedGeneration, StepReading
 from gearterm.backends.geared_linear import gear_decoder_layers, geared_share
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
+from gearterm.backends.prompt_pass import PromptPasses
 from gearterm.backends.sampling import sample
 from gearterm.kernels import cpu_gears
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
@@ -63,7 +64,7 @@ def pick_dtype(dtype: str | None, device: torch.device, stored: torch.dtype | No
     return stored if stored in (torch.float16, torch.bfloat16) else torch.float16
 
 
-class EagerDecoder:
+class EagerDecoder(PromptPasses):
     """Forward passes of gearterm's own decoder (backends.decoder) one call at a time,
     positions counted on the host: the CPU path, and a mixture of experts' on a GPU.
     cuda_decoder.GraphDecoder is the GPU's otherwise."""
@@ -71,21 +72,6 @@ class EagerDecoder:
     def __init__(self, model: Decoder, positions: int):
         model.allocate(positions)
         self.model, self.length = model, 0
-
-    def prefill(self, ids: list[int], start: int = 0) -> torch.Tensor:
-        """Logits [T - start, V] for prompt positions start..; the cache keeps its first
-        `start` positions (an earlier prompt's, backends.kv_reuse) and holds the prompt after."""
-        return self._prompt(ids, start, self.model)
-
-    def read_prompt(self, ids: list[int], start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """As prefill(), but only the last position's logits [V], and the entropy in bits at
-        each position run [T - start] (Decoder.read_prompt)."""
-        return self._prompt(ids, start, self.model.read_prompt)
-
-    @torch.inference_mode()
-    def _prompt(self, ids: list[int], start: int, run):
-        self._reserve(len(ids), reset=True)
-        return run(torch.tensor(ids[start:], device=self.model.embed.weight.device), start)
 
     def feed(self, token: torch.Tensor) -> torch.Tensor:
         return token

@@ -22,16 +22,16 @@ def weight_bytes(model: Decoder) -> dict[Gear, int]:
     geared = [m for m in model.layers.modules() if isinstance(m, GearedLinear)]
     in_planes = {id(t) for m in geared for t in m.buffers()}
     rest = [t for t in [*model.layers.parameters(), *model.layers.buffers()] if id(t) not in in_planes]
-    full = sum(_nbytes(t) for t in [*rest, *model.norm.parameters(), model.lm_head.weight])
+    full = sum(t.nbytes for t in [*rest, *model.norm.parameters(), model.lm_head.weight])
     embed_row = model.embed.weight[0]
-    bias = sum(_nbytes(m.bias) for m in geared if m.bias is not None)
-    return {gear: full + _nbytes(embed_row) + bias + sum(m.planes.nbytes(gear) for m in geared) for gear in Gear}
+    bias = sum(m.bias.nbytes for m in geared if m.bias is not None)
+    return {gear: full + embed_row.nbytes + bias + sum(m.planes.nbytes(gear) for m in geared) for gear in Gear}
 
 
 def kv_bytes_per_position(model: Decoder) -> int:
     """Keys and values of one position in every layer: what attention reads per position filled."""
     cache = model.caches[0]
-    return len(model.caches) * (_nbytes(cache.k) + _nbytes(cache.v)) // cache.k.shape[1]
+    return len(model.caches) * (cache.k.nbytes + cache.v.nbytes) // cache.k.shape[1]
 
 
 def lm_head_read_tbps(model: Decoder, repeats: int = 100) -> float:
@@ -55,11 +55,7 @@ def lm_head_read_tbps(model: Decoder, repeats: int = 100) -> float:
             for _ in range(repeats):
                 torch.nn.functional.linear(x, w)
             seconds = (time.perf_counter() - began) / repeats
-    return _nbytes(w) / seconds / 1e12
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
+    return w.nbytes / seconds / 1e12
 
 
 def read_rates(bytes_per_step: float, tok_per_s: float, bandwidth_tbps: float) -> dict:
