@@ -24,7 +24,8 @@ from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
 from gearterm.backends.limits import LIMITS
 from gearterm.backends.prompt_pass import PromptPasses
-from gearterm.kernels.entropy import logit_readings
+from gearterm.kernels.decode_attention import MAX_QUERIES
+from gearterm.kernels.entropy import entropy_varentropy, logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
 
@@ -127,6 +128,13 @@ class GraphDecoder(PromptPasses):
 
     @torch.inference_mode()
     def _prompt(self, ids: list[int], start: int, run):
+        if self.graphs and len(ids) - start <= MAX_QUERIES:
+            # A turn's few new tokens (or a one-token prompt): as a verify pass, a captured
+            # graph in the high gear, with no mask; run eagerly, a pass this short is the
+            # host launching a thousand kernels (51 ms against 10 ms of GPU work for one
+            # token of a Llama-3-8B shape on an H200, mostly SDPA's masked math path).
+            logits = self.run(torch.tensor(ids[start:], device=self.position.device), start)
+            return logits if run is self.model else (logits[-1], entropy_varentropy(logits)[0])
         out = super()._prompt(ids, start, run)
         self.position.fill_(len(ids))  # the captured steps read the position here
         return out
@@ -167,9 +175,8 @@ class GraphDecoder(PromptPasses):
         cache then holds pos + T positions. One position (a draft step) replays the selector's
         gear's captured step. Several (a verify pass, in the high gear) replay a graph captured
         for that many positions the first time a pass of that length runs; that first pass runs
-        eagerly on the graph's own tensors, which is the capture's warm-up. A verify pass's
-        attention reads the whole cache, masked (decode attention takes one query), so its
-        cost grows with the cache's size, where a step's grows with the positions filled."""
+        eagerly on the graph's own tensors, which is the capture's warm-up. Its attention, like a
+        step's, reads the positions filled only (kernels.decode_attention takes a few queries)."""
         self.length = positions_held(pos + len(ids), self.max_cache_len, "the GPU's KV cache")
         self.position.fill_(pos)
         if len(ids) == 1:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gearterm.kernels.decode_attention import decode_attention
+from gearterm.kernels.decode_attention import MAX_QUERIES, decode_attention
 from gearterm.kernels.entropy import entropy_varentropy
 from gearterm.kernels.matmul import linear
 
@@ -148,9 +148,10 @@ def attention_mask(pos: int | torch.Tensor, new: int, window: int | None, keys: 
 
 
 def reads_filled_only(x: torch.Tensor, s: Shape) -> bool:
-    """Whether a captured step's attention goes through gearterm.kernels.decode_attention,
-    which reads the position from the device and needs no mask (CUDA, no score soft-capping)."""
-    return x.is_cuda and s.attention_softcap is None
+    """Whether a captured pass's attention goes through gearterm.kernels.decode_attention,
+    which reads the position from the device and needs no mask (CUDA, no score soft-capping,
+    a step or a verify pass: few positions)."""
+    return x.is_cuda and s.attention_softcap is None and x.shape[0] <= MAX_QUERIES
 
 
 class Attention(nn.Module):
@@ -180,11 +181,11 @@ class Attention(nn.Module):
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if isinstance(pos, torch.Tensor):  # captured: pos holds the index of each new position
             keys, values = cache.write_at(k, v, pos)
-            if T == 1 and reads_filled_only(x, s):
-                # Grouped heads read in place, in slices of the cache up to the position
-                # (gearterm.kernels.decode_attention).
+            if reads_filled_only(x, s):
+                # Grouped heads read in place, in slices of the cache up to the last position
+                # (gearterm.kernels.decode_attention): a step, or a verify pass's few positions.
                 window = s.sliding_window if self.sliding else None
-                return self.o(decode_attention(q[0], keys, values, pos, window, self.scale).reshape(1, -1))
+                return self.o(decode_attention(q, keys, values, pos[:1], window, self.scale).reshape(T, -1))
         else:
             keys, values = cache.write(k, v, pos)
         out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
@@ -364,7 +365,7 @@ class Decoder(nn.Module):
         # the GPU's decode attention reads only up to the position, and SDPA masked.
         captured = isinstance(pos, torch.Tensor)
         keys = self.positions if captured else pos + new
-        masked = not (captured and new == 1 and reads_filled_only(x, s))
+        masked = not (captured and reads_filled_only(x, s))
         # Captured, the layers take each new position's index (a verify pass has several).
         at = pos + torch.arange(new, device=pos.device) if captured and new > 1 else pos
         per_kind = {}  # layers with one rotary table and one window share cos, sin and the mask

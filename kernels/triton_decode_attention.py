@@ -1,8 +1,9 @@
 """The Triton kernels of gearterm.kernels.decode_attention: one key/value head's slice of the cache,
-attended by every query head of its group, as a partial softmax (max, sum, weighted sum);
-then one program a query head merges its slices. Both read the position being decoded from
-the device: the keys 0..pos are visible (the last `WINDOW` of them in a sliding-window layer),
-and slices outside that range are neither attended nor merged."""
+attended by every query head of its group at each of T consecutive positions, as a partial
+softmax (max, sum, weighted sum); then one program a query head and position merges its
+slices. Both read the first position, pos, from the device: the query at pos + t sees the keys
+0..pos + t (the last `WINDOW` of them in a sliding-window layer), and slices no query sees are
+neither attended nor merged."""
 
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ def _first_visible(pos, WINDOW):
 @triton.jit
 def attend_slices(
     q_ptr, k_ptr, v_ptr, pos_ptr, out_ptr, max_ptr, sum_ptr,
-    L, WINDOW, scale, stride_qh, stride_kh, stride_kl, stride_vh, stride_vl,
+    T, L, WINDOW, scale, stride_qt, stride_qh, stride_kh, stride_kl, stride_vh, stride_vl,
     GROUP: tl.constexpr,  # query heads per key/value head
-    ROWS: tl.constexpr,  # GROUP padded to tl.dot's 16 rows (or the next power of two)
+    ROWS: tl.constexpr,  # T * GROUP padded to tl.dot's 16 rows (or the next power of two)
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two, at least 16 (tl.dot's minimum)
     SLICE: tl.constexpr,  # positions per program
@@ -47,17 +48,21 @@ def attend_slices(
     slice_id = tl.program_id(1)
     slices = tl.num_programs(1)
     pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type in the loop bounds
-    first = _first_visible(pos, WINDOW)
+    first = _first_visible(pos, WINDOW)  # the first query's: the later ones' windows start later
     lo = slice_id * SLICE
-    hi = tl.minimum(lo + SLICE, pos + 1)  # past the position: nothing to read
+    hi = tl.minimum(lo + SLICE, pos + T)  # past the last query's position: nothing to read
     if (hi <= lo) | (lo + SLICE <= first):  # the merge skips this slice: it writes nothing
         return
-    g = tl.arange(0, ROWS)
+    r = tl.arange(0, ROWS)  # row r: query t = r // GROUP, head g = r % GROUP of the group
+    t = r // GROUP
+    heads = kv_head * GROUP + r % GROUP
+    row_ok = r < T * GROUP
+    row_last = pos + t  # the last key each row sees, and its first
+    row_first = _first_visible(row_last, WINDOW)
     d = tl.arange(0, DIM)
     d_ok = d < HEAD_DIM
-    heads = kv_head * GROUP + g
-    head_ok = g < GROUP
-    q = tl.load(q_ptr + heads[:, None] * stride_qh + d[None, :], mask=head_ok[:, None] & d_ok[None, :], other=0.0)
+    q_rows = q_ptr + t[:, None] * stride_qt + heads[:, None] * stride_qh + d[None, :]
+    q = tl.load(q_rows, mask=row_ok[:, None] & d_ok[None, :], other=0.0)
 
     row_max = tl.full([ROWS], _FAR_BELOW, tl.float32)
     row_sum = tl.full([ROWS], 0.0, tl.float32)
@@ -66,6 +71,8 @@ def attend_slices(
         key = start + tl.arange(0, BLOCK)
         ok = (key < hi) & (key >= first) & (key < L)
         kv_mask = ok[:, None] & d_ok[None, :]
+        # Causal per row: the query at pos + t sees no later key (nor one before its window).
+        seen = ok[None, :] & (key[None, :] <= row_last[:, None]) & (key[None, :] >= row_first[:, None])
         k = tl.load(k_ptr + kv_head * stride_kh + key[:, None] * stride_kl + d[None, :], mask=kv_mask, other=0.0)
         v = tl.load(v_ptr + kv_head * stride_vh + key[:, None] * stride_vl + d[None, :], mask=kv_mask, other=0.0)
         # A group's few heads are padded to 16 rows: tensor cores, and far fewer registers
@@ -74,9 +81,9 @@ def attend_slices(
             scores = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
         else:
             scores = tl.dot(q, tl.trans(k)) * scale
-        scores = tl.where(ok[None, :], scores, _FAR_BELOW)
+        scores = tl.where(seen, scores, _FAR_BELOW)
         new_max = tl.maximum(row_max, tl.reduce(scores, 1, _max))
-        p = tl.where(ok[None, :], tl.exp(scores - new_max[:, None]), 0.0)
+        p = tl.where(seen, tl.exp(scores - new_max[:, None]), 0.0)
         rescale = tl.exp(row_max - new_max)
         row_sum = row_sum * rescale + tl.reduce(p, 1, _add)
         if IEEE:
@@ -85,25 +92,26 @@ def attend_slices(
             acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v)
         row_max = new_max
 
-    part = heads * slices + slice_id
-    tl.store(out_ptr + part[:, None] * HEAD_DIM + d[None, :], acc, mask=head_ok[:, None] & d_ok[None, :])
-    tl.store(max_ptr + part, row_max, mask=head_ok)
-    tl.store(sum_ptr + part, row_sum, mask=head_ok)
+    # A row that sees no key of this slice stores max -1e30 and sum 0: the merge weighs it 0.
+    part = (t * tl.num_programs(0) * GROUP + heads) * slices + slice_id
+    tl.store(out_ptr + part[:, None] * HEAD_DIM + d[None, :], acc, mask=row_ok[:, None] & d_ok[None, :])
+    tl.store(max_ptr + part, row_max, mask=row_ok)
+    tl.store(sum_ptr + part, row_sum, mask=row_ok)
 
 
 @triton.jit
 def merge_slices(
-    out_ptr, max_ptr, sum_ptr, y_ptr, pos_ptr, S, WINDOW,
+    out_ptr, max_ptr, sum_ptr, y_ptr, pos_ptr, S, WINDOW, HEADS,
     SLICE: tl.constexpr,  # positions per slice, as attend_slices took them
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two
     SLICES: tl.constexpr,  # slices read at a time
 ):  # fmt: skip
-    """y[head] = sum over slices of out * exp(max - top) / sum over slices of sum * exp(max - top),
-    top the head's largest score: each slice rescaled to it, online, SLICES at a time over the
-    slices that attended (those holding keys first..pos)."""
-    head = tl.program_id(0)
-    pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type in the loop bounds
+    """y[t, head] = sum over slices of out * exp(max - top) / sum over slices of sum * exp(max - top),
+    top the row's largest score: each slice rescaled to it, online, SLICES at a time over the
+    slices that attended (those holding keys first..pos + t)."""
+    head = tl.program_id(0)  # the row: query t = head // HEADS
+    pos = tl.load(pos_ptr).to(tl.int32) + head // HEADS  # as the slice offsets: one integer type
     begin = _first_visible(pos, WINDOW) // SLICE
     end = tl.minimum(pos // SLICE + 1, S)
     d = tl.arange(0, DIM)

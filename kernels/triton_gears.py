@@ -11,8 +11,12 @@ a compile-time constant: the low gear's kernel never touches plane L.
   sum(x * (code * s + z)) = s * sum(x * code) + z * sum(x), so a weight costs three
   instructions: a mask-or that drops its nibble into a float's mantissa, an FMA that makes
   the exact code of it, and the FMA into the dot.
-- batch 2 and up: a GEMM whose dequantized tiles, put back in channel order, go through
-  tl.dot (tensor cores) against x as it lies in memory.
+- batch 2 to DEQUANTIZE_ROWS - 1: a GEMM whose dequantized tiles, put back in channel order,
+  go through tl.dot (tensor cores) against x as it lies in memory.
+- a prompt's chunk (DEQUANTIZE_ROWS and up) of 16-bit x on a GPU: the gear's weight written out
+  once in 16 bits by a kernel of many small programs, then cuBLAS. The GEMM above is limited by
+  decoding every code once per block of rows on few programs; this reads the planes once and
+  costs a 16-bit weight's write and read, which cuBLAS's GEMM then hides behind its arithmetic.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _NIBBLES = tl.constexpr(NIBBLES)
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
 # The channel (of its word's eight) that nibble j holds: NIBBLE_OF is a bit reversal, its own inverse.
 _NIBBLE_OF = tl.constexpr(NIBBLE_OF)
+# Rows of x from which a GPU dequantizes the weight for cuBLAS instead of running the GEMM below
+# (measured on an H200 against the GEMM at 2 to 2,048 rows: the GEMM is faster to 64, slower from 256).
+DEQUANTIZE_ROWS = 128
 
 
 # tl.zeros and tl.sum are jit functions of Triton's standard library, decorated when triton
@@ -262,6 +269,68 @@ def _gemm_kernel(
     tl.store(y, acc, mask=row_ok[:, None] & m_ok[None, :])
 
 
+@triton.jit
+def _dequantize_kernel(
+    hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, w_ptr, N, K, G, magic,
+    GS: tl.constexpr,
+    WPG: tl.constexpr,
+    WPG_P2: tl.constexpr,
+    MID: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+):  # fmt: skip
+    """W_gear [N, K] in w's dtype: one program a tile of BLOCK_N rows by BLOCK_G groups, decoded
+    as _gemm_kernel decodes its tiles."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    g0 = tl.program_id(1) * BLOCK_G
+    kk = tl.arange(0, BLOCK_G * WPG_P2)
+    g = g0 + kk // WPG_P2
+    wk = kk % WPG_P2
+    kc = tl.arange(0, BLOCK_G * WPG_P2 * _NIBBLES)
+    cc = kc % (WPG_P2 * _NIBBLES)  # channel within the group
+    channel = (g0 + kc // (WPG_P2 * _NIBBLES)) * GS + cc
+    word = _word(rows[:, None], g[None, :], wk[None, :], G, WPG)
+    scale = rows[:, None] * G + g[None, :]
+    smask = (rows < N)[:, None] & (g < G)[None, :]
+    wmask = smask & (wk < WPG)[None, :]
+    q = tl.load(hw_ptr + word, mask=wmask, other=0)
+    s = tl.load(hs_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+    z = tl.load(hz_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+    ql, ls = q, s
+    if MID:
+        ql = tl.load(lw_ptr + word, mask=wmask, other=0)
+        ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
+        z -= _L_CENTER * ls
+    q_hi, ql_hi = q >> 12, ql >> 12
+    dtype = w_ptr.dtype.element_ty
+    w = _in_channel_order(
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 0, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 1, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 2, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 3, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 4, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 5, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 6, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 7, MID).to(dtype),
+    )
+    inside = (cc < GS) & (channel < K)
+    tl.store(w_ptr + rows[:, None] * K + channel[None, :], w, mask=(rows < N)[:, None] & inside[None, :])
+
+
+def dequantize(planes: WordPlanes, gear: Gear, dtype: torch.dtype) -> torch.Tensor:
+    """The low or mid gear's weight [out, in] in `dtype`, as gearterm.kernels.nested.dequantize
+    gives it (then rounded to dtype)."""
+    n, k = planes.shape
+    geometry = _geometry(planes)
+    w = torch.empty(n, k, dtype=dtype, device=planes.h_words.device)
+    block_n, block_g = 32, 1 << (max(1, 128 // planes.group_size).bit_length() - 1)  # ~128 channels
+    grid = (triton.cdiv(n, block_n), triton.cdiv(planes.groups, block_g))
+    args = (planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale)
+    _dequantize_kernel[grid](*args, w, n, k, planes.groups, _MAGIC, MID=gear == Gear.MID,
+                             BLOCK_N=block_n, BLOCK_G=block_g, num_warps=4, **geometry)  # fmt: skip
+    return w
+
+
 def gemv_config(n: int, k: int, gear: Gear) -> dict:
     """Block sizes for batch 1, from a sweep of 30 configurations on an H100 (docs/benchmarks/
     kernels-h100.md): one warp a program, a few rows a thread, three steps of codes in flight;
@@ -318,6 +387,8 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     config = config or {}
     if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
         return triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS")).reshape(*lead, n)
+    if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
+        return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)
     if m == 1:
         cfg = {**gemv_config(n, k, gear), **config}
         even = full and n % cfg["BLOCK_N"] == 0 and groups % cfg["BLOCK_G"] == 0

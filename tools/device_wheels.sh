@@ -7,7 +7,7 @@
 # torch and triton stay the machine's own CUDA builds: state their versions beside results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NAMES="transformers kernels huggingface_hub tokenizers hf-xet httpx2 httpcore2 truststore tomlkit click typer safetensors gguf"
+NAMES="transformers kernels huggingface_hub tokenizers hf-xet httpx2 httpcore2 truststore tomlkit click typer safetensors gguf platformdirs"
 rm -rf .whl && mkdir .whl
 for name in $NAMES; do
     pin=$(grep -i "^${name}==" requirements.lock) || { echo "$name is not in requirements.lock" >&2; exit 1; }

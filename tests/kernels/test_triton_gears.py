@@ -121,6 +121,23 @@ def test_unmasked_path_when_everything_divides(lead, config):
         assert_matches_reference(y.reshape(-1, y.shape[-1]), x.reshape(-1, 512), nw, gear)
 
 
+@pytest.mark.parametrize("shape", [(8, 128), (40, 300), (13, 37), (35, 512)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dequantized_weight_is_the_references(shape):
+    """The weight a GPU's prompt chunk hands to cuBLAS (triton_gears.dequantize) is
+    nested.dequantize's, in float32 to its rounding and in float16 to one rounding: partial
+    row blocks, groups and words, and whole ones."""
+    from gearterm.kernels.nested import dequantize as reference
+
+    nw, planes = planes_for(*shape, seed=shape[0])
+    for gear in GEARS:
+        expected = reference(nw, gear).double()
+        for dtype, tolerance in ((torch.float32, 1e-6), (torch.float16, 1e-3)):
+            got = triton_gears.dequantize(planes, gear, dtype)
+            assert got.shape == shape and got.dtype == dtype and torch.isfinite(got).all()
+            scale = expected.abs().max().item()
+            assert (got.double() - expected).abs().max().item() <= tolerance * scale, (gear, dtype)
+
+
 def test_gears_differ_and_mid_is_closer_to_the_weight():
     nw, planes = planes_for(16, 256, seed=7)
     x = torch.randn(1, 256)
@@ -218,8 +235,10 @@ def test_compiled_model_sees_one_gear_operator(gear):
 )
 def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype, monkeypatch):
     """Every position a decode step meets in a static cache: early (most slices past it), in
-    the last slice, and with a sliding window that leaves whole slices before its start. The
-    keys it must not see hold NaN: the kernels never read them (a slice outside the visible
+    the last slice, and with a sliding window that leaves whole slices before its start; and a
+    verify pass's 5 consecutive queries, each of which must see only its own prefix (the
+    reference masks each on its own, so a key leaked to an earlier query fails). The keys no
+    query may see hold NaN: the kernels never read them (a slice outside the visible
     range exits, the merge skips it). k and v are strided views, as the cache's tensors are."""
     from gearterm.kernels import decode_attention as module
     from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference, visible_keys
@@ -229,14 +248,17 @@ def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype,
     monkeypatch.setattr(module, "BLOCK_POSITIONS", 8)
     monkeypatch.setattr(module, "MERGE_SLICES", 2)
     torch.manual_seed(heads * length)
-    q = torch.randn(heads, dim).to(dtype)
-    for at, window in [(length // 3, None), (length - 1, None), (length - 1, 20), (length // 2, 9)]:
+    cases = [(length // 3, None), (length - 1, None), (length - 1, 20), (length // 2, 9)]
+    # One position (a step), and 5 (a verify pass: each query sees its own prefix, through a
+    # slice boundary and a window's start).
+    for queries, (at, window) in [(1, case) for case in cases] + [(5, (length - 5, None)), (5, (14, None)), (5, (length // 2, 9))]:
+        q = torch.randn(queries, heads, dim).to(dtype)
         pos = torch.tensor([at])
         cache = torch.randn(2, kv_heads, length + 3, dim).to(dtype)
-        cache[:, :, :length][:, :, ~visible_keys(pos, window, length)] = float("nan")
+        cache[:, :, :length][:, :, ~visible_keys(pos + queries - 1, window and window + queries - 1, length)] = float("nan")
         k, v = cache[0, :, :length], cache[1, :, :length]
         got = decode_attention(q, k, v, pos, window, dim**-0.5)
         expected = decode_attention_reference(q, k.nan_to_num(), v.nan_to_num(), pos, window, dim**-0.5)
-        assert got.shape == (heads, dim) and got.dtype == dtype and torch.isfinite(got).all(), (at, window)
+        assert got.shape == q.shape and got.dtype == dtype and torch.isfinite(got).all(), (queries, at, window)
         tolerance = 1e-5 if dtype == torch.float32 else 2e-3
-        assert torch.allclose(got.float(), expected.float(), atol=tolerance, rtol=tolerance), (at, window)
+        assert torch.allclose(got.float(), expected.float(), atol=tolerance, rtol=tolerance), (queries, at, window)

@@ -32,7 +32,7 @@ TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}  # 
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("batch", [1, 2, 33])
+@pytest.mark.parametrize("batch", [1, 2, 33, 130])
 def test_compiled_kernels_match_reference(shape, batch):
     from gearterm.kernels.matmul import geared_matmul
     from gearterm.kernels.nested import pack, reference_matmul
@@ -100,18 +100,20 @@ def test_graph_decoder_replays_the_eager_tokens(stories_hf):
 
 def test_decode_attention_at_llama3_shape():
     """32 query heads on 8 key/value heads of 128, a 32,768-position cache: filled to 300, to
-    the end, and through a 4,096-position window; what the query must not see holds NaN."""
+    the end, and through a 4,096-position window, for one query and for a verify pass's 9;
+    what no query may see holds NaN."""
     from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference, visible_keys
 
     torch.manual_seed(0)
-    q = torch.randn(32, 128, device="cuda", dtype=torch.float16)
-    for at, window in [(299, None), (32767, None), (20000, 4096)]:
+    for queries, at, window in [(1, 299, None), (1, 32767, None), (1, 20000, 4096), (9, 32759, None), (9, 20000, 4096)]:
+        q = torch.randn(queries, 32, 128, device="cuda", dtype=torch.float16)
         pos = torch.tensor([at], device="cuda")
         cache = torch.randn(2, 8, 32768, 128, device="cuda", dtype=torch.float16)
-        cache[:, :, ~visible_keys(pos, window, 32768)] = float("nan")
+        last = pos + queries - 1
+        cache[:, :, ~visible_keys(last, window and window + queries - 1, 32768)] = float("nan")
         got = decode_attention(q, cache[0], cache[1], pos, window, 128**-0.5)
         expected = decode_attention_reference(q, cache[0].nan_to_num(), cache[1].nan_to_num(), pos, window, 128**-0.5)
-        assert torch.allclose(got.float(), expected.float(), atol=2e-3, rtol=2e-3), (at, window)
+        assert torch.allclose(got.float(), expected.float(), atol=2e-3, rtol=2e-3), (queries, at, window)
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["graphs", "compiled"])
