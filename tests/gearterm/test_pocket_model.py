@@ -57,25 +57,45 @@ def test_weights_are_16_bit_and_the_tokenizer_loads_in_transformers_4_and_5(inst
     assert (config["bos_token"], config["eos_token"]) == ("<s>", "</s>")
 
 
-def test_the_chat_template_writes_each_message_as_a_paragraph(pocket):
+def test_the_chat_template_marks_each_turn_and_ends_where_the_reply_begins(pocket):
     tokenizer, _ = pocket
-    messages = [{"role": "user", "content": "Who art thou? "}, {"role": "assistant", "content": "A friend."}]
+    messages = [{"role": "system", "content": "A tale."}, {"role": "user", "content": "Who art thou? "},
+                {"role": "assistant", "content": "A friend."}, {"role": "user", "content": "Whence?"}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert text == "<s>Who art thou?</s>A friend.</s>"
-    assert tokenizer(text, add_special_tokens=False).input_ids.count(tokenizer.eos_token_id) == 2
+    assert text == "<s>A tale.</s><|user|>Who art thou?</s><|assistant|>A friend.</s><|user|>Whence?</s><|assistant|>"
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert ids.count(tokenizer.eos_token_id) == 4 and ids[-1] == tokenizer.convert_tokens_to_ids("<|assistant|>")
 
 
-def test_greedy_generation_continues_with_words(pocket):
-    tokenizer, model = pocket
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Tell me of the sea."}], tokenize=False)
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+def test_the_tokenizer_reads_curly_punctuation_as_a_keyboard_types_it(pocket):
+    tokenizer, _ = pocket
+    assert tokenizer("\u201cIt\u2019s so\u2026\u201d \u2014 she said").input_ids == tokenizer('"It\'s so..." -- she said').input_ids
+
+
+def _greedy_reply(tokenizer, model, messages, max_new_tokens=80):
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     with torch.no_grad():
-        first = model.generate(ids, max_new_tokens=12, do_sample=False)
-        second = model.generate(ids, max_new_tokens=12, do_sample=False)
-    assert torch.equal(first, second)
-    reply = tokenizer.decode(first[0, ids.shape[1] :], skip_special_tokens=True)
-    words = [w for w in reply.split() if any(c.isalpha() for c in w)]
-    assert len(words) >= 3, reply
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return out[0, ids.shape[1] :].tolist()
+
+
+def test_greedy_replies_are_words_that_end_their_turn(pocket):
+    tokenizer, model = pocket
+    messages = [{"role": "user", "content": "Tell me of the sea."}]
+    reply = _greedy_reply(tokenizer, model, messages)
+    assert reply == _greedy_reply(tokenizer, model, messages)
+    assert reply[-1] == tokenizer.eos_token_id, tokenizer.decode(reply)  # the turn ends before 80 tokens
+    assert any(c.isalpha() for c in tokenizer.decode(reply, skip_special_tokens=True))
+
+
+def test_a_second_turn_gets_a_reply_of_its_own(pocket):
+    """Version 1 gave every reply after the first the same words, whatever the question."""
+    tokenizer, model = pocket
+    first = [{"role": "user", "content": "What did you see upon the sea?"}]
+    first.append({"role": "assistant", "content": tokenizer.decode(_greedy_reply(tokenizer, model, first), skip_special_tokens=True)})
+    replies = {tuple(_greedy_reply(tokenizer, model, [*first, {"role": "user", "content": q}]))
+               for q in ("And what became of the ship?", "Where is the king?", "Why do you weep?")}
+    assert len(replies) == 3
 
 
 def test_the_model_is_trained_and_its_entropy_varies(pocket):

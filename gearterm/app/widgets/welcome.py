@@ -35,11 +35,10 @@ class Welcome(Static):
             parts.append(
                 Text.from_markup(
                     "[b]About this model.[/] It is gearterm's pocket model: 7.6 million parameters trained on "
-                    "public-domain books, shipped so that the app works offline. It continues text in the manner of "
-                    "old novels, plays and scripture; it does not answer questions, and each reply continues the whole "
-                    f"chat so far ({key('new_chat')} starts afresh). Its context is {pocket_context} tokens, and it "
-                    "learned plain ASCII punctuation only: type ' and \" rather than curly quotes. For a real chat, "
-                    f"{key('switch_backend')} picks another model (or start with --model).\n"
+                    "public-domain books, shipped so that the app works offline. It answers each turn as a speaker in "
+                    "an old play or novel might; it knows no facts and follows no instructions. Its context is "
+                    f"{pocket_context:,} tokens. For a real chat, {key('switch_backend')} picks another model "
+                    "(or start with --model).\n"
                 )
             )
         parts.append(

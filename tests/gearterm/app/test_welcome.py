@@ -37,5 +37,5 @@ async def test_on_the_pocket_model_the_welcome_says_what_it_can_and_cannot_do(tm
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         text = _welcome(app)
-        assert "It is gearterm's pocket model" in text and "does not answer questions" in text
-        assert "Its context is 512 tokens" in text and "curly quotes" in text and "f2 picks another model" in text
+        assert "It is gearterm's pocket model" in text and "knows no facts" in text
+        assert f"Its context is {app.backend.max_positions:,} tokens" in text and "f2 picks another model" in text
