@@ -97,7 +97,7 @@ def test_a_reply_that_reaches_the_end_of_the_context_says_context_full(pocket):
 
 
 def test_a_long_conversation_drops_old_turns_once_and_keeps_the_newest(pocket):
-    messages = turns(30)
+    messages = turns(30, words_each=pocket.max_positions // 20)  # about twice the context
     tokens, notices, done = reply(pocket, messages, 32)
     assert [n.text for n in notices] == [n.text for n in notices if n.text.startswith("earlier turns no longer fit")]
     assert len(notices) == 1 and done.reason in ("stop", "length") and tokens

@@ -61,8 +61,8 @@ def _load(backend):
 def test_the_pocket_model_holds_its_context_or_the_setting_and_says_so_as_it_loads():
     backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu")
     # float32 on the CPU: 2 x 8 layers x 4 heads x 32 dims x 4 bytes a position
-    assert _load(backend) == "ready: KV cache 512 positions, 4.2 MB (the model's context)"
-    assert backend.max_positions == backend.model.positions == 512
+    assert _load(backend) == "ready: KV cache 2,048 positions, 16.8 MB (the model's context)"
+    assert backend.max_positions == backend.model.positions == 2048
     backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu", context=128)
     assert _load(backend) == "ready: KV cache 128 positions, 1.0 MB (the context setting)"
     assert backend.max_positions == backend.model.positions == 128

@@ -91,14 +91,15 @@ def test_reusable_is_the_common_prefix_at_the_prompts_gear_and_leaves_the_last_p
 
 @pytest.fixture(scope="module", params=["hf", "mlx"])
 def pocket(request):
-    """The pocket model (context 512) on the CPU, through each local backend."""
+    """The pocket model on the CPU, through each local backend, held to a 512-position context
+    (the `context` setting; the model's is 2,048) so that a conversation outgrows it soon."""
     if request.param == "mlx":
         pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
         from gearterm.backends.mlx import MLXBackend
 
-        backend = MLXBackend(str(POCKET_MODEL_DIR))
+        backend = MLXBackend(str(POCKET_MODEL_DIR), context=512)
     else:
-        backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu")
+        backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu", context=512)
     backend.load()
     return backend
 
@@ -135,11 +136,15 @@ def test_a_conversation_that_outgrows_the_context_still_replies_as_a_fresh_promp
     prompt, so less is reused, and what is reused is right."""
     params = GenerationParams(max_tokens=48)
     questions = [f"{q} Speak at length of it, turn {n}." for n in range(3) for q in QUESTIONS]
-    turns = converse(pocket, questions, params, system="Thou art a teller of old tales.")
-    dropped = [i for i, (_, answer) in enumerate(turns) if any("no longer fit" in n for n in answer.notices)]
-    assert dropped, "the conversation never outgrew the context"
-    for messages, answer in [turns[i] for i in dropped[-2:]]:
-        assert_same_reply(answer, fresh(pocket, messages, params))
+    pocket.eos_ids, eos = set(), pocket.eos_ids  # replies of 48 tokens: the turns outgrow 512 soon
+    try:
+        turns = converse(pocket, questions, params, system="Thou art a teller of old tales.")
+        dropped = [i for i, (_, answer) in enumerate(turns) if any("no longer fit" in n for n in answer.notices)]
+        assert dropped, "the conversation never outgrew the context"
+        for messages, answer in [turns[i] for i in dropped[-2:]]:
+            assert_same_reply(answer, fresh(pocket, messages, params))
+    finally:
+        pocket.eos_ids = eos
 
 
 def test_a_reply_cancelled_after_its_next_step_was_launched_leaves_the_cache_right():

@@ -30,35 +30,32 @@ def reply(backend, messages, mode, tokens=200, **kw):
 def check_lossless_equals_forced_high(path, messages, tokens=200):
     backend = HFBackend(str(path), device="cpu")
     backend.load()
+    backend.eos_ids = set()  # every reply `tokens` long, past where a chat model ends its turn
     high, _ = reply(backend, messages, GearMode.HIGH, tokens)
     lossless, done = reply(backend, messages, GearMode.LOSSLESS, tokens)
-    assert [e.token_id for e in lossless] == [e.token_id for e in high]
+    assert len(high) == tokens and [e.token_id for e in lossless] == [e.token_id for e in high]
     # The drafts did the work: many tokens were the draft gear's, verified, not the high gear's own.
     from_draft = sum(e.kept_from == "draft" for e in lossless)
     assert from_draft == done.stats["accepted"] > len(lossless) / 4
     assert {e.kept_from for e in lossless} == {"draft", "high"}
     assert all(e.gear is (Gear.LOW if e.kept_from == "draft" else Gear.HIGH) for e in lossless)
-    return high
 
 
 @pytest.mark.slow
 def test_greedy_lossless_is_forced_high_on_stories260k():
-    high = check_lossless_equals_forced_high(_need(STORIES_HF), [{"role": "user", "content": "Once upon a time"}])
-    assert len(high) == 200
+    check_lossless_equals_forced_high(_need(STORIES_HF), [{"role": "user", "content": "Once upon a time"}])
 
 
 @pytest.mark.slow
 def test_greedy_lossless_is_forced_high_on_the_pocket_model():
     messages = [{"role": "user", "content": "Tell me of the sea, the ships, and the men who sail them."}]
-    high = check_lossless_equals_forced_high(POCKET_MODEL_DIR, messages)
-    assert len(high) > 40
+    check_lossless_equals_forced_high(POCKET_MODEL_DIR, messages)
 
 
 @pytest.mark.slow
 def test_greedy_lossless_is_forced_high_on_smollm2_gguf():
     messages = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
-    high = check_lossless_equals_forced_high(_need(SMOLLM2), messages)
-    assert len(high) == 200
+    check_lossless_equals_forced_high(_need(SMOLLM2), messages)
 
 
 # Sampling: a tiny random model verifies, a second one drafts. Two unrelated models give draft

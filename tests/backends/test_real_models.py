@@ -41,8 +41,9 @@ def test_pocket_model(tmp_path):
     backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu")
     backend.load()
     reference = AutoModelForCausalLM.from_pretrained(POCKET_MODEL_DIR, dtype=torch.float32)
-    ids = check_greedy_equals_transformers(backend, reference, [{"role": "user", "content": "Tell me of the sea."}])
-    assert len(ids) > 20
+    messages = [{"role": "user", "content": "Tell me a story of the king and his daughter."}]
+    ids = check_greedy_equals_transformers(backend, reference, messages)
+    assert len(ids) > 10 and ids[-1] in backend.eos_ids  # a reply of its own that ends its turn
 
 
 def gguf_reference(path):
