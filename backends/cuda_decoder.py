@@ -24,8 +24,7 @@ from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
 from gearterm.backends.limits import LIMITS
 from gearterm.backends.prompt_pass import PromptPasses
-from gearterm.kernels.decode_attention import MAX_QUERIES
-from gearterm.kernels.entropy import entropy_varentropy, logit_readings
+from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
 
@@ -128,13 +127,6 @@ class GraphDecoder(PromptPasses):
 
     @torch.inference_mode()
     def _prompt(self, ids: list[int], start: int, run):
-        if self.graphs and len(ids) - start <= MAX_QUERIES:
-            # A turn's few new tokens (or a one-token prompt): as a verify pass, a captured
-            # graph in the high gear, with no mask; run eagerly, a pass this short is the
-            # host launching a thousand kernels (51 ms against 10 ms of GPU work for one
-            # token of a Llama-3-8B shape on an H200, mostly SDPA's masked math path).
-            logits = self.run(torch.tensor(ids[start:], device=self.position.device), start)
-            return logits if run is self.model else (logits[-1], entropy_varentropy(logits)[0])
         out = super()._prompt(ids, start, run)
         self.position.fill_(len(ids))  # the captured steps read the position here
         return out

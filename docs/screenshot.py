@@ -1,5 +1,5 @@
 """Regenerate docs/screenshot.svg: the app on the packaged pocket model (Transformers backend,
-this machine's CPU), caught mid-reply. Run from the repository root:
+this machine's CPU), after a three-turn chat. Run from the repository root:
 
     .venv/bin/python docs/screenshot.py
 """
@@ -16,8 +16,7 @@ from gearterm.history import open_history
 from gearterm.telemetry.power import PowerMeter
 
 OUT = Path(__file__).with_name("screenshot.svg")
-PROMPT = "It is a truth universally acknowledged"
-TOKENS_SHOWN = 90
+PROMPTS = ("What did you see upon the sea?", "Tell me a story of the king and his daughter.", "Who art thou?")
 
 
 async def main() -> None:
@@ -29,13 +28,13 @@ async def main() -> None:
             while app.backend is None:
                 await pilot.pause(0.1)
             app.chat_screen.prompt.cursor_blink = False
-            await pilot.press(*PROMPT, "enter")
-            deadline = time.monotonic() + 120
-            while app.readings.reply_tokens < TOKENS_SHOWN and time.monotonic() < deadline:
-                await pilot.pause(0.05)
-            await pilot.pause(0.2)  # one more drain and pane refresh
+            for turn, prompt in enumerate(PROMPTS, 1):
+                await pilot.press(*prompt, "enter")
+                deadline = time.monotonic() + 120
+                while (app.reply is not None or len(app.transcript) < 2 * turn) and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+            await pilot.pause(0.5)  # the panes redraw a few times a second
             app.save_screenshot(str(OUT))
-            app.action_cancel()
     print(f"wrote {OUT}")
 
 
