@@ -148,7 +148,9 @@ def main(args: argparse.Namespace) -> int:
         backend = random_backend(args.shape, args.device, args.tokens)
     torch.set_num_threads(args.threads)  # after load(), which picks one thread for tiny models
     params = GenerationParams(max_tokens=args.tokens, gear_mode=GearMode(args.gear))
-    script(backend).turn(0, params)  # warm-up, not timed
+    # Warm-up, not timed: the whole conversation once, for each prompt length's first use (a
+    # GPU's libraries pick and load kernels per new shape: 0.7 s a length on an H200).
+    conversation(backend, params, False, script)
     runs = {way: [] for way in WAYS}
     for _ in range(args.rounds):
         for way in WAYS:  # interleaved: a busy machine slows both alike
