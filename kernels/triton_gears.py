@@ -189,6 +189,28 @@ def _in_channel_order(w0, w1, w2, w3, w4, w5, w6, w7):
 
 
 @triton.jit
+def _weight_tile(q, s, z, ql, ls, magic, like_ptr, MID: tl.constexpr):
+    """The gear's weights of a [rows, words] tile of codes as one [rows, 8 words] tile in channel
+    order, in like_ptr's element type: 16-bit before the joins, half the registers to shuffle.
+    ql and ls (plane L's codes and scales) are read in the mid gear only."""
+    q_hi, ql_hi = q >> 12, ql >> 12
+    if MID:
+        # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
+        z -= _L_CENTER * ls
+    dtype = like_ptr.dtype.element_ty
+    return _in_channel_order(
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 0, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 1, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 2, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 3, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 4, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 5, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 6, MID).to(dtype),
+        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 7, MID).to(dtype),
+    )
+
+
+@triton.jit
 def _gemm_kernel(
     x_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr,
     M, N, K, G, stride_xm, stride_ym, magic,
@@ -237,8 +259,7 @@ def _gemm_kernel(
             channel = (g0 + gc) * GS + cc
             inside = (cc < GS) & (channel < K)
             xt = tl.load(x_ptr + ms[:, None] * stride_xm + channel[None, :], mask=m_ok[:, None] & inside[None, :], other=0.0)
-        q_hi = q >> 12
-        ql, ql_hi, ls = q, q_hi, s
+        ql, ls = q, s
         if MID:
             if EVEN:
                 ql = tl.load(lw_ptr + word)
@@ -246,21 +267,7 @@ def _gemm_kernel(
             else:
                 ql = tl.load(lw_ptr + word, mask=wmask, other=0)
                 ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
-            ql_hi = ql >> 12
-            # w = s*c_h + z + ls*(c_l - 7.5) = s*c_h + ls*c_l + (z - 7.5*ls): two FMAs a weight.
-            z -= _L_CENTER * ls
-        # 16-bit before the joins: half the registers to shuffle.
-        dtype = tl.float32 if IEEE else xt.dtype
-        w = _in_channel_order(
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 0, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 1, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 2, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 3, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 4, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 5, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 6, MID).to(dtype),
-            _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 7, MID).to(dtype),
-        )
+        w = _weight_tile(q, s, z, ql, ls, magic, x_ptr, MID)  # x's type: float32 where IEEE
         if IEEE:
             acc += tl.dot(w, tl.trans(xt), input_precision="ieee")
         else:
@@ -280,7 +287,7 @@ def _dequantize_kernel(
     BLOCK_G: tl.constexpr,
 ):  # fmt: skip
     """W_gear [N, K] in w's dtype: one program a tile of BLOCK_N rows by BLOCK_G groups, decoded
-    as _gemm_kernel decodes its tiles."""
+    by _weight_tile as _gemm_kernel's tiles are."""
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     g0 = tl.program_id(1) * BLOCK_G
     kk = tl.arange(0, BLOCK_G * WPG_P2)
@@ -300,19 +307,7 @@ def _dequantize_kernel(
     if MID:
         ql = tl.load(lw_ptr + word, mask=wmask, other=0)
         ls = tl.load(ls_ptr + scale, mask=smask, other=0.0).to(tl.float32)
-        z -= _L_CENTER * ls
-    q_hi, ql_hi = q >> 12, ql >> 12
-    dtype = w_ptr.dtype.element_ty
-    w = _in_channel_order(
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 0, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 1, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 2, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 3, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 4, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 5, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 6, MID).to(dtype),
-        _weights(q, q_hi, ql, ql_hi, s, z, ls, magic, 7, MID).to(dtype),
-    )
+    w = _weight_tile(q, s, z, ql, ls, magic, w_ptr, MID)
     inside = (cc < GS) & (channel < K)
     tl.store(w_ptr + rows[:, None] * K + channel[None, :], w, mask=(rows < N)[:, None] & inside[None, :])
 
