@@ -24,6 +24,7 @@ from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
 from gearterm.backends.limits import LIMITS
 from gearterm.backends.prompt_pass import PromptPasses
+from gearterm.kernels.decode_attention import MAX_QUERIES
 from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
 
@@ -51,11 +52,12 @@ class GraphDecoder(PromptPasses):
         layers = model.layers
         self._readings = logit_readings
         if compile:
-            # Per layer and gear a decode version, and one for a one-token prompt's mask.
+            # Per layer and gear a decode version, a verify version, and one for a one-token
+            # prompt's mask.
             _allow_recompiles(2 * len(Gear) * (len(layers) + 1) + 16)
             for layer in layers:
                 # The instance's forward, not the module: its hooks stay outside, run eagerly.
-                layer.forward = _compiled_for_one_position(layer.forward)
+                layer.forward = _compiled_for_captured_passes(layer.forward)
             self._readings = torch.compile(logit_readings, dynamic=False)
         self.max_cache_len = max(positions, _WARMUP_TOKENS)
         model.allocate(self.max_cache_len)
@@ -243,14 +245,24 @@ def _allow_recompiles(entries: int) -> None:
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), entries))
 
 
-def _compiled_for_one_position(forward):
-    """A decoder layer's forward compiled for the captured decode step (one position, at a
-    device tensor); prompts and verify passes of any length run it as it is, so a new length
-    never compiles."""
-    compiled = torch.compile(forward, dynamic=False)
+def _compiled_for_captured_passes(forward):
+    """A decoder layer's forward compiled for what the graphs replay: the decode step (one
+    position at a device tensor, one static version per gear) and lossless mode's verify
+    passes (2 to MAX_QUERIES positions at a device tensor, the high gear: one version whose
+    length is symbolic, compiled at the first verify pass, so no new length compiles again).
+    Prompts run it as it is: their lengths are many, and their time is in the matmuls.
+    Uncompiled, a verify pass of the Llama-3-8B shape cost 6.6-7.2 ms on an H200 against
+    4.75 ms for a compiled step (docs/benchmarks/lossless-gpu.md)."""
+    one_position = torch.compile(forward, dynamic=False)
+    verify = torch.compile(forward)  # its length marked dynamic below; the rest static
 
     def dispatch(x, cos, sin, visible, cache, pos):
-        one_step = isinstance(pos, torch.Tensor) and x.shape[0] == 1
-        return (compiled if one_step else forward)(x, cos, sin, visible, cache, pos)
+        if not isinstance(pos, torch.Tensor) or x.shape[0] > MAX_QUERIES:
+            return forward(x, cos, sin, visible, cache, pos)
+        if x.shape[0] == 1:
+            return one_position(x, cos, sin, visible, cache, pos)
+        for per_position in (x, cos, sin, pos):
+            torch._dynamo.maybe_mark_dynamic(per_position, 0)
+        return verify(x, cos, sin, visible, cache, pos)
 
     return dispatch

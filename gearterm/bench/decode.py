@@ -72,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-compile", action="store_true", help="capture the decode step's graphs without torch.compile first"
     )
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="also split each gear's step time by kernel kind (gear GEMVs, cuBLAS, attention, the rest) with torch.profiler",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
 
@@ -208,6 +212,18 @@ def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | 
     end.record()
     end.synchronize()
     return start.elapsed_time(end) / steps
+
+
+def profiled_split(backend, prompt: list[int], gear, steps: int = 32) -> dict:
+    """bench.step_split of the gear's captured step, over a fresh cache as graph_step_ms sets it."""
+    from gearterm.bench.step_split import step_split
+
+    decoder = backend.decoder
+    steps = min(steps, decoder.max_cache_len - len(prompt))
+    decoder.read_prompt(prompt)
+    decoder.length += steps
+    decoder.feed(decoder.token)
+    return step_split(decoder, gear, steps)
 
 
 def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, meter) -> dict:
@@ -379,6 +395,13 @@ def main(args: argparse.Namespace) -> int:
         rows.append(row)
     if meter is not None:
         meter.stop()
+    splits = {}
+    if args.profile and hasattr(backend.decoder, "graphs"):
+        from gearterm.bench.step_split import describe
+
+        for gear in (Gear.HIGH, Gear.MID, Gear.LOW):
+            splits[gear.label] = profiled_split(backend, prompt, gear)
+            notes.append(describe(gear.label, splits[gear.label]))
     result = {
         "device": device_name,
         "date": str(datetime.date.today()),
@@ -396,6 +419,7 @@ def main(args: argparse.Namespace) -> int:
             "allocated_gb": allocated / 1e9,
         },
         "notes": notes,
+        "step_split_ms": splits,
     }
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=1) + "\n")

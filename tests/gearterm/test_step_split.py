@@ -1,0 +1,19 @@
+"""bench decode --profile's split of a step's kernels by what they do (the profiling itself
+needs a GPU: bench decode runs it on the device)."""
+
+from gearterm.bench.step_split import REST, describe, part_of
+
+
+def test_kernels_fall_in_their_parts():
+    assert part_of("_gemv_mma_kernel") == "gear GEMVs"
+    assert part_of("void gemv2T_kernel_val<int, int, __half, __half, float, 128, 16, 4, 4, false>") == "cuBLAS (16-bit weights)"
+    assert part_of("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize64x64x64") == "cuBLAS (16-bit weights)"
+    assert part_of("attend_slices") == "attention"
+    assert part_of("merge_slices") == "attention"
+    assert part_of("triton_per_fused__to_copy_add_mean_mul_pow_rsqrt_0") == REST
+
+
+def test_a_split_says_what_each_part_took_and_none_says_why():
+    line = describe("low", {"gear GEMVs": 1.5, "attention": 0.2, REST: 0.3, "kernels": 2.0, "wall": 2.2, "gaps": 0.2})
+    assert "gear GEMVs 1.500" in line and "cuBLAS (16-bit weights) 0.000" in line and "gaps 0.200" in line
+    assert "n/a" in describe("low", {})
