@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from functools import partial
 from pathlib import Path
 
 from gearterm.bench.decode import SHAPES, IdsTokenizer, random_llama
@@ -49,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--gear", default="auto", choices=("auto", "low", "mid", "high"), help="gear mode (default auto)")
+    parser.add_argument(
+        "--document-tokens", type=int, default=0,
+        help="with --shape: a pasted document of this many ids before the first question, so every turn runs deep in a long conversation",
+    )  # fmt: skip
     parser.add_argument("--json-out", type=Path, help="also write every turn of every round as JSON to this file")
 
 
@@ -71,11 +76,12 @@ class IdsScript:
     """The conversation as random ids for a model with no tokenizer: each turn as many ids as
     its words take with the template's, the same ids every run; the replies' own ids kept."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, document_tokens: int = 0):
         import torch
 
         self.backend, self.generator = backend, torch.Generator().manual_seed(3)
         self.ids = self._random(TEMPLATE_IDS["system"], SYSTEM)
+        self.ids += torch.randint(backend.vocab_size, (document_tokens,), generator=self.generator).tolist()
 
     def _random(self, template: int, text: str) -> list[int]:
         import torch
@@ -112,7 +118,7 @@ def conversation(backend, params, reuse: bool, script) -> list[dict]:
     return turns
 
 
-def random_backend(shape: str, device: str, tokens: int):
+def random_backend(shape: str, device: str, tokens: int, document_tokens: int = 0):
     """HFBackend over a random Llama of `shape` on `device` (as bench decode builds it), its
     context the whole conversation's, every reply exactly `tokens` long (no end of sequence)."""
     import torch
@@ -122,7 +128,7 @@ def random_backend(shape: str, device: str, tokens: int):
     device = pick_device(device)
     model = random_llama(shape, torch.float16 if device.type == "cuda" else torch.float32, device)
     words = len(SYSTEM.split()) + sum(len(q.split()) for q in QUESTIONS)
-    ids = TEMPLATE_IDS["system"] + TEMPLATE_IDS["user"] * len(QUESTIONS) + TOKENS_PER_WORD * words
+    ids = TEMPLATE_IDS["system"] + TEMPLATE_IDS["user"] * len(QUESTIONS) + TOKENS_PER_WORD * words + document_tokens
     model.config.max_position_embeddings = -(-int(ids + len(QUESTIONS) * tokens + 1) // 256) * 256
     backend = HFBackend(f"random {shape}", device=str(device), gate=False)
     backend.attach(model, IdsTokenizer())
@@ -139,13 +145,15 @@ def main(args: argparse.Namespace) -> int:
 
     if args.tokens < 1 or args.rounds < 1 or args.threads < 1:
         raise UsageError("--tokens, --rounds and --threads must be at least 1")
+    if args.document_tokens < 0 or (args.document_tokens and args.model):
+        raise UsageError("--document-tokens takes a count of 0 or more, with --shape")
     if args.model:
         name, script = Path(args.model).name, ChatScript
         backend = HFBackend(str(Path(args.model).expanduser()), device="cpu", gate=False)
         backend.load()
     else:
-        name, script = f"random {args.shape} weights", IdsScript
-        backend = random_backend(args.shape, args.device, args.tokens)
+        name, script = f"random {args.shape} weights", partial(IdsScript, document_tokens=args.document_tokens)
+        backend = random_backend(args.shape, args.device, args.tokens, args.document_tokens)
     torch.set_num_threads(args.threads)  # after load(), which picks one thread for tiny models
     params = GenerationParams(max_tokens=args.tokens, gear_mode=GearMode(args.gear))
     # Warm-up, not timed: the whole conversation once, for each prompt length's first use (a
@@ -164,7 +172,8 @@ def main(args: argparse.Namespace) -> int:
     device = torch.cuda.get_device_name() if backend.device.type == "cuda" else f"cpu, {args.threads} threads"
     print(f"model {name}  gear {args.gear}, replies up to {args.tokens} tokens, greedy, "
           f"{device}, median of {args.rounds} rounds")
-    print(f"torch {torch.__version__}; {backend.max_positions:,}-position context")
+    document = f"; a {args.document_tokens:,}-id document before the first question" if args.document_tokens else ""
+    print(f"torch {torch.__version__}; {backend.max_positions:,}-position context{document}")
     print(f"{'turn':>4} {'prompt':>7} {'reused':>7} {'first token, fresh':>19} {'reused':>8} {'speedup':>8}")
     for turn in range(len(QUESTIONS)):
         first = runs["reused"][0][turn]

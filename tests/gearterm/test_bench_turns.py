@@ -41,3 +41,15 @@ def test_a_random_shape_talks_in_ids_each_turn_its_questions_length_and_every_re
         asked = TEMPLATE_IDS["user"] + round(TOKENS_PER_WORD * len(QUESTIONS[question].split()))
         assert b["prompt_tokens"] == a["prompt_tokens"] + 4 + asked
         assert b["reused"] == a["prompt_tokens"] + 3  # the reply's last token was never run
+
+
+def test_a_pasted_document_puts_every_turn_that_many_positions_deeper(tmp_path):
+    runs = {}
+    for document in (0, 300):
+        out_json = tmp_path / f"turns-{document}.json"
+        code = main(["bench", "turns", "--shape", "tiny", "--device", "cpu", "--gear", "high", "--tokens", "2",
+                     "--rounds", "1", "--document-tokens", str(document), "--json-out", str(out_json)])
+        assert code == 0
+        runs[document] = json.loads(out_json.read_text())["reused"][0]
+    assert [b["prompt_tokens"] - a["prompt_tokens"] for a, b in zip(runs[0], runs[300])] == [300] * len(QUESTIONS)
+    assert runs[300][-1]["reused"] > 300
