@@ -191,6 +191,16 @@ def decode(backend, prompt: list[int], tokens: int, mode: str, meter=None) -> di
     }
 
 
+def ready_for_replays(decoder, prompt: list[int], steps: int) -> int:
+    """Read `prompt` into a fresh cache and make room for up to `steps` captured steps replayed
+    back to back; returns the steps that fit."""
+    steps = min(steps, decoder.max_cache_len - len(prompt))
+    decoder.read_prompt(prompt)
+    decoder.length += steps  # the replays advance the cache: keep the host's count true
+    decoder.feed(decoder.token)  # as the generation loop does before each step
+    return steps
+
+
 def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | None:
     """GPU time of one decode step alone: the gear's captured graphs replayed back to back
     over a fresh cache, with no host sync between steps (so their launches overlap the step
@@ -201,10 +211,7 @@ def graph_step_ms(backend, prompt: list[int], gear, steps: int = 64) -> float | 
     decoder = backend.decoder
     if not hasattr(decoder, "graphs"):
         return None
-    steps = min(steps, decoder.max_cache_len - len(prompt))
-    decoder.read_prompt(prompt)
-    decoder.length += steps  # the replays below advance the cache: keep the host's count true
-    decoder.feed(decoder.token)  # as the generation loop does before each step
+    steps = ready_for_replays(decoder, prompt, steps)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(steps):
@@ -218,12 +225,8 @@ def profiled_split(backend, prompt: list[int], gear, steps: int = 32) -> dict:
     """bench.step_split of the gear's captured step, over a fresh cache as graph_step_ms sets it."""
     from gearterm.bench.step_split import step_split
 
-    decoder = backend.decoder
-    steps = min(steps, decoder.max_cache_len - len(prompt))
-    decoder.read_prompt(prompt)
-    decoder.length += steps
-    decoder.feed(decoder.token)
-    return step_split(decoder, gear, steps)
+    steps = ready_for_replays(backend.decoder, prompt, steps)
+    return step_split(backend.decoder, gear, steps)
 
 
 def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, meter) -> dict:
