@@ -27,6 +27,19 @@ def _max(a, b):
 
 
 @triton.jit
+def _span(filled, SLICE: tl.constexpr, SPREAD: tl.constexpr):
+    """Positions one slice attends over: SLICE, doubled until SPREAD slices cover the `filled`
+    positions. The grid holds a program for every SLICE of the cache (a captured graph fixes
+    it); a longer span leaves the later programs nothing to read. Few short slices keep the SMs
+    busy early in a conversation, long ones stream the cache late in it (measured on an H100:
+    docs/benchmarks/context-h200.md)."""
+    span = filled * 0 + SLICE
+    for _ in tl.static_range(16):
+        span = tl.where(span * SPREAD < filled, span * 2, span)
+    return span
+
+
+@triton.jit
 def _first_visible(pos, WINDOW):
     """The first key the query at `pos` sees: 0, or the start of its sliding window."""
     return tl.where(WINDOW > 0, tl.maximum(pos - WINDOW + 1, 0), 0)
@@ -40,7 +53,8 @@ def attend_slices(
     ROWS: tl.constexpr,  # T * GROUP padded to tl.dot's 16 rows (or the next power of two)
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two, at least 16 (tl.dot's minimum)
-    SLICE: tl.constexpr,  # positions per program
+    SLICE: tl.constexpr,  # positions per program, at least (_span)
+    SPREAD: tl.constexpr,  # slices per key/value head, at most, past SPREAD * SLICE positions filled
     BLOCK: tl.constexpr,  # positions per step
     IEEE: tl.constexpr,  # float32 inputs: full-precision dots instead of tf32
 ):  # fmt: skip
@@ -49,9 +63,10 @@ def attend_slices(
     slices = tl.num_programs(1)
     pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type in the loop bounds
     first = _first_visible(pos, WINDOW)  # the first query's: the later ones' windows start later
-    lo = slice_id * SLICE
-    hi = tl.minimum(lo + SLICE, pos + T)  # past the last query's position: nothing to read
-    if (hi <= lo) | (lo + SLICE <= first):  # the merge skips this slice: it writes nothing
+    span = _span(pos + T, SLICE, SPREAD)
+    lo = slice_id * span
+    hi = tl.minimum(lo + span, pos + T)  # past the last query's position: nothing to read
+    if (hi <= lo) | (lo + span <= first):  # the merge skips this slice: it writes nothing
         return
     r = tl.arange(0, ROWS)  # row r: query t = r // GROUP, head g = r % GROUP of the group
     t = r // GROUP
@@ -102,7 +117,8 @@ def attend_slices(
 @triton.jit
 def merge_slices(
     out_ptr, max_ptr, sum_ptr, y_ptr, pos_ptr, S, WINDOW, HEADS,
-    SLICE: tl.constexpr,  # positions per slice, as attend_slices took them
+    SLICE: tl.constexpr,  # as attend_slices took them
+    SPREAD: tl.constexpr,
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two
     SLICES: tl.constexpr,  # slices read at a time
@@ -111,9 +127,11 @@ def merge_slices(
     top the row's largest score: each slice rescaled to it, online, SLICES at a time over the
     slices that attended (those holding keys first..pos + t)."""
     head = tl.program_id(0)  # the row: query t = head // HEADS
-    pos = tl.load(pos_ptr).to(tl.int32) + head // HEADS  # as the slice offsets: one integer type
-    begin = _first_visible(pos, WINDOW) // SLICE
-    end = tl.minimum(pos // SLICE + 1, S)
+    first_pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type
+    span = _span(first_pos + tl.num_programs(0) // HEADS, SLICE, SPREAD)  # as attend_slices spanned them
+    pos = first_pos + head // HEADS
+    begin = _first_visible(pos, WINDOW) // span
+    end = tl.minimum(pos // span + 1, S)
     d = tl.arange(0, DIM)
     d_ok = d < HEAD_DIM
     top = tl.full([1], _FAR_BELOW, tl.float32)

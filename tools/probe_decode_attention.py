@@ -1,13 +1,15 @@
 """The decode attention's slice and block sizes (kernels.decode_attention) at a short and a long
 filled length of a Llama-3-8B layer's cache (8 key/value heads, 32 query heads, head dim 128, fp16,
-33,024 positions held): each setting checked against the float32 reference, then timed alone;
-TB/s counts the keys and values filled. Run from the repository root on a CUDA GPU:
+33,024 positions held): each fixed slice size, and the library's default (slices that grow with
+the filled length, SPREAD), checked against the float32 reference, then timed alone (the median
+of graph replays, as bench kernels times); TB/s counts the keys and values filled. Run from the repository root on a CUDA GPU:
 python3 tools/probe_decode_attention.py"""
 
 import torch
 import triton
 
-from gearterm.kernels.decode_attention import MERGE_SLICES, decode_attention_reference
+from gearterm.bench.kernels import time_calls
+from gearterm.kernels.decode_attention import MERGE_SLICES, decode_attention, decode_attention_reference
 from gearterm.kernels.triton_decode_attention import attend_slices, merge_slices
 
 torch.manual_seed(0)
@@ -16,6 +18,7 @@ k = torch.randn(KVH, L, D, dtype=torch.float16, device="cuda")
 v = torch.randn_like(k)
 q = torch.randn(1, H, D, dtype=torch.float16, device="cuda")
 scale = D**-0.5
+FIXED = 1 << 20  # as SPREAD: slices never grow, each setting keeps its slice size
 
 
 def attend(pos, slice_, block, warps, stages):
@@ -25,35 +28,19 @@ def attend(pos, slice_, block, warps, stages):
     row_sum = torch.empty_like(row_max)
     attend_slices[(KVH, slices)](
         q, k, v, pos, out, row_max, row_sum, 1, L, 0, scale, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, BLOCK=block, IEEE=False,
+        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, SPREAD=FIXED, BLOCK=block, IEEE=False,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     y = torch.empty_like(q)
-    merge_slices[(H,)](out, row_max, row_sum, y, pos, slices, 0, H, SLICE=slice_, HEAD_DIM=D, DIM=D,
+    merge_slices[(H,)](out, row_max, row_sum, y, pos, slices, 0, H, SLICE=slice_, SPREAD=FIXED, HEAD_DIM=D, DIM=D,
                        SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES))  # fmt: skip
     return y
 
 
-def us(fn, calls=20, reps=10):
-    """GPU microseconds a call: `calls` calls captured in one CUDA graph (the host's launch
-    cost out of the timing, as in a decode step), replayed `reps` times."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
-    graph.replay()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e3 / (calls * reps)
+def report(filled, setting, call, ref, nbytes):
+    err = (call()[0].float() - ref).abs().max().item()
+    t = time_calls([call] * 20, torch)
+    print(f"filled {filled:6d} {setting:42s}: {t:7.1f} us  {nbytes / t / 1e6:5.2f} TB/s  max err {err:.4f}")
 
 
 print(torch.cuda.get_device_name(), torch.__version__, triton.__version__)
@@ -63,7 +50,6 @@ for filled in (512, 4096, 32768):
     nbytes = 2 * KVH * filled * D * 2
     for slice_, block, warps, stages in [(128, 64, 4, 3), (256, 64, 4, 3), (512, 64, 4, 3), (512, 128, 8, 3),
                                          (1024, 64, 4, 4), (256, 128, 4, 2), (512, 64, 8, 4), (2048, 64, 4, 4)]:  # fmt: skip
-        err = (attend(pos, slice_, block, warps, stages)[0].float() - ref).abs().max().item()
-        t = us(lambda: attend(pos, slice_, block, warps, stages))
-        print(f"filled {filled:6d} slice {slice_:5d} block {block:4d} warps {warps} stages {stages}: "
-              f"{t:7.1f} us  {nbytes / t / 1e6:5.2f} TB/s  max err {err:.4f}")
+        call = lambda: attend(pos, slice_, block, warps, stages)  # noqa: E731
+        report(filled, f"slice {slice_:5d} block {block:4d} warps {warps} stages {stages}", call, ref, nbytes)
+    report(filled, "default (slices grow)", lambda: decode_attention(q, k, v, pos, None, scale), ref, nbytes)

@@ -233,13 +233,16 @@ def test_compiled_model_sees_one_gear_operator(gear):
         (4, 4, 20, 24, torch.float32),  # no grouping, a partial slice, head size not a power of two
     ],
 )
-def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype, monkeypatch):
+@pytest.mark.parametrize("spread", [64, 2], ids=["slices-fixed", "slices-grow"])
+def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype, spread, monkeypatch):
     """Every position a decode step meets in a static cache: early (most slices past it), in
     the last slice, and with a sliding window that leaves whole slices before its start; and a
     verify pass's 5 consecutive queries, each of which must see only its own prefix (the
     reference masks each on its own, so a key leaked to an earlier query fails). The keys no
     query may see hold NaN: the kernels never read them (a slice outside the visible
-    range exits, the merge skips it). k and v are strided views, as the cache's tensors are."""
+    range exits, the merge skips it). k and v are strided views, as the cache's tensors are.
+    With a spread of 2, slices double as the filled positions pass 32, 64 and 128: the merge must
+    read them at the span the attention used."""
     from gearterm.kernels import decode_attention as module
     from gearterm.kernels.decode_attention import decode_attention, decode_attention_reference, visible_keys
 
@@ -247,6 +250,7 @@ def test_decode_attention_matches_reference(heads, kv_heads, length, dim, dtype,
     monkeypatch.setattr(module, "SLICE_POSITIONS", 16)
     monkeypatch.setattr(module, "BLOCK_POSITIONS", 8)
     monkeypatch.setattr(module, "MERGE_SLICES", 2)
+    monkeypatch.setattr(module, "SPREAD", spread)
     torch.manual_seed(heads * length)
     cases = [(length // 3, None), (length - 1, None), (length - 1, 20), (length // 2, 9)]
     # One position (a step), and 5 (a verify pass: each query sees its own prefix, through a
