@@ -26,8 +26,8 @@ import torch
 BLOCK_POSITIONS = 64  # positions a program loads per step
 SLICE_POSITIONS = 128  # positions a program attends over, at least; its partial softmax is merged after
 # Past SPREAD * SLICE_POSITIONS positions filled, slices grow (doubling) so that at most SPREAD
-# of them cover a key/value head: at 32,768 filled on an H100, 1,024-position slices attended
-# in 53.9 us a layer against 72.4 us for 128-position ones; at 4,096 filled 128 was fastest.
+# of them cover a key/value head: at 32,768 filled on an H100 a layer attended in 56.4 us against
+# 77.8 us with fixed 128-position slices; at 4,096 filled 128 was fastest (context-h200.md).
 SPREAD = 32
 MERGE_SLICES = 16  # slices the merge reads at a time
 MAX_QUERIES = 16  # consecutive positions one call attends for (a program holds T x group rows)
