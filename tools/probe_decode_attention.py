@@ -2,8 +2,8 @@
 filled length of a Llama-3-8B layer's cache (8 key/value heads, 32 query heads, head dim 128, fp16,
 33,024 positions held): each fixed slice size, and the library's default (slices that grow with
 the filled length, SPREAD), checked against the float32 reference, then timed alone (the median
-of graph replays, as bench kernels times); TB/s counts the keys and values filled. Run from the repository root on a CUDA GPU:
-python3 tools/probe_decode_attention.py"""
+of graph replays, as bench kernels times); TB/s counts the keys and values filled.
+Run from the repository root on a CUDA GPU: python3 tools/probe_decode_attention.py"""
 
 import torch
 import triton
