@@ -24,6 +24,7 @@ from gearterm.backends.base import BackendError
 from gearterm.backends.decoder import Decoder
 from gearterm.backends.limits import LIMITS
 from gearterm.backends.prompt_pass import PromptPasses
+from gearterm.kernels import dependent_launch
 from gearterm.kernels.decode_attention import MAX_QUERIES
 from gearterm.kernels.entropy import logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
@@ -52,6 +53,7 @@ class GraphDecoder(PromptPasses):
         layers = model.layers
         self._readings = logit_readings
         if compile:
+            dependent_launch.let_inductor_launch_dependents(model.embed.weight.device)
             # Per layer and gear a decode version, a verify version, and one for a one-token
             # prompt's mask.
             _allow_recompiles(2 * len(Gear) * (len(layers) + 1) + 16)

@@ -61,6 +61,7 @@ def decode_attention_reference(q, k, v, pos: torch.Tensor, window: int | None, s
 def _attend_triton(q, k, v, pos, window, scale):
     import triton
 
+    from gearterm.kernels import dependent_launch
     from gearterm.kernels.triton_decode_attention import attend_slices, merge_slices
 
     queries, heads, dim = q.shape
@@ -71,17 +72,19 @@ def _attend_triton(q, k, v, pos, window, scale):
     row_max = torch.empty(queries * heads, slices, dtype=torch.float32, device=q.device)
     row_sum = torch.empty_like(row_max)
     padded_dim = max(triton.next_power_of_2(dim), 16)
+    pdl = dependent_launch.enabled(q.device)
     attend_slices[(kv_heads, slices)](
         q, k, v, pos, out, row_max, row_sum,
         queries, length, window, scale, q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         GROUP=group, ROWS=max(triton.next_power_of_2(queries * group), 16), HEAD_DIM=dim, DIM=padded_dim,
         SLICE=SLICE_POSITIONS, SPREAD=SPREAD, BLOCK=BLOCK_POSITIONS, IEEE=q.dtype == torch.float32,
+        PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     y = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     merge_slices[(queries * heads,)](
         out, row_max, row_sum, y, pos, slices, window, heads,
         SLICE=SLICE_POSITIONS, SPREAD=SPREAD, HEAD_DIM=dim, DIM=padded_dim,
-        SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES),
+        SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES), PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y
 

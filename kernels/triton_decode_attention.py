@@ -57,7 +57,11 @@ def attend_slices(
     SPREAD: tl.constexpr,  # slices per key/value head, at most, past SPREAD * SLICE positions filled
     BLOCK: tl.constexpr,  # positions per step
     IEEE: tl.constexpr,  # float32 inputs: full-precision dots instead of tf32
+    PDL: tl.constexpr,  # launched as a dependent (kernels.dependent_launch)
 ):  # fmt: skip
+    if PDL:  # everything it reads comes from kernels before it: only its launch overlaps
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
     kv_head = tl.program_id(0)
     slice_id = tl.program_id(1)
     slices = tl.num_programs(1)
@@ -122,10 +126,14 @@ def merge_slices(
     HEAD_DIM: tl.constexpr,
     DIM: tl.constexpr,  # HEAD_DIM padded to a power of two
     SLICES: tl.constexpr,  # slices read at a time
+    PDL: tl.constexpr,  # as attend_slices
 ):  # fmt: skip
     """y[t, head] = sum over slices of out * exp(max - top) / sum over slices of sum * exp(max - top),
     top the row's largest score: each slice rescaled to it, online, SLICES at a time over the
     slices that attended (those holding keys first..pos + t)."""
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
     head = tl.program_id(0)  # the row: query t = head // HEADS
     first_pos = tl.load(pos_ptr).to(tl.int32)  # as the slice offsets: one integer type
     span = _span(first_pos + tl.num_programs(0) // HEADS, SLICE, SPREAD)  # as attend_slices spanned them

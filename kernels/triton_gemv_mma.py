@@ -29,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gearterm.kernels import dependent_launch
 from gearterm.kernels.gear import Gear
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
@@ -179,7 +180,7 @@ def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.co
 @triton.jit
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -196,6 +197,9 @@ def _gemv_mma_kernel(
     # The next step's codes are read into registers while this step's are multiplied.
     # (Triton's shared-memory pipelining was slower here: it stages x as well, 4 bytes a copy.)
     q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+    if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
         q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
@@ -245,8 +249,10 @@ def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = N
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, num_warps=ks,
+        PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y

@@ -30,12 +30,12 @@ def attend(pos, slice_, block, warps, stages):
     row_sum = torch.empty_like(row_max)
     attend_slices[(KVH, slices)](
         q, k, v, pos, out, row_max, row_sum, 1, L, 0, scale, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, SPREAD=FIXED, BLOCK=block, IEEE=False,
+        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, SPREAD=FIXED, BLOCK=block, IEEE=False, PDL=False,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     y = torch.empty_like(q)
     merge_slices[(H,)](out, row_max, row_sum, y, pos, slices, 0, H, SLICE=slice_, SPREAD=FIXED, HEAD_DIM=D, DIM=D,
-                       SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES))  # fmt: skip
+                       SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES), PDL=False)  # fmt: skip
     return y
 
 
