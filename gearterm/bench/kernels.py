@@ -180,7 +180,9 @@ def main(args: argparse.Namespace) -> int:
 
     if not torch.cuda.is_available():
         raise UsageError("bench kernels needs a CUDA GPU: torch sees none")
+    from gearterm.kernels import dependent_launch
     from gearterm.kernels.triton_gemv_mma import whole_steps
+
     shapes = [parse_shape(s) for s in (args.shape or SHAPES)]
     batches = args.batch or BATCHES
     if any(b <= 0 for b in batches):
@@ -235,4 +237,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
     else:
         print_table(rows, device)
+        # The calls of a replay follow each other as a decode step's do: with dependent
+        # launches each gear call's first loads overlap the call before it; cuBLAS's do not.
+        print("note:", dependent_launch.describe(torch.device("cuda")))
     return 0
