@@ -3,7 +3,8 @@ traces the kernels a CUDA graph launches), summed by what they do.
 
 `bench decode --profile` prints one line a gear. A kernel's part is its time over the steps
 profiled; "gaps" is the step's wall time (graph replays back to back, one sync at the end)
-less the kernels' sum: time the GPU waited between kernels.
+less the kernels' sum: time the GPU waited between kernels (or, negative, the time kernels
+launched as dependents overlapped: kernels.dependent_launch).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ PARTS = [
     ("attention", re.compile(r"attend_slices|merge_slices")),
 ]
 REST = "the rest (norms, rotary, cache writes, residuals, readings)"
+REST_SHOWN = 6
 
 
 def part_of(kernel: str) -> str:
@@ -42,17 +44,22 @@ def step_split(decoder, gear, steps: int = 32) -> dict:
         torch.cuda.synchronize()
         wall = time.perf_counter() - start
     totals: dict[str, float] = {}
+    rest: dict[str, float] = {}
     for event in prof.key_averages():
         us = getattr(event, "self_device_time_total", 0.0)
         if us > 0 and event.device_type == torch.autograd.DeviceType.CUDA:
             part = part_of(event.key)
             totals[part] = totals.get(part, 0.0) + us
+            if part == REST:
+                rest[event.key] = us / 1e3 / steps
     if not totals:
         return {}
     split = {part: us / 1e3 / steps for part, us in totals.items()}
     split["kernels"] = sum(split.values())
     split["wall"] = 1e3 * wall / steps
     split["gaps"] = split["wall"] - split["kernels"]
+    # The largest of the rest by name: what fusing the glue would go after first.
+    split["largest of the rest"] = dict(sorted(rest.items(), key=lambda kv: -kv[1])[:REST_SHOWN])
     return split
 
 
@@ -61,5 +68,7 @@ def describe(gear_label: str, split: dict) -> str:
         return f"step split {gear_label}: n/a (the profiler saw no kernel inside the graphs)"
     parts = [name for name, _ in PARTS] + [REST]
     shown = ", ".join(f"{name} {split.get(name, 0.0):.3f}" for name in parts)
+    largest = ", ".join(f"{name[:60]} {ms:.3f}" for name, ms in split.get("largest of the rest", {}).items())
     return (f"step split {gear_label} (ms a step, torch.profiler): {shown}; kernels {split['kernels']:.3f}, "
-            f"wall {split['wall']:.3f} (profiled), gaps {split['gaps']:.3f}")
+            f"wall {split['wall']:.3f} (profiled), gaps {split['gaps']:.3f} (negative where kernels overlap)\n"
+            f"  largest of the rest: {largest}")

@@ -15,6 +15,9 @@ def test_kernels_fall_in_their_parts():
 
 
 def test_a_split_says_what_each_part_took_and_none_says_why():
-    line = describe("low", {"gear GEMVs": 1.5, "attention": 0.2, REST: 0.3, "kernels": 2.0, "wall": 2.2, "gaps": 0.2})
+    rest = {"triton_per_fused_add_mean_mul_pow_rsqrt_0": 0.2, "triton_poi_fused_add_1": 0.1}
+    split = {"gear GEMVs": 1.5, "attention": 0.2, REST: 0.3, "kernels": 2.0, "wall": 2.2, "gaps": 0.2, "largest of the rest": rest}
+    line = describe("low", split)
     assert "gear GEMVs 1.500" in line and "cuBLAS (16-bit weights) 0.000" in line and "gaps 0.200" in line
+    assert "largest of the rest: triton_per_fused_add_mean_mul_pow_rsqrt_0 0.200, triton_poi_fused_add_1 0.100" in line
     assert "n/a" in describe("low", {})
