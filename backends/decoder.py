@@ -219,14 +219,9 @@ class MLP(nn.Module):
         width = width or s.intermediate_size
         self.gate_up = nn.Linear(s.hidden_size, 2 * width, bias=s.mlp_bias)  # stacked, as qkv
         self.down = nn.Linear(width, s.hidden_size, bias=s.mlp_bias)
-        self.silu = s.activation == "silu"
-        self.act = F.silu if self.silu else lambda g: F.gelu(g, approximate="tanh")
+        self.act = F.silu if s.activation == "silu" else lambda g: F.gelu(g, approximate="tanh")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # A geared first layer (GearedLinear) may compute silu(gate) * up in one kernel.
-        fused = self.gate_up.silu_gated(x) if self.silu and hasattr(self.gate_up, "silu_gated") else None
-        if fused is not None:
-            return self.down(fused)
         gate, up = self.gate_up(x).chunk(2, dim=-1)
         return self.down(self.act(gate) * up)
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
-from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, fused_silu_gated, geared_matmul, linear
+from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul, linear
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
@@ -55,14 +55,6 @@ class GearedLinear(nn.Module):
             return linear(x, self.weight, self.bias)  # the original weight, full precision
         y = geared_matmul(x, self.planes, gear)
         return y if self.bias is None else y + self.bias
-
-    def silu_gated(self, x: torch.Tensor) -> torch.Tensor | None:
-        """silu(gate) * up of this layer's output, where its weight is [gate; up] stacked (a
-        gated MLP's first layer), in one kernel where the gear and the device have one; else None."""
-        gear = self.selector.gear
-        if gear == Gear.HIGH or self.bias is not None:
-            return None
-        return fused_silu_gated(x, self.planes, gear)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"

@@ -37,34 +37,6 @@ def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear):
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
-@torch.library.custom_op("gearterm::silu_gated_gear_matmul", mutates_args=())
-def silu_gated_gear_matmul_op(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    h_words: torch.Tensor,
-    h_scale: torch.Tensor,
-    h_zero: torch.Tensor,
-    l_words: torch.Tensor,
-    l_scale: torch.Tensor,
-    group_size: int,
-    gear: int,
-) -> torch.Tensor:
-    from gearterm.kernels import triton_gemv_mma  # imports triton: only where it runs
-
-    planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
-    return triton_gemv_mma.gemv_mma(x, planes, Gear(gear), silu_gated=True)
-
-
-@silu_gated_gear_matmul_op.register_fake
-def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear):
-    return x.new_empty((*x.shape[:-1], weight.shape[0] // 2))
-
-
 def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear) -> torch.Tensor:
     p = planes
     return gear_matmul_op(x, p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear))
-
-
-def compiled_silu_gated_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear) -> torch.Tensor:
-    p = planes
-    return silu_gated_gear_matmul_op(x, p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear))

@@ -1,6 +1,5 @@
 """x @ W^T at a gear: the one entry point models call, whatever the device."""
 
-import os
 from functools import cache
 from importlib.util import find_spec
 
@@ -9,7 +8,7 @@ import torch.nn.functional as F
 
 from gearterm.kernels import cpu_gears
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.gear_op import compiled_gear_matmul, compiled_silu_gated_gear_matmul
+from gearterm.kernels.gear_op import compiled_gear_matmul
 from gearterm.kernels.nested import NestedWeight, reference_matmul
 from gearterm.kernels.word_planes import WordPlanes
 
@@ -23,10 +22,6 @@ def fused_kernels_available(device: torch.device) -> bool:
     """Whether weights on `device` get the fused Triton kernels (and so the word layout)."""
     return device.type == "cuda" and _triton_installed()
 
-
-# GEARTERM_FUSED_MLP=0: a gated MLP's activation after its first matmul, never in it (to
-# measure fused_silu_gated against that). Read once: compiled code does not read the environment.
-FUSED_MLP = os.environ.get("GEARTERM_FUSED_MLP", "1") != "0"
 
 # Positions at most for which the CPU kernel reads the codes once per position; a longer
 # prompt rebuilds the weight once and multiplies every position with it.
@@ -70,25 +65,3 @@ def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> 
     if w.h_scale.dtype == torch.float32 and x.device.type == "cpu" and x[..., 0].numel() <= CPU_KERNEL_ROWS:
         return cpu_gears.gear_matmul(x, w, gear)  # for_cpu_kernel chose float32 scales for it
     return reference_matmul(x, w, gear)
-
-
-
-def fused_silu_gated(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor | None:
-    """silu(x W_gate^T) * (x W_up^T) for w = [gate; up] stacked (a gated MLP's first layer),
-    in one kernel: the batch-1 GEMV of the low or mid gear with the activation in its
-    epilogue, for a decode step's single row on a GPU. None where that kernel does not apply,
-    or FUSED_MLP is off."""
-    if not FUSED_MLP or not isinstance(w, WordPlanes) or gear == Gear.HIGH:
-        return None
-    from gearterm.kernels import triton_gemv_mma  # imports triton: only where it runs
-
-    if x[..., 0].numel() != 1 or w.shape[0] % 16:
-        return None
-    x2 = x.reshape(1, -1).contiguous()
-    if not triton_gemv_mma.fits(x2, w):
-        return None
-    if torch.compiler.is_compiling():  # one operator in the graph, as geared_matmul's
-        y = compiled_silu_gated_gear_matmul(x2, w, gear)
-    else:
-        y = triton_gemv_mma.gemv_mma(x2, w, gear, silu_gated=True)
-    return y.reshape(*x.shape[:-1], w.shape[0] // 2)

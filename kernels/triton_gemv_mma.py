@@ -179,21 +179,17 @@ def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.co
 
 @triton.jit
 def _gemv_mma_kernel(
-    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G, HALF,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, GATED: tl.constexpr, PDL: tl.constexpr,
+    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
     # on tile rows 8i..8i+7 of every 8 KS, so a warp holds one chunk, a lane rows r, r + 8.
     v = tl.arange(0, 16 * KS)[:, None]
-    half = v // (8 * KS)  # the program's rows 0-7 or 8-15
-    if GATED:  # 8 gate rows, then the 8 up rows HALF further on (each half of a stored tile)
-        row = tl.program_id(0) * 8 + half * HALF + v % 8
-    else:
-        row = tl.program_id(0) * _TILE_ROWS + half * 8 + v % 8
+    row = tl.program_id(0) * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
     chunk = (v // 8) % KS
     GC = G // KS
-    tile_words = (row // _TILE_ROWS) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
+    tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
     row_scales = row * G + chunk * GC
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
@@ -213,18 +209,9 @@ def _gemv_mma_kernel(
         acc = _group(acc, xw_ptr, x_chunk, g0 + 3, c3, d3, cs, cz, dls, 3, MID, BF16, wi)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
-    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)  # [the program's two halves, 8 rows]
-    if GATED:
-        # silu(gate) * up as torch.compile computes it from the 16-bit outputs of the
-        # unfused GEMV: each rounded to y's type, then float32.
-        y = y.to(y_ptr.dtype.element_ty).to(tl.float32)
-        first = tl.arange(0, 2)[:, None] == 0
-        gate, up = tl.sum(tl.where(first, y, 0.0), 0), tl.sum(tl.where(first, 0.0, y), 0)
-        out = tl.program_id(0) * 8 + tl.arange(0, 8)
-        tl.store(y_ptr + out, (gate * tl.sigmoid(gate) * up).to(y_ptr.dtype.element_ty))
-    else:
-        out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
-        tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
+    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
+    out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
+    tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
 
 
 def splits(n: int, groups: int, gear: Gear) -> int | None:
@@ -255,19 +242,17 @@ def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
     )
 
 
-def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, silu_gated: bool = False) -> torch.Tensor:
-    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`.
-    silu_gated: W is [gate; up] stacked (an MLP's first layer, out a multiple of 16), and the
-    result is silu(x W_gate^T) * (x W_up^T), [1, out / 2]: the MLP's activation in the epilogue."""
+def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None) -> torch.Tensor:
+    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
-    y = torch.empty(1, n // 2 if silu_gated else n, dtype=x.dtype, device=x.device)
+    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, n // 2, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, GATED=silu_gated,
-        PDL=pdl, num_warps=ks, launch_pdl=pdl,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, num_warps=ks,
+        PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y
