@@ -3,8 +3,9 @@ traces the kernels a CUDA graph launches), summed by what they do.
 
 `bench decode --profile` prints one line a gear. A kernel's part is its time over the steps
 profiled; "gaps" is the step's wall time (graph replays back to back, one sync at the end)
-less the kernels' sum: time the GPU waited between kernels (or, negative, the time kernels
-launched as dependents overlapped: kernels.dependent_launch).
+less the kernels' sum: time the GPU waited between kernels. With dependent launches
+(kernels.dependent_launch) a kernel starts before the one before it ends and waits inside,
+so the parts overlap and the gaps go negative.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ PARTS = [
 ]
 REST = "the rest (norms, rotary, cache writes, residuals, readings)"
 REST_SHOWN = 6
+OVERLAP = (" (kernels overlapped: launched as dependents, each one's time includes its wait for the"
+           " kernel before, so the parts add up to more than the step; GEARTERM_PDL=0 gives a split that adds up)")
 
 
 def part_of(kernel: str) -> str:
@@ -70,5 +73,5 @@ def describe(gear_label: str, split: dict) -> str:
     shown = ", ".join(f"{name} {split.get(name, 0.0):.3f}" for name in parts)
     largest = ", ".join(f"{name[:60]} {ms:.3f}" for name, ms in split.get("largest of the rest", {}).items())
     return (f"step split {gear_label} (ms a step, torch.profiler): {shown}; kernels {split['kernels']:.3f}, "
-            f"wall {split['wall']:.3f} (profiled), gaps {split['gaps']:.3f} (negative where kernels overlap)\n"
+            f"wall {split['wall']:.3f} (profiled), gaps {split['gaps']:.3f}{OVERLAP if split['gaps'] < 0 else ''}\n"
             f"  largest of the rest: {largest}")

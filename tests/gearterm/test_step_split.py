@@ -20,4 +20,5 @@ def test_a_split_says_what_each_part_took_and_none_says_why():
     line = describe("low", split)
     assert "gear GEMVs 1.500" in line and "cuBLAS (16-bit weights) 0.000" in line and "gaps 0.200" in line
     assert "largest of the rest: triton_per_fused_add_mean_mul_pow_rsqrt_0 0.200, triton_poi_fused_add_1 0.100" in line
+    assert "overlapped" not in line and "overlapped" in describe("low", {**split, "gaps": -0.3})
     assert "n/a" in describe("low", {})
