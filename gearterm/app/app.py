@@ -39,7 +39,7 @@ from gearterm.backends.base import (
     continues_reply,
 )
 from gearterm.backends.gearbox import GearMode
-from gearterm.app.backend_choices import create_from_entry, discover_choices
+from gearterm.app.backend_choices import create_from_entry, discover_choices, loading_title
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
 from gearterm.app.high_gear import high_gear_bits, high_gear_dtype
 from gearterm.app.keys import KEYS, first_key, resolve_keymap
@@ -227,7 +227,7 @@ class GeartermApp(App[None]):
     def load_backend(self, entry: BackendEntry) -> None:
         """Load `entry` in a thread; the current backend keeps serving until the new one is ready."""
         self.loading_entry = entry
-        self.chat_screen.loading.start(entry.label)
+        self.chat_screen.loading.start(loading_title(entry))
         self._load(entry)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
@@ -239,7 +239,7 @@ class GeartermApp(App[None]):
     @on(LoadProgress)
     def _load_progress(self, event: LoadProgress) -> None:
         if event.entry == self.loading_entry and self._ui_alive():
-            self.chat_screen.loading.step(event.fraction, f"loading {event.entry.label}: {event.text}")
+            self.chat_screen.loading.step(event.fraction, f"loading {loading_title(event.entry)}: {event.text}")
 
     @on(BackendReady)
     def _backend_ready(self, event: BackendReady) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gearterm.backends.base import Backend
 from gearterm.config import SERVER_BACKENDS, BackendEntry, Config, ServerOptions
 
@@ -13,6 +15,15 @@ def model_title(backend: str, model: str) -> str:
     if model:
         return model
     return "pocket model (packaged)" if backend in LOCAL_BACKENDS else "no model named"
+
+
+def loading_title(entry: BackendEntry) -> str:
+    """The entry as the loading line names it: a model on disk by its file or directory name
+    (the status bar shows the whole path), so that an 80-column line has room for the step."""
+    model = entry.model
+    if model and entry.label == f"{entry.backend}: {model}" and Path(model).expanduser().exists():
+        return f"{entry.backend}: {Path(model).name}"
+    return entry.label
 
 
 def startup_entry(config: Config) -> BackendEntry:

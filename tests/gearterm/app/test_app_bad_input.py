@@ -123,6 +123,51 @@ async def test_loading_shows_progress_and_keys_still_work(tmp_path):
         assert not bar.display
 
 
+async def test_a_long_load_step_is_shown_whole_at_80_columns(tmp_path):
+    """A step longer than the room the bar leaves wraps onto a second row that the loading
+    line grows to show (it was one row high, and showed "loading hf:" and nothing else)."""
+    import threading
+
+    from textual.widgets import Label
+
+    from gearterm.bench.scripted_backend import ScriptedBackend
+
+    step = "compiling the CPU gear kernel (once per machine, about a minute; cached after)"  # hf's
+    go_on = threading.Event()
+
+    class SlowStep(ScriptedBackend):
+        def load(self, progress=None):
+            progress(0.45, step)
+            go_on.wait(30)
+
+    app = make_app(tmp_path, create_backend=lambda entry, config: SlowStep(2000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.chat_screen.loading
+        label = bar.query_one(Label)
+        await wait_for(pilot, lambda: step in str(label.render()), "the long step")
+        await pilot.pause()
+        rows = [label.render_line(y).text.strip() for y in range(label.size.height)]
+        shown = bar.size.height  # rows of the label past the bar's own are cut off
+        go_on.set()
+        assert " ".join(rows).endswith(step) and 1 < len(rows) <= shown, (rows, shown)
+        await loaded(pilot, app)
+
+
+def test_the_loading_line_names_a_model_on_disk_by_its_name(tmp_path):
+    """The status bar shows the whole path; the loading line keeps its room for the step."""
+    from gearterm.app.backend_choices import loading_title, startup_entry
+    from gearterm.config import Config
+
+    model = tmp_path / "deep" / "dir" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model.parent.mkdir(parents=True)
+    model.touch()
+    assert loading_title(startup_entry(Config(model=str(model)))) == "hf: SmolLM2-135M-Instruct.Q4_1.gguf"
+    # A Hugging Face id (not a path here), the pocket model and a configured label stay as they are.
+    assert loading_title(startup_entry(Config(model="HuggingFaceTB/SmolLM2-135M-Instruct"))) == "hf: HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert loading_title(startup_entry(Config())) == "hf: pocket model (packaged)"
+    assert loading_title(BackendEntry(label="work box", backend="hf", model=str(model))) == "work box"
+
+
 async def test_a_flood_of_typed_keys_fills_the_prompt_and_the_rest_is_refused_once(tmp_path):
     """100,000 key events posted at once, as a terminal delivers a paste without bracketed paste."""
     import resource
