@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -163,7 +164,12 @@ class HFBackend(GearedGeneration):
         except BackendError:
             raise
         except Exception as e:
-            raise BackendError(f"could not load {path}: {type(e).__name__}: {e}") from None
+            where = Path(path) / gguf if gguf else path
+            if gguf and (isinstance(e, (struct.error, EOFError)) or "cannot reshape array" in str(e)):
+                # What gguf's reader raises where a file ends early: in its header (unpacking)
+                # or in its tensors (a memory map shorter than a tensor)
+                raise BackendError(f"could not read {where} as GGUF (is it truncated or damaged?): {e}") from None
+            raise BackendError(f"could not load {where}: {type(e).__name__}: {e}") from None
         self.path = path
         self.generation_config = _generation_config(path)
         self._attach_decoder(model, config, tokenizer, progress)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, STORIES_GGUF, _need
 from gearterm.cli import main
 from loopback_http import Hold, LoopbackServer, Reply, closed_port_url
 
@@ -93,6 +93,17 @@ def test_the_largest_seed_samples(capsys, stories_hf):
     assert [code for code, _, _ in runs] == [0, 0, 0]
     first, again, other = ([json.loads(line)["token_id"] for line in out.splitlines()[:-1]] for _, out, _ in runs)
     assert first == again and first != other  # the seed is used: the sample repeats, and another seed differs
+
+
+@pytest.mark.parametrize("keep", [1000, 600_000], ids=["header", "tensors"])
+def test_a_gguf_file_cut_short_is_named_and_called_truncated(capsys, tmp_path, keep):
+    """A download that stopped early: cut in its header or in its tensors, the one line names
+    the file (not its folder) and says what is likely wrong with it."""
+    model = tmp_path / "cut.gguf"
+    model.write_bytes(_need(STORIES_GGUF).read_bytes()[:keep])
+    code, _, err = run_cli(capsys, "run", "--model", str(model), "--prompt", "hi")
+    assert code == 2
+    assert one_error(err).startswith(f"gearterm: error: could not read {model} as GGUF (is it truncated or damaged?): ")
 
 
 def test_a_model_folder_without_tokenizer_files_names_them(capsys, tmp_path, stories_hf):
