@@ -141,7 +141,7 @@ class HFBackend(GearedGeneration):
 
     def load(self, progress: Progress | None = None) -> None:
         report = progress or (lambda fraction, text: None)
-        report(0.0, f"checking {self.model_id}")
+        report(0.0, "checking the model files")  # the loading line names the model
         path, gguf = self._locate()
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging

@@ -121,7 +121,7 @@ class MLXBackend(GearedGeneration):
 
     def load(self, progress: Progress | None = None) -> None:
         report = progress or (lambda fraction, text: None)
-        report(0.0, f"checking {self.model_id}")
+        report(0.0, "checking the model files")  # the loading line names the model
         path = resolve_model_dir(self.model_id)
         if not any(path.glob("*.safetensors")):
             raise BackendError(f"{path} holds no *.safetensors weights, the only kind mlx-lm loads")
