@@ -143,6 +143,7 @@ class GeartermApp(App[None]):
         self.entry: BackendEntry | None = None
         self.loading_entry: BackendEntry | None = None
         self.load_error: str | None = None
+        self.waiting_text: str | None = None  # sent as soon as the model being loaded is ready
         self.retired: list[Backend] = []  # replaced while streaming; unloaded when the reply ends
         self.events: queue.Queue[tuple[float, object]] = queue.Queue()
         self.reply: Reply | None = None
@@ -239,7 +240,7 @@ class GeartermApp(App[None]):
     @on(LoadProgress)
     def _load_progress(self, event: LoadProgress) -> None:
         if event.entry == self.loading_entry and self._ui_alive():
-            self.chat_screen.loading.step(event.fraction, f"loading {loading_title(event.entry)}: {event.text}")
+            self.chat_screen.loading.step(event.fraction, event.text)
 
     @on(BackendReady)
     def _backend_ready(self, event: BackendReady) -> None:
@@ -262,9 +263,11 @@ class GeartermApp(App[None]):
         _freeze_startup_objects()
         if old is not None:
             self.notify(f"next replies come from {event.entry.label}", title="backend switched")
+        self._send_waiting()
 
     def _load_failed(self, error: str) -> None:
         entry, self.loading_entry = self.loading_entry, None
+        self._drop_waiting()  # it stays in the prompt, for the next backend
         self.chat_screen.loading.stop()
         if self.backend is None:
             self.load_error = f"could not load {entry.label if entry else 'the model'}: {error}"
@@ -318,15 +321,38 @@ class GeartermApp(App[None]):
         if self.reply is not None:
             self.notify(f"a reply is still streaming: {self.key('cancel')} stops it", severity="warning")
             return
+        if self.backend is None and self.loading_entry is not None:
+            # The message waits in the prompt, still editable, and goes once the model is ready.
+            self.waiting_text = text
+            event.prompt.border_title = f"sends when the model has loaded · {self.key('cancel')} keeps it unsent"
+            return
         if self.backend is None:
-            why = self.load_error or "the model is still loading"
+            why = self.load_error or "no model is loaded"
             self.notify(f"{why}. {self.key('switch_backend')} picks a backend.", title="no model to reply", severity="warning")
             return
-        event.prompt.clear()
-        event.prompt.remember(text)
+        self._send(text)
+
+    def _send(self, text: str) -> None:
+        prompt = self.chat_screen.prompt
+        prompt.clear()
+        prompt.remember(text)
         if self.editing is not None:
             self._forget_last_message()
         self.start_reply(text)
+
+    def _drop_waiting(self) -> str | None:
+        """Forget the message waiting for the model; the prompt keeps its text. Returns it."""
+        text, self.waiting_text = self.waiting_text, None
+        if text is not None:
+            self.chat_screen.prompt.border_title = None
+        return text
+
+    def _send_waiting(self) -> None:
+        """Send the message that waited for the model, if the prompt still holds it as it was
+        (one edited since is the user's to send)."""
+        text = self._drop_waiting()
+        if text is not None and self.chat_screen.prompt.text.strip("\n").rstrip() == text:
+            self._send(text)
 
     def key(self, binding_id: str) -> str:
         """The key to name for `binding_id` wherever the UI says which key does something."""
@@ -717,6 +743,8 @@ class GeartermApp(App[None]):
             self.editing = None
             self.chat_screen.prompt.clear()
             self._show_editing()
+        elif self._drop_waiting() is not None:
+            self.notify("kept in the prompt, unsent", timeout=3)
 
     def action_settings(self) -> None:
         if self.conversation is None:

@@ -35,7 +35,7 @@ KEYS: tuple[Key, ...] = (
     Key("toggle_panes", "ctrl+o", "toggle_panes", "Panes", "hide or show the side panes (a one-line strip stays)"),
     # Not ctrl+k: the prompt has focus most of the time, and there ctrl+k deletes to the end of the line.
     Key("continue_reply", "ctrl+g", "continue_reply", "Continue", "go on with the last reply (one cut off by length or a cancel)"),
-    Key("cancel", "escape", "cancel", "Cancel", "stop the reply being generated"),
+    Key("cancel", "escape", "cancel", "Cancel", "stop the reply; leave an edit; keep a message waiting for the model unsent"),
     Key("quit", "ctrl+q", "quit", "Quit", "leave gearterm"),
 )
 

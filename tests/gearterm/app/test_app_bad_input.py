@@ -124,8 +124,8 @@ async def test_loading_shows_progress_and_keys_still_work(tmp_path):
 
 
 async def test_a_long_load_step_is_shown_whole_at_80_columns(tmp_path):
-    """A step longer than the room the bar leaves wraps onto a second row that the loading
-    line grows to show (it was one row high, and showed "loading hf:" and nothing else)."""
+    """What loads and the bar take one row; the step goes under them, whole (the line was one
+    row high and showed "loading hf:" and nothing else)."""
     import threading
 
     from textual.widgets import Label
@@ -143,13 +143,15 @@ async def test_a_long_load_step_is_shown_whole_at_80_columns(tmp_path):
     app = make_app(tmp_path, create_backend=lambda entry, config: SlowStep(2000))
     async with app.run_test(size=(80, 24)) as pilot:
         bar = app.chat_screen.loading
-        label = bar.query_one(Label)
-        await wait_for(pilot, lambda: step in str(label.render()), "the long step")
+        shown = bar.query_one("#loading-step", Label)
+        await wait_for(pilot, lambda: step in str(shown.render()), "the long step")
         await pilot.pause()
-        rows = [label.render_line(y).text.strip() for y in range(label.size.height)]
-        shown = bar.size.height  # rows of the label past the bar's own are cut off
+        rows = [shown.render_line(y).text.strip() for y in range(shown.size.height)]
+        what = bar.query_one("#loading-what", Label).render_line(0).text.strip()
+        height = bar.size.height  # rows past the bar's own are cut off
         go_on.set()
-        assert " ".join(rows).endswith(step) and 1 < len(rows) <= shown, (rows, shown)
+        assert what == "loading scripted stand-in"
+        assert " ".join(rows) == step and height == 1 + len(rows), (rows, height)
         await loaded(pilot, app)
 
 
