@@ -22,6 +22,9 @@ import os
 
 import torch
 
+# Read once: it is set for a whole run (a benchmark's A/B), and launches should not look it up.
+SWITCHED_OFF = os.environ.get("GEARTERM_PDL", "1") == "0"
+
 
 @functools.cache
 def _supported(index: int) -> bool:
@@ -30,7 +33,7 @@ def _supported(index: int) -> bool:
 
 def enabled(device: torch.device) -> bool:
     """Whether kernels on `device` launch as dependents of the kernel before them."""
-    if device.type != "cuda" or os.environ.get("GEARTERM_PDL", "1") == "0":
+    if device.type != "cuda" or SWITCHED_OFF:
         return False
     return _supported(device.index if device.index is not None else torch.cuda.current_device())
 
@@ -50,7 +53,7 @@ def describe(device: torch.device) -> str:
     """What a benchmark prints about it."""
     if device.type != "cuda":
         return "dependent launches: n/a (no CUDA GPU)"
-    if os.environ.get("GEARTERM_PDL", "1") == "0":
+    if SWITCHED_OFF:
         return "dependent launches: off (GEARTERM_PDL=0)"
     if not enabled(device):
         return "dependent launches: off (this GPU predates Hopper)"

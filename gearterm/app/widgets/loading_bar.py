@@ -11,9 +11,9 @@ from textual.widgets import Label, ProgressBar
 class LoadingBar(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="loading-top"):
-            yield Label(id="loading-what", markup=False)  # model paths and load steps, as they are
+            yield Label(id="loading-what", markup=False)  # model names as they are, brackets too
             yield ProgressBar(total=100, show_eta=False, id="loading-progress")
-        yield Label(id="loading-step", markup=False)
+        yield Label(id="loading-step", markup=False)  # a load step, as the backend words it
 
     def start(self, what: str) -> None:
         self.display = True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from gearterm.backends.base import Backend
+from gearterm.backends.base import Backend, BackendError
 from gearterm.app.app import GeartermApp
 from gearterm.app.backend_choices import create_from_entry
 from gearterm.bench.scripted_backend import ScriptedBackend
@@ -24,6 +25,22 @@ def backends(hold_after: int | None = None, rate: float = 2000.0):
         return create_from_entry(entry, config)
 
     return create
+
+
+class HeldLoad(ScriptedBackend):
+    """The scripted stand-in, its load held at one step until the test sets `release`; then
+    it finishes, or fails where `fail`."""
+
+    def __init__(self, release: threading.Event, step: str = "pretending to read weights", fail: bool = False):
+        super().__init__(2000)
+        self.release, self.step, self.fail = release, step, fail
+
+    def load(self, progress=None):
+        progress(0.45, self.step)
+        self.release.wait(30)
+        if self.fail:
+            raise BackendError("the weights are not there")
+        progress(1.0, "ready")
 
 
 def make_app(

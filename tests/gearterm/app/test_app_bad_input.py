@@ -1,7 +1,7 @@
 """Bad input never takes the app down: a broken config file, an unwritable data dir and a model
 that fails to load each give a readable message, and the app goes on working."""
 
-from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
+from app_helpers import SCRIPTED, HeldLoad, loaded, make_app, say, wait_for
 
 from gearterm.cli import main as cli_main
 from gearterm.config import BackendEntry, load_config
@@ -130,17 +130,9 @@ async def test_a_long_load_step_is_shown_whole_at_80_columns(tmp_path):
 
     from textual.widgets import Label
 
-    from gearterm.bench.scripted_backend import ScriptedBackend
-
     step = "compiling the CPU gear kernel (once per machine, about a minute; cached after)"  # hf's
     go_on = threading.Event()
-
-    class SlowStep(ScriptedBackend):
-        def load(self, progress=None):
-            progress(0.45, step)
-            go_on.wait(30)
-
-    app = make_app(tmp_path, create_backend=lambda entry, config: SlowStep(2000))
+    app = make_app(tmp_path, create_backend=lambda entry, config: HeldLoad(go_on, step))
     async with app.run_test(size=(80, 24)) as pilot:
         bar = app.chat_screen.loading
         shown = bar.query_one("#loading-step", Label)

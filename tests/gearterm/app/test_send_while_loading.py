@@ -3,25 +3,7 @@ escape keeps it unsent, an edit leaves it to the user, and a failed load keeps i
 
 import threading
 
-from app_helpers import make_app, wait_for
-
-from gearterm.backends.base import BackendError
-from gearterm.bench.scripted_backend import ScriptedBackend
-
-
-class HeldLoad(ScriptedBackend):
-    """The scripted stand-in, its load held until the test lets it finish (or fail)."""
-
-    def __init__(self, release: threading.Event, fail: bool = False):
-        super().__init__(2000)
-        self.release, self.fail = release, fail
-
-    def load(self, progress=None):
-        progress(0.5, "pretending to read weights")
-        self.release.wait(30)
-        if self.fail:
-            raise BackendError("the weights are not there")
-        progress(1.0, "ready")
+from app_helpers import HeldLoad, make_app, wait_for
 
 
 async def type_and_send(pilot, app, text):
