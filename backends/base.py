@@ -55,8 +55,9 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     gear_mode: GearMode = GearMode.AUTO
-    # Lossless mode (backends.lossless): the gear that drafts, and the longest draft a cycle makes
-    lossless_draft: Gear = Gear.LOW
+    # Lossless mode (backends.lossless): the gear that drafts (None: low or mid, whichever costs
+    # less time per kept token, measured: backends.draft_choice), and the longest draft a cycle makes
+    lossless_draft: Gear | None = Gear.LOW
     lossless_max_draft: int = 8
     # A draft token drawn where the draft gear's entropy is above the policy's high threshold
     # ends the draft (faster on real text: docs/benchmarks/lossless-cpu.md; bench lossless

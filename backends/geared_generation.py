@@ -12,6 +12,7 @@ import torch
 
 from gearterm.backends.base import Event, GenerationParams, LocalBackend, ReplyDone, TokenEvent
 from gearterm.backends.detokenize import IncrementalDetokenizer
+from gearterm.backends.draft_choice import DraftChoice
 from gearterm.backends.gearbox import Gearbox, GearMode
 from gearterm.backends.lossless_reply import lossless_reply
 from gearterm.backends.kv_reuse import CachedTokens
@@ -40,6 +41,8 @@ class GearedGeneration(LocalBackend):
     def __init__(self) -> None:
         super().__init__()
         self.cached = CachedTokens()
+        # Lossless mode's measured draft gear choices, by draft settings (backends.lossless_reply)
+        self.draft_choices: dict[tuple, DraftChoice] = {}
 
     @property
     def model_name(self) -> str:

@@ -23,12 +23,14 @@ high's.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from gearterm.backends.base import GenerationParams
+from gearterm.backends.draft_choice import DraftChoice
 from gearterm.backends.sampling import sampling_probs
 from gearterm.kernels.entropy import entropy_varentropy, logit_readings
 from gearterm.kernels.gear import Gear, GearSelector
@@ -55,6 +57,7 @@ class KeptToken:
 class Cycle:
     kept: list[KeptToken]  # the accepted drafts, then the high gear's own token
     drafted: int  # tokens the draft gear proposed
+    draft_gear: Gear
 
 
 class DraftLength:
@@ -82,16 +85,15 @@ class LosslessDecoding:
         run: RunPositions,
         selector: GearSelector,
         params: GenerationParams,
-        draft_gear: Gear = Gear.LOW,
+        drafts: DraftChoice,
         max_draft: int = 8,
         stop_above_bits: float | None = None,
     ):
-        """`stop_above_bits`: a draft token drawn where the draft gear's entropy is above this
+        """`drafts` picks each cycle's draft gear and is told what the cycle cost.
+        `stop_above_bits`: a draft token drawn where the draft gear's entropy is above this
         ends the draft (None: drafts run to their length)."""
-        if draft_gear is Gear.HIGH:
-            raise ValueError("lossless mode drafts in the low or mid gear, not the high gear it verifies with")
-        self.run, self.selector, self.params, self.draft_gear = run, selector, params, draft_gear
-        self.length = DraftLength(max_draft)
+        self.run, self.selector, self.params, self.drafts = run, selector, params, drafts
+        self.lengths = {gear: DraftLength(max_draft) for gear in drafts.costs}  # each gear's own k
         self.stop_above_bits = stop_above_bits
         self.greedy = params.temperature == 0
         self._generator: torch.Generator | None = None
@@ -99,10 +101,13 @@ class LosslessDecoding:
     def cycle(self, last: int, pos: int, most: int) -> Cycle:
         """From `last`, the last kept token, whose position `pos` the cache does not hold yet:
         draft, verify, and return the tokens kept (at most `most`, at least 1)."""
+        start = time.perf_counter()
+        draft_gear = self.drafts.gear()
+        length = self.lengths[draft_gear]
         drafts, draft_probs = [], []
-        self.selector.gear = self.draft_gear
+        self.selector.gear = draft_gear
         token = last
-        for i in range(min(self.length.k, most - 1)):
+        for i in range(min(length.k, most - 1)):
             logits = self.run([token], pos + i)[-1]
             token, q, entropy = self._propose(logits)
             drafts.append(token)
@@ -111,10 +116,11 @@ class LosslessDecoding:
                 break
         self.selector.gear = Gear.HIGH
         high = self.run([last, *drafts], pos)
-        accepted, own = self._verify(drafts, draft_probs, high)
-        self.length.update(len(drafts), accepted)
+        accepted, own = self._verify(drafts, draft_probs, high)  # on the host: the cycle's work is done
+        self.drafts.update(draft_gear, time.perf_counter() - start, accepted + 1)
+        length.update(len(drafts), accepted)
         ids = [*drafts[:accepted], own]
-        return Cycle(_measure(high[: accepted + 1], ids, accepted), len(drafts))
+        return Cycle(_measure(high[: accepted + 1], ids, accepted), len(drafts), draft_gear)
 
     def _propose(self, logits: torch.Tensor) -> tuple[int, torch.Tensor | None, float]:
         """A draft token from the draft gear's logits, the distribution it came from (None:

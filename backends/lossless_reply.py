@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gearterm.backends.base import Event, GenerationParams, ReplyDone, TokenEvent
 from gearterm.backends.detokenize import IncrementalDetokenizer
+from gearterm.backends.draft_choice import DraftChoice
 from gearterm.backends.gearbox import Gearbox
 from gearterm.backends.lossless import KeptToken, LosslessDecoding
 from gearterm.kernels.gear import Gear
@@ -26,12 +27,30 @@ def cycle_figures(stats: dict) -> dict | None:
         return None
     return {
         "draft_gear": stats["draft_gear"],
+        "drafted_by_gear": stats["drafted_by_gear"],
         "verify_passes": passes,
         "acceptance": accepted / drafted if drafted else None,
         "accepted_per_verify_pass": accepted / passes,
         "tokens_per_verify_pass": (accepted + passes) / passes,
         "mean_draft": drafted / passes,
     }
+
+
+def drafts_named(figures: dict) -> str:
+    """What drafted, in words: "low-gear drafts", or where gearterm chose, the tokens each gear drafted."""
+    if figures["draft_gear"] != "auto":
+        return f"{figures['draft_gear']}-gear drafts"
+    by_gear = ", ".join(f"{g} {n}" for g, n in figures["drafted_by_gear"].items())
+    return f"drafts ({by_gear} tokens; the gear chosen by measured cost)"
+
+
+def draft_choice(backend: GearedGeneration, params: GenerationParams) -> DraftChoice:
+    """The reply's draft gear: the one asked for, or where none is (None), low or mid by what their
+    cycles cost, measured across this backend's replies with the same draft settings."""
+    if params.lossless_draft is not None:
+        return DraftChoice([params.lossless_draft])
+    key = params.draft_entropy_stop, params.lossless_max_draft
+    return backend.draft_choices.setdefault(key, DraftChoice([Gear.LOW, Gear.MID]))
 
 
 def lossless_reply(backend: GearedGeneration, ids: list[int], params: GenerationParams) -> Iterator[Event]:
@@ -46,9 +65,11 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
     first_token_s = time.perf_counter() - start
     step_ms = first_token_s * 1e3
     stop = gearbox.high if params.draft_entropy_stop else None
-    decoding = LosslessDecoding(backend._run, backend.selector, params, params.lossless_draft, params.lossless_max_draft, stop)
+    decoding = LosslessDecoding(backend._run, backend.selector, params, draft_choice(backend, params), params.lossless_max_draft, stop)
     cycles = drafted_total = accepted_total = 0
+    drafted_by_gear = {}
     drafted: int | None = None
+    draft_gear = None  # the last cycle's
     pos, produced, reason = len(ids), 0, "length"
     while True:
         for token in batch:
@@ -61,7 +82,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             yield TokenEvent(
                 text=detok.push(token.token_id),
                 token_id=token.token_id,
-                gear=params.lossless_draft if token.from_draft else Gear.HIGH,
+                gear=draft_gear if token.from_draft else Gear.HIGH,
                 next_gear=Gear.HIGH,
                 entropy_bits=token.entropy_bits,
                 varentropy_bits2=token.varentropy_bits2,
@@ -87,7 +108,8 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
         # The cache now holds `last` and the accepted drafts, at the high gear.
         backend.cached.add([last, *(t.token_id for t in batch[:accepted])], Gear.HIGH, [t.entropy_bits for t in batch])
         pos += len(batch)
-        drafted = cycle.drafted
+        drafted, draft_gear = cycle.drafted, cycle.draft_gear
+        drafted_by_gear[draft_gear.label] = drafted_by_gear.get(draft_gear.label, 0) + drafted
         cycles, drafted_total, accepted_total = cycles + 1, drafted_total + drafted, accepted_total + accepted
         step_ms = (time.perf_counter() - cycle_start) * 1e3 / len(batch)  # the cycle's time, shared by its tokens
     if tail := detok.flush():
@@ -101,7 +123,8 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             "shifts": 0,
             "prompt_tokens": len(ids),
             "prompt_reused": reused,
-            "draft_gear": params.lossless_draft.label,
+            "draft_gear": params.lossless_draft.label if params.lossless_draft else "auto",
+            "drafted_by_gear": drafted_by_gear,
             "verify_passes": cycles,
             "drafted": drafted_total,
             "accepted": accepted_total,

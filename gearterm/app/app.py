@@ -38,6 +38,7 @@ from gearterm.backends.base import (
     TokenEvent,
     continues_reply,
 )
+from gearterm.backends.draft_choice import parse_draft_gear
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.backend_choices import create_from_entry, discover_choices, loading_title
 from gearterm.app.chat_entries import ReplyEntry, UserEntry
@@ -408,7 +409,7 @@ class GeartermApp(App[None]):
             top_p=settings.top_p,
             seed=settings.seed,
             gear_mode=self.gear_mode,
-            lossless_draft=Gear.parse(settings.lossless_draft),
+            lossless_draft=parse_draft_gear(settings.lossless_draft),
             lossless_max_draft=settings.lossless_max_draft,
         )
         system = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []

@@ -244,6 +244,7 @@ def energy(backend, prompt: list[int], tokens: int, mode: str, seconds: float, m
 
 
 def print_table(result: dict) -> None:
+    from gearterm.backends.lossless_reply import drafts_named
     from gearterm.bench.step_bytes import BANDWIDTH_METHOD
 
     print(f"device {result['device']}  date {result['date']}  model {result['model']} ({result['dtype']})")
@@ -282,7 +283,7 @@ def print_table(result: dict) -> None:
     )
     for r in result["rows"]:
         if c := r.get("lossless"):
-            print(f"lossless: {c['acceptance']:.0%} of {c['draft_gear']}-gear drafts kept, "
+            print(f"lossless: {c['acceptance']:.0%} of {drafts_named(c)} kept, "
                   f"{c['accepted_per_verify_pass']:.2f} accepted per verify pass, mean draft k {c['mean_draft']:.2f}")
     for note in result["notes"]:
         print(f"note: {note}")

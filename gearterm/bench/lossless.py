@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per row and round (default 128)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
     parser.add_argument("--max-draft", type=int, default=8, help="lossless mode's longest draft (default 8)")
-    parser.add_argument("--draft-gear", default="low", choices=("low", "mid"), help="the gear that drafts (default low)")
+    parser.add_argument("--draft-gear", default="low", choices=("low", "mid", "auto"),
+                        help="the gear that drafts (default low; auto: the one that costs less per kept token, measured)")
     parser.add_argument("--text", type=Path, action="append", help=f"a text file to take a passage from (default: {', '.join(TEXTS)})")
     parser.add_argument("--project-onto", metavar="SHAPE", help="model tokens/s on a random model of this shape (bench decode's shapes)")
 
@@ -66,9 +67,9 @@ def decode(backend, prompt: str, params) -> dict:
     return {"tok_per_s": (done.tokens - 1) / (done.seconds - done.first_token_s), **done.stats}
 
 
-def pass_costs(backend, draft_gear, longest: int) -> dict:
+def pass_costs(backend, longest: int) -> dict:
     """Milliseconds of each forward pass lossless mode runs, alone, at cache position TIMED_AT:
-    "high" (a forced-high step), "draft" (a draft step), and T (a verify pass of T positions)."""
+    "high" (a forced-high step), "low" and "mid" (a draft step), and T (a verify pass of T positions)."""
     from gearterm.kernels.gear import Gear
 
     def ms(gear, positions: int) -> float:
@@ -80,20 +81,21 @@ def pass_costs(backend, draft_gear, longest: int) -> dict:
             times.append(time.perf_counter() - start)
         return 1e3 * statistics.median(times[1:])
 
-    costs = {"high": ms(Gear.HIGH, 1), "draft": ms(draft_gear, 1)}
+    costs = {gear.label: ms(gear, 1) for gear in (Gear.HIGH, Gear.LOW, Gear.MID)}
     costs |= {t: ms(Gear.HIGH, t) for t in range(2, longest + 2)}
     backend.cached.keep(0)  # the timed passes wrote over the cache
     return costs
 
 
-def modelled_ratio(costs: dict, drafted: int, passes: int, tokens: int) -> float:
-    """Lossless tokens/s over forced high's, from the passes' costs and one reply's counts."""
+def modelled_ratio(costs: dict, drafted_by_gear: dict, passes: int, tokens: int) -> float:
+    """Lossless tokens/s over forced high's, from the passes' costs and the replies' counts."""
     import numpy as np
 
     lengths = [t for t in costs if isinstance(t, int)]
     # A verify pass of mean k + 1 positions, between the whole lengths timed.
-    verify = np.interp(drafted / passes + 1, lengths, [costs[t] for t in lengths])
-    return tokens * costs["high"] / (drafted * costs["draft"] + passes * verify)
+    verify = np.interp(sum(drafted_by_gear.values()) / passes + 1, lengths, [costs[t] for t in lengths])
+    drafting = sum(n * costs[gear] for gear, n in drafted_by_gear.items())
+    return tokens * costs["high"] / (drafting + passes * verify)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -102,14 +104,14 @@ def main(args: argparse.Namespace) -> int:
     from gearterm.backends.base import GenerationParams
     from gearterm.backends.gearbox import GearMode
     from gearterm.backends.hf import HFBackend
-    from gearterm.kernels.gear import Gear
+    from gearterm.backends.draft_choice import parse_draft_gear
 
     if args.tokens < 2 or args.rounds < 1:
         raise UsageError("--tokens must be at least 2, --rounds at least 1")
     texts = args.text or [DATA / t for t in TEXTS]
     if missing := [str(t) for t in texts if not t.is_file()]:
         raise UsageError(f"no text at {', '.join(missing)}: pass --text FILE")
-    draft_gear = Gear.parse(args.draft_gear)
+    draft_gear = parse_draft_gear(args.draft_gear)
     backend = HFBackend(str(Path(args.model).expanduser()), device=args.device, gate=False)
     backend.load()
     backend.eos_ids = set()  # the same number of tokens in every row
@@ -122,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
             prompt = passage(path)
             for name, params in rows.items():
                 results.setdefault((path.parent.name, name), []).append(decode(backend, prompt, params))
-    costs = pass_costs(backend, draft_gear, args.max_draft)
+    costs = pass_costs(backend, args.max_draft)
     where = f"{Path(args.model).name} on {args.device}"
     if args.project_onto:
         from gearterm.bench.decode import IdsTokenizer, random_llama
@@ -131,21 +133,23 @@ def main(args: argparse.Namespace) -> int:
         dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
         backend = HFBackend(f"random {args.project_onto}", device=args.device, gate=False)
         backend.attach(random_llama(args.project_onto, dtype, torch.device(args.device)), IdsTokenizer())
-        costs, where = pass_costs(backend, draft_gear, args.max_draft), f"random {args.project_onto} on {args.device}"
+        costs, where = pass_costs(backend, args.max_draft), f"random {args.project_onto} on {args.device}"
 
     print(f"model {Path(args.model).name} on {args.device}, greedy, {args.tokens} tokens a row, median of {args.rounds} "
           f"rounds; draft gear {args.draft_gear}, longest draft {args.max_draft}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"passes timed alone ({where}, cache position {TIMED_AT}): high step {costs['high']:.2f} ms, "
-          f"draft step {costs['draft']:.2f} ms, verify pass " + ", ".join(f"{t}: {costs[t]:.2f}" for t in costs if isinstance(t, int)) + " ms")
-    print(f"{'text':24} {'row':24} {'tok/s':>7} {'x high':>7} {'modelled':>9} {'accepted':>9} {'per pass':>9} {'mean k':>7}")
+          f"draft step low {costs['low']:.2f}, mid {costs['mid']:.2f} ms, verify pass " + ", ".join(f"{t}: {costs[t]:.2f}" for t in costs if isinstance(t, int)) + " ms")
+    print(f"{'text':24} {'row':24} {'tok/s':>7} {'x high':>7} {'modelled':>9} {'accepted':>9} {'per pass':>9} {'mean k':>7} {'low/mid':>8}")
     for (text, name), runs in results.items():
         rate = statistics.median(r["tok_per_s"] for r in runs)
         base = statistics.median(r["tok_per_s"] for r in results[text, "high"])
         line = f"{text:24} {name:24} {rate:7.1f} {rate / base:6.2f}x"
         if name != "high":
             drafted, accepted, passes = (sum(r[k] for r in runs) for k in ("drafted", "accepted", "verify_passes"))
-            modelled = modelled_ratio(costs, drafted, passes, len(runs) * (args.tokens - 1))
-            line += f" {modelled:8.2f}x {100 * accepted / drafted:8.1f}% {(accepted + passes) / passes:9.2f} {drafted / passes:7.2f}"
+            by_gear = {g: sum(r["drafted_by_gear"].get(g, 0) for r in runs) for g in ("low", "mid")}
+            modelled = modelled_ratio(costs, by_gear, passes, len(runs) * (args.tokens - 1))
+            shares = "/".join(f"{100 * by_gear[g] / drafted:.0f}" for g in ("low", "mid"))
+            line += f" {modelled:8.2f}x {100 * accepted / drafted:8.1f}% {(accepted + passes) / passes:9.2f} {drafted / passes:7.2f} {shares:>8}"
         print(line)
     return 0

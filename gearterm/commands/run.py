@@ -72,13 +72,13 @@ def terminal_progress(fraction: float, text: str) -> None:
 def generation_params(config):
     """The reply's parameters; the settings were checked when the config and flags were read."""
     from gearterm.backends.base import GenerationParams
+    from gearterm.backends.draft_choice import parse_draft_gear
     from gearterm.backends.gearbox import GearMode
-    from gearterm.kernels.gear import Gear
 
     g = config.generation
     return GenerationParams(
         g.max_tokens, g.temperature, g.top_p, g.seed, GearMode(config.gear),
-        lossless_draft=Gear.parse(g.lossless_draft), lossless_max_draft=g.lossless_max_draft,
+        lossless_draft=parse_draft_gear(g.lossless_draft), lossless_max_draft=g.lossless_max_draft,
     )  # fmt: skip
 
 
@@ -130,6 +130,8 @@ def summarize(backend, tokens: list, done) -> dict:
 
 
 def print_summary(s: dict) -> None:
+    from gearterm.backends.lossless_reply import drafts_named
+
     speed = f"{s['tok_per_s']:.1f} tok/s decode" if s["tok_per_s"] else "tok/s n/a (one token)"
     ttft = f", first token {s['first_token_s'] * 1e3:.0f} ms" if s["first_token_s"] else ""
     mix = " ".join(f"{g} {s['gear_mix'][g]:.0%}" for g in GEARS)
@@ -137,7 +139,7 @@ def print_summary(s: dict) -> None:
     lossless = ""
     if (c := s["lossless"]) is not None:
         kept = "n/a (nothing drafted)" if c["acceptance"] is None else f"{c['acceptance']:.0%}"
-        lossless = f"; lossless: {kept} of {c['draft_gear']}-gear drafts kept, {c['tokens_per_verify_pass']:.2f} tokens per verify pass"
+        lossless = f"; lossless: {kept} of {drafts_named(c)} kept, {c['tokens_per_verify_pass']:.2f} tokens per verify pass"
     print(
         f"\n-- {s['tokens']} tokens ({s['finish']}), {speed}{ttft}; gear mix {mix}; "
         f"{s['shifts']} shifts; mean entropy {entropy}{lossless} [{s['backend']} {s['model']}]",

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--gear", metavar="MODE", help="gear mode: auto (default), low, mid, high or lossless")
-    parser.add_argument("--lossless-draft", metavar="GEAR", help="lossless mode: the gear that drafts, low (default) or mid")
+    parser.add_argument("--lossless-draft", metavar="GEAR", help="lossless mode: the gear that drafts, low (default), mid, or auto (whichever costs less per kept token, measured)")
     parser.add_argument(
         "--lossless-max-draft", metavar="N", type=int, help="lossless mode: the longest draft a verify pass checks, 1 to 64 (default 8)"
     )

@@ -9,6 +9,7 @@ from scipy.stats import chi2
 
 from gearterm.backends.base import GenerationParams, ReplyDone, TokenEvent
 from gearterm.backends.decoder_weights import build_decoder
+from gearterm.backends.draft_choice import DraftChoice
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.hf import HFBackend
 from gearterm.backends.lossless import LosslessDecoding
@@ -44,6 +45,21 @@ def check_lossless_equals_forced_high(path, messages, tokens=200):
 @pytest.mark.slow
 def test_greedy_lossless_is_forced_high_on_stories260k():
     check_lossless_equals_forced_high(_need(STORIES_HF), [{"role": "user", "content": "Once upon a time"}])
+
+
+def test_greedy_lossless_with_the_draft_gear_chosen_by_cost_is_forced_high():
+    """Where gearterm chooses the draft gear, both gears draft (each is tried first) and the reply
+    stays forced high's across the switches."""
+    backend = HFBackend(str(_need(STORIES_HF)), device="cpu")
+    backend.load()
+    backend.eos_ids = set()
+    messages = [{"role": "user", "content": "Once upon a time"}]
+    high, _ = reply(backend, messages, GearMode.HIGH, 120)
+    lossless, done = reply(backend, messages, GearMode.LOSSLESS, 120, lossless_draft=None)
+    assert [e.token_id for e in lossless] == [e.token_id for e in high]
+    assert done.stats["draft_gear"] == "auto" and set(done.stats["drafted_by_gear"]) == {"low", "mid"}
+    assert {e.gear for e in lossless if e.kept_from == "draft"} == {Gear.LOW, Gear.MID}
+    assert sum(done.stats["drafted_by_gear"].values()) == done.stats["drafted"]
 
 
 @pytest.mark.slow
@@ -108,7 +124,8 @@ def lossless_pairs(high, draft, decoding_class=LosslessDecoding) -> Counter:
         for model in (high, draft):
             model(torch.tensor(PROMPT[:-1]), 0)
         for seed in range(RUNS):
-            decoding = decoding_class(run, selector, GenerationParams(temperature=0.8, top_p=0.9, seed=seed), max_draft=2)
+            params = GenerationParams(temperature=0.8, top_p=0.9, seed=seed)
+            decoding = decoding_class(run, selector, params, DraftChoice([Gear.LOW]), max_draft=2)
             kept = decoding.cycle(PROMPT[-1], len(PROMPT) - 1, 3).kept
             if len(kept) == 1:
                 kept += decoding.cycle(kept[0].token_id, len(PROMPT), 2).kept
