@@ -16,6 +16,8 @@ their addresses, so the graphs captured over them stay valid from reply to reply
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 
 import torch
@@ -116,7 +118,7 @@ class GraphDecoder(PromptPasses):
         self._pool = torch.cuda.graph_pool_handle()
         torch.cuda.synchronize()
         capture = torch.cuda.Stream()
-        with torch.cuda.stream(capture):
+        with torch.cuda.stream(capture), _no_collection():
             for gear in Gear:
                 self.selector.gear = gear  # the geared layers read it while the graphs are recorded
                 self._chunks = [torch.cuda.CUDAGraph()]
@@ -199,7 +201,7 @@ class GraphDecoder(PromptPasses):
         the step's position tensor, as one graph in the steps' memory pool."""
         graph, capture = torch.cuda.CUDAGraph(), torch.cuda.Stream()
         capture.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(capture):
+        with torch.cuda.stream(capture), _no_collection():
             graph.capture_begin(pool=self._pool)
             self.verify_outputs[len(tokens)] = self.model(tokens, self.position)
             graph.capture_end()
@@ -234,6 +236,23 @@ def chunk_starts(layers: int) -> list[int]:
         size = min(2 * size, LONGEST_CHUNK)
         start += size
     return starts
+
+
+@contextlib.contextmanager
+def _no_collection():
+    """No garbage collection while graphs are captured. A collection there can free another
+    decoder's graphs (an earlier backend left in a reference cycle), and destroying a graph is
+    not allowed during a capture: the capture then fails ("operation failed due to a previous
+    error during capture"), as it did on an H200 when `bench lossless --project-onto` built its
+    second model. Collected first, so what was waiting goes now, outside any capture."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _allow_recompiles(entries: int) -> None:

@@ -9,11 +9,11 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, triton, transformers as t; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', t.__version__)" | tee -a "$OUT/gpu.txt"
-bench() { python3 -m gearterm.cli bench "$@"; }
+bench="python3 -m gearterm.cli bench"
 text=../shared/data/tinystories-valid-head/tinystories_val.txt
-timeout 190 bench decode --shape llama3-8b --profile --json-out "$OUT/decode.json" 2>&1 | tee "$OUT/decode.txt"
-timeout 110 bench kernels --json-out "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.txt"
-timeout 100 bench decode --shape llama3-8b --no-compile --tokens 128 --context-sweep 512,4096,16384,32768 \
+timeout 190 $bench decode --shape llama3-8b --profile --json-out "$OUT/decode.json" 2>&1 | tee "$OUT/decode.txt"
+timeout 110 $bench kernels --json-out "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.txt"
+timeout 100 $bench decode --shape llama3-8b --no-compile --tokens 128 --context-sweep 512,4096,16384,32768 \
     --json-out "$OUT/context.json" 2>&1 | tee "$OUT/context.txt"
-timeout 110 bench lossless --model gearterm/models/pocket --device cuda --rounds 3 --tokens 128 --text "$text" \
+timeout 110 $bench lossless --model gearterm/models/pocket --device cuda --rounds 3 --tokens 128 --text "$text" \
     --project-onto llama3-8b 2>&1 | tee "$OUT/lossless.txt"
