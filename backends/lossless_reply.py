@@ -123,7 +123,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             "shifts": 0,
             "prompt_tokens": len(ids),
             "prompt_reused": reused,
-            "draft_gear": params.lossless_draft.label if params.lossless_draft else "auto",
+            "draft_gear": "auto" if params.lossless_draft is None else params.lossless_draft.label,
             "drafted_by_gear": drafted_by_gear,
             "verify_passes": cycles,
             "drafted": drafted_total,

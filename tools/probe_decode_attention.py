@@ -23,18 +23,18 @@ scale = D**-0.5
 FIXED = 1 << 16
 
 
-def attend(pos, slice_, block, warps, stages):
+def attend(pos, slice_, block, warps, stages, spread=FIXED):
     slices = triton.cdiv(L, slice_)
     out = torch.empty(H, slices, D, dtype=torch.float32, device="cuda")
     row_max = torch.empty(H, slices, dtype=torch.float32, device="cuda")
     row_sum = torch.empty_like(row_max)
     attend_slices[(KVH, slices)](
         q, k, v, pos, out, row_max, row_sum, 1, L, 0, scale, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, SPREAD=FIXED, BLOCK=block, IEEE=False, PDL=False,
+        v.stride(0), v.stride(1), GROUP=H // KVH, ROWS=16, HEAD_DIM=D, DIM=D, SLICE=slice_, SPREAD=spread, BLOCK=block, IEEE=False, PDL=False,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
     y = torch.empty_like(q)
-    merge_slices[(H,)](out, row_max, row_sum, y, pos, slices, 0, H, SLICE=slice_, SPREAD=FIXED, HEAD_DIM=D, DIM=D,
+    merge_slices[(H,)](out, row_max, row_sum, y, pos, slices, 0, H, SLICE=slice_, SPREAD=spread, HEAD_DIM=D, DIM=D,
                        SLICES=min(triton.next_power_of_2(slices), MERGE_SLICES), PDL=False)  # fmt: skip
     return y
 
@@ -54,4 +54,9 @@ for filled in (512, 4096, 32768):
                                          (1024, 64, 4, 4), (256, 128, 4, 2), (512, 64, 8, 4), (2048, 64, 4, 4)]:  # fmt: skip
         call = lambda: attend(pos, slice_, block, warps, stages)  # noqa: E731
         report(filled, f"slice {slice_:5d} block {block:4d} warps {warps} stages {stages}", call, ref, nbytes)
+    # Slices of 128 that grow until SPREAD of them cover a key/value head, as the library's
+    for spread, block, warps, stages in [(16, 64, 4, 3), (16, 128, 8, 3), (16, 64, 4, 5), (32, 128, 8, 3),
+                                         (32, 64, 4, 5), (64, 64, 4, 3), (64, 64, 4, 5), (64, 128, 8, 4)]:  # fmt: skip
+        call = lambda: attend(pos, 128, block, warps, stages, spread)  # noqa: E731
+        report(filled, f"grow x{spread:<3d} block {block:4d} warps {warps} stages {stages}", call, ref, nbytes)
     report(filled, "default (slices grow)", lambda: decode_attention(q, k, v, pos, None, scale), ref, nbytes)

@@ -5,7 +5,8 @@ and mid gear (planes H + L) kernels, and torch.compile's int8 weight-only matmul
 compiles. Each is first checked against a float64 product with the weight it stands for
 (max abs error), then timed: one CUDA graph replays many calls that rotate through enough
 weight copies to overflow L2, so every call reads its weights from device memory. TB/s is
-weight bytes (codes and scales for the gears) over time.
+weight bytes (codes and scales for the gears) over time; share is TB/s over the fastest read
+cuBLAS fp16 made at batch 1 in the same run (the byte limit, as bench decode's).
 """
 
 from __future__ import annotations
@@ -160,6 +161,17 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
     ]
 
 
+def add_limit_shares(rows: list[dict]) -> float | None:
+    """Each row's `limit_share`: its TB/s over the fastest batch-1 cuBLAS fp16 read of the run,
+    which is returned (None, and no shares, where fp16 did not run at batch 1)."""
+    reads = [r["tbps"] for r in rows if r["impl"] == "fp16" and r["batch"] == 1]
+    if not reads:
+        return None
+    for r in rows:
+        r["limit_share"] = r["tbps"] / max(reads)
+    return max(reads)
+
+
 def _figure(value: float | None, spec: str) -> str:
     width = int(spec.split(".")[0])
     return "n/a".rjust(width) if value is None else format(value, spec)
@@ -167,11 +179,12 @@ def _figure(value: float | None, spec: str) -> str:
 
 def print_table(rows: list[dict], device: str) -> None:
     print(f"device {device}  date {datetime.date.today()}")
-    print(f"{'shape':>12} {'batch':>5}  {'impl':<15} {'us':>9} {'vs fp16':>8} {'TB/s':>6} {'max abs err':>12}")
+    print(f"{'shape':>12} {'batch':>5}  {'impl':<15} {'us':>9} {'vs fp16':>8} {'TB/s':>6} {'share':>6} {'max abs err':>12}")
     for r in rows:
+        share = "n/a" if r.get("limit_share") is None else f"{r['limit_share']:.0%}"
         print(
             f"{r['shape']:>12} {r['batch']:>5}  {LABELS[r['impl']]:<15} {r['us']:>9.1f} "
-            f"{_figure(r['speedup_vs_fp16'], '7.2f')}x {r['tbps']:>6.2f} {_figure(r['max_abs_err'], '12.3g')}"
+            f"{_figure(r['speedup_vs_fp16'], '7.2f')}x {r['tbps']:>6.2f} {share:>6} {_figure(r['max_abs_err'], '12.3g')}"
         )
 
 
@@ -228,6 +241,7 @@ def main(args: argparse.Namespace) -> int:
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
         del cases
         torch.cuda.empty_cache()
+    limit = add_limit_shares(rows)
     if args.sweep and not args.json:
         for s in sweeps:
             print(f"sweep {s['shape']:>12} b{s['batch']:<3} {s['impl']:<4} {s['us']:>8.1f} us {s['tbps']:5.2f} TB/s  {s['config']}")
@@ -240,4 +254,6 @@ def main(args: argparse.Namespace) -> int:
         # The calls of a replay follow each other as a decode step's do: with dependent
         # launches each gear call's first loads overlap the call before it; cuBLAS's do not.
         print("note:", dependent_launch.describe(torch.device("cuda")))
+        if limit:
+            print(f"note: share: TB/s over {limit:.2f} TB/s, the fastest batch-1 cuBLAS fp16 read in this run")
     return 0

@@ -38,6 +38,7 @@ def check_lossless_equals_forced_high(path, messages, tokens=200):
     # The drafts did the work: many tokens were the draft gear's, verified, not the high gear's own.
     from_draft = sum(e.kept_from == "draft" for e in lossless)
     assert from_draft == done.stats["accepted"] > len(lossless) / 4
+    assert done.stats["draft_gear"] == "low" and set(done.stats["drafted_by_gear"]) == {"low"}
     assert {e.kept_from for e in lossless} == {"draft", "high"}
     assert all(e.gear is (Gear.LOW if e.kept_from == "draft" else Gear.HIGH) for e in lossless)
 
