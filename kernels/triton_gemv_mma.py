@@ -35,6 +35,7 @@ from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
 GROUP = 128  # channels a group must have: four lanes x four words x eight codes
 STEP = 4  # groups a loop step reads; their scales come as one 8-byte vector a row
+PREFETCH = 1  # loop steps whose codes are in flight while one is multiplied
 
 
 def _formats(bf16: bool) -> dict:
@@ -180,7 +181,7 @@ def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.co
 @triton.jit
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, PDL: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, DEPTH: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -194,15 +195,23 @@ def _gemv_mma_kernel(
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
-    # The next step's codes are read into registers while this step's are multiplied.
+    # The next DEPTH steps' codes are read into registers while this step's are multiplied:
+    # more bytes in flight where the memory is faster (an H200's) than one step keeps busy.
     # (Triton's shared-memory pipelining was slower here: it stages x as well, 4 bytes a copy.)
     q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+    f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls  # the step after (DEPTH 2)
+    if DEPTH == 2:
+        f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, _STEP, GC, MID)  # fmt: skip
     if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
-        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
+        if DEPTH == 2:
+            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls
+            f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + 2 * _STEP, GC, MID)  # fmt: skip
+        else:
+            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
         acc = _group(acc, xw_ptr, x_chunk, g0, c0, d0, cs, cz, dls, 0, MID, BF16, wi)
         acc = _group(acc, xw_ptr, x_chunk, g0 + 1, c1, d1, cs, cz, dls, 1, MID, BF16, wi)
         acc = _group(acc, xw_ptr, x_chunk, g0 + 2, c2, d2, cs, cz, dls, 2, MID, BF16, wi)
@@ -242,17 +251,19 @@ def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
     )
 
 
-def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None) -> torch.Tensor:
-    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`."""
+def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, depth: int | None = None) -> torch.Tensor:
+    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `depth`: loop
+    steps read ahead, 1 or 2 (default PREFETCH)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
+    depth = depth or PREFETCH
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, num_warps=ks,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, DEPTH=depth, num_warps=ks,
         PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y
