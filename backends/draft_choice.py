@@ -25,6 +25,7 @@ class DraftChoice:
     def __init__(self, gears: Sequence[Gear]):
         if not gears or Gear.HIGH in gears:
             raise ValueError("lossless mode drafts in the low or mid gear, not the high gear it verifies with")
+        self.gears = tuple(gears)
         self.costs: dict[Gear, deque[float]] = {g: deque(maxlen=RECENT) for g in gears}
         self.idle = dict.fromkeys(gears, 0)  # cycles since each gear last drafted
 

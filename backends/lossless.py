@@ -93,7 +93,7 @@ class LosslessDecoding:
         `stop_above_bits`: a draft token drawn where the draft gear's entropy is above this
         ends the draft (None: drafts run to their length)."""
         self.run, self.selector, self.params, self.drafts = run, selector, params, drafts
-        self.lengths = {gear: DraftLength(max_draft) for gear in drafts.costs}  # each gear's own k
+        self.lengths = {gear: DraftLength(max_draft) for gear in drafts.gears}  # each gear's own k
         self.stop_above_bits = stop_above_bits
         self.greedy = params.temperature == 0
         self._generator: torch.Generator | None = None
