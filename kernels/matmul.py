@@ -28,18 +28,37 @@ def fused_kernels_available(device: torch.device) -> bool:
 CPU_KERNEL_ROWS = 8
 
 
-# Rows at most that a CPU multiplies as W @ x^T. With a few rows of x, torch's CPU matmul for
-# F.linear ran 1.5-5x slower than W @ x^T (SmolLM2-135M's shapes, float32, 2 threads); lossless
-# mode's verify pass of 5 positions took 35.7 ms instead of 58.7 (a high-gear step: 38.7).
+# Rows at most that a CPU may multiply as W @ x^T, where that is faster here (weight_first).
 FEW_ROWS = 16
 
 
+@cache
+def weight_first(dtype: torch.dtype) -> bool:
+    """Whether this CPU multiplies a few rows of x faster as W @ x^T than through F.linear,
+    timed once per process (a few ms). The answer is the machine's BLAS's, not ours: on a
+    2-core AMD EPYC, F.linear ran 1.5-5x slower for a few rows (SmolLM2-135M's shapes, float32;
+    lossless mode's verify pass of 5 positions 58.7 ms against 35.7 as W @ x^T), and on a 2-core
+    Intel Xeon with AVX-512, W @ x^T ran up to 1.8x slower (a verify pass of 2 positions 62 ms
+    against 35). Timed on SmolLM2's MLP shape with 4 rows, interleaved, medians compared."""
+    import time
+
+    w, x = torch.randn(1536, 576, dtype=dtype), torch.randn(4, 576, dtype=dtype)
+    ways = {True: lambda: w @ x.T, False: lambda: F.linear(x, w)}
+    times = {first: [] for first in ways}
+    for _ in range(9):
+        for first, way in ways.items():
+            start = time.perf_counter()
+            way()
+            times[first].append(time.perf_counter() - start)
+    return sorted(times[True])[4] < sorted(times[False])[4]
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x @ weight^T (+ bias) in full precision: F.linear, except 2 to FEW_ROWS rows on a CPU,
-    computed as weight @ x^T. One row (a decode step) and a long prompt are F.linear's, bit
-    for bit."""
+    """x @ weight^T (+ bias) in full precision: F.linear, except 2 to FEW_ROWS rows on a CPU
+    that multiplies them faster as weight @ x^T (weight_first). One row (a decode step) and a
+    long prompt are F.linear's, bit for bit."""
     rows = x[..., 0].numel()
-    if x.device.type != "cpu" or not 1 < rows <= FEW_ROWS:
+    if x.device.type != "cpu" or not 1 < rows <= FEW_ROWS or not weight_first(x.dtype):
         return F.linear(x, weight, bias)
     y = (weight @ x.reshape(rows, -1).T).T.reshape(*x.shape[:-1], weight.shape[0])
     return y if bias is None else y + bias

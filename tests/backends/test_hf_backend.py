@@ -36,10 +36,22 @@ def test_geared_linear_matches_nn_linear_per_gear(bias):
         torch.testing.assert_close(geared(x), expected)
     selector.gear = Gear.HIGH
     # One row (a decode step) and many (a prompt) through nn.Linear's own op: bit-exact. A few
-    # rows on a CPU are weight @ x^T (kernels.matmul.linear): the same sums, in another order.
+    # rows on a CPU may be weight @ x^T (kernels.matmul.linear): the same sums, in another order.
     for rows in (x[:1, :1], x.reshape(-1, 200).repeat(2, 1)):
         assert torch.equal(geared(rows), linear(rows))
     torch.testing.assert_close(geared(x), linear(x))
+
+
+@pytest.mark.parametrize("weight_first", [False, True])
+def test_a_few_rows_give_f_linear_s_sums_either_way(weight_first, monkeypatch):
+    """Whichever way this machine multiplies a few rows faster (timed), the product is F.linear's."""
+    from gearterm.kernels import matmul
+
+    assert isinstance(matmul.weight_first.__wrapped__(torch.float32), bool)  # the timing runs
+    monkeypatch.setattr(matmul, "weight_first", lambda dtype: weight_first)
+    torch.manual_seed(1)
+    w, b, x = torch.randn(48, 200), torch.randn(48), torch.randn(3, 200)
+    torch.testing.assert_close(matmul.linear(x, w, b), nn.functional.linear(x, w, b))
 
 
 def test_every_decoder_projection_is_geared_and_nothing_else(stories_backend):
