@@ -1,11 +1,15 @@
 """Which gear drafts lossless mode's next cycle, where the user lets gearterm choose: the one whose
-recent cycles cost the least time per kept token, measured.
+recent cycles cost the least time per kept token, measured; or none, a plain high-gear step.
 
 Neither draft gear wins everywhere. The low gear drafts faster; the mid gear's drafts are kept
 more often. On the pocket model low drafts win; on SmolLM2-135M, whose 16-bit weights come from a
 4-bit GGUF, the low gear's requantized drafts are kept 60-72% of the time and mid's 99-100%, and
-mid wins (docs/benchmarks/lossless-cpu.md). What a kept token costs (the drafting, the verify pass,
-and the drafts thrown away) is measured per cycle, so the choice follows the machine and the text.
+mid wins (docs/benchmarks/lossless-cpu.md). And on some machines neither pays: on a CPU whose
+float32 product keeps up with the gear kernel, a draft step costs as much as a high step, and
+drafting made replies 25-45% slower than forced high. Gear.HIGH stands for drafting nothing: the
+cycle is one forced-high step, so lossless mode is not slower than forced high for long. What a
+kept token costs (the drafting, the verify pass, the drafts thrown away) is measured per cycle,
+so the choice follows the machine and the text.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ REVISIT = 16  # a gear not chosen drafts one cycle after this many of the other'
 
 class DraftChoice:
     def __init__(self, gears: Sequence[Gear]):
-        if not gears or Gear.HIGH in gears:
-            raise ValueError("lossless mode drafts in the low or mid gear, not the high gear it verifies with")
+        """`gears`: the choices, in the order first tried (Gear.HIGH: no drafts)."""
+        if not gears:
+            raise ValueError("a draft choice needs at least one gear")
         self.gears = tuple(gears)
         self.costs: dict[Gear, deque[float]] = {g: deque(maxlen=RECENT) for g in gears}
         self.idle = dict.fromkeys(gears, 0)  # cycles since each gear last drafted

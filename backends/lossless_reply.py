@@ -28,6 +28,7 @@ def cycle_figures(stats: dict) -> dict | None:
     return {
         "draft_gear": stats["draft_gear"],
         "drafted_by_gear": stats["drafted_by_gear"],
+        "high_alone": stats["high_alone"],
         "verify_passes": passes,
         "acceptance": accepted / drafted if drafted else None,
         "accepted_per_verify_pass": accepted / passes,
@@ -40,17 +41,18 @@ def drafts_named(figures: dict) -> str:
     """What drafted, in words: "low-gear drafts", or where gearterm chose, the tokens each gear drafted."""
     if figures["draft_gear"] != "auto":
         return f"{figures['draft_gear']}-gear drafts"
-    by_gear = ", ".join(f"{g} {n}" for g, n in figures["drafted_by_gear"].items())
-    return f"drafts ({by_gear} tokens; the gear chosen by measured cost)"
+    by_gear = ", ".join(f"{g} {n}" for g, n in figures["drafted_by_gear"].items()) or "none"
+    alone = f"; {figures['high_alone']} passes of the high gear alone" if figures["high_alone"] else ""
+    return f"drafts ({by_gear} tokens{alone}; chosen by measured cost)"
 
 
 def draft_choice(backend: GearedGeneration, params: GenerationParams) -> DraftChoice:
-    """The reply's draft gear: the one asked for, or where none is (None), low or mid by what their
-    cycles cost, measured across this backend's replies with the same draft settings."""
+    """The reply's draft gear: the one asked for, or where none is (None), low, mid or no drafts
+    by what their cycles cost, measured across this backend's replies with the same draft settings."""
     if params.lossless_draft is not None:
         return DraftChoice([params.lossless_draft])
     key = params.draft_entropy_stop, params.lossless_max_draft
-    return backend.draft_choices.setdefault(key, DraftChoice([Gear.LOW, Gear.MID]))
+    return backend.draft_choices.setdefault(key, DraftChoice([Gear.LOW, Gear.MID, Gear.HIGH]))
 
 
 def lossless_reply(backend: GearedGeneration, ids: list[int], params: GenerationParams) -> Iterator[Event]:
@@ -67,7 +69,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
     stop = gearbox.high if params.draft_entropy_stop else None
     decoding = LosslessDecoding(backend._run, backend.selector, params, draft_choice(backend, params), params.lossless_max_draft, stop)
     cycles = drafted_total = accepted_total = 0
-    drafted_by_gear = {}
+    drafted_by_gear, high_alone = {}, 0  # tokens each draft gear drafted; cycles that drafted nothing by choice
     drafted: int | None = None
     draft_gear = None  # the last cycle's
     pos, produced, reason = len(ids), 0, "length"
@@ -109,7 +111,10 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
         backend.cached.add([last, *(t.token_id for t in batch[:accepted])], Gear.HIGH, [t.entropy_bits for t in batch])
         pos += len(batch)
         drafted, draft_gear = cycle.drafted, cycle.draft_gear
-        drafted_by_gear[draft_gear.label] = drafted_by_gear.get(draft_gear.label, 0) + drafted
+        if draft_gear is Gear.HIGH:
+            high_alone += 1
+        else:
+            drafted_by_gear[draft_gear.label] = drafted_by_gear.get(draft_gear.label, 0) + drafted
         cycles, drafted_total, accepted_total = cycles + 1, drafted_total + drafted, accepted_total + accepted
         step_ms = (time.perf_counter() - cycle_start) * 1e3 / len(batch)  # the cycle's time, shared by its tokens
     if tail := detok.flush():
@@ -125,6 +130,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
             "prompt_reused": reused,
             "draft_gear": "auto" if params.lossless_draft is None else params.lossless_draft.label,
             "drafted_by_gear": drafted_by_gear,
+            "high_alone": high_alone,
             "verify_passes": cycles,
             "drafted": drafted_total,
             "accepted": accepted_total,

@@ -9,8 +9,10 @@ interleaved round by round so that a busy machine slows them alike; the table sh
 Beside the measured tokens/s, a modelled figure from the same run's counts and the time of
 each kind of forward pass, timed alone on the same model (high-gear step, draft step, verify
 pass of T positions): (tokens - 1) high steps against drafted draft steps plus one verify pass
-of mean k + 1 positions per cycle. It leaves out the loop's own work (sampling, the host's
-reads) and a busy machine's noise. --project-onto SHAPE times those passes on a random model
+of mean k + 1 positions per cycle (a high step for a cycle that drafted nothing). It leaves out
+the loop's own work (sampling, the host's reads) and a busy machine's noise. "low/mid": the
+drafted tokens each gear drafted; "alone": the cycles that drafted nothing (--draft-gear auto
+chose the high gear alone). --project-onto SHAPE times those passes on a random model
 of that shape instead (bench decode's shapes, e.g. llama3-8b on a GPU) and models its tokens/s
 at the acceptances measured here: random weights give no acceptance worth reporting, real
 text does.
@@ -87,15 +89,17 @@ def pass_costs(backend, longest: int) -> dict:
     return costs
 
 
-def modelled_ratio(costs: dict, drafted_by_gear: dict, passes: int, tokens: int) -> float:
-    """Lossless tokens/s over forced high's, from the passes' costs and the replies' counts."""
+def modelled_ratio(costs: dict, drafted_by_gear: dict, passes: int, tokens: int, high_alone: int = 0) -> float:
+    """Lossless tokens/s over forced high's, from the passes' costs and the replies' counts
+    (`high_alone` of the passes drafted nothing: each a high step)."""
     import numpy as np
 
     lengths = [t for t in costs if isinstance(t, int)]
+    verifying = passes - high_alone
     # A verify pass of mean k + 1 positions, between the whole lengths timed.
-    verify = np.interp(sum(drafted_by_gear.values()) / passes + 1, lengths, [costs[t] for t in lengths])
+    verify = np.interp(sum(drafted_by_gear.values()) / max(verifying, 1) + 1, lengths, [costs[t] for t in lengths])
     drafting = sum(n * costs[gear] for gear, n in drafted_by_gear.items())
-    return tokens * costs["high"] / (drafting + passes * verify)
+    return tokens * costs["high"] / (drafting + verifying * verify + high_alone * costs["high"])
 
 
 def main(args: argparse.Namespace) -> int:
@@ -140,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"passes timed alone ({where}, cache position {TIMED_AT}): high step {costs['high']:.2f} ms, "
           f"draft step low {costs['low']:.2f}, mid {costs['mid']:.2f} ms, verify pass " + ", ".join(f"{t}: {costs[t]:.2f}" for t in costs if isinstance(t, int)) + " ms")
-    print(f"{'text':24} {'row':24} {'tok/s':>7} {'x high':>7} {'modelled':>9} {'accepted':>9} {'per pass':>9} {'mean k':>7} {'low/mid':>8}")
+    print(f"{'text':24} {'row':24} {'tok/s':>7} {'x high':>7} {'modelled':>9} {'accepted':>9} {'per pass':>9} {'mean k':>7} {'low/mid':>8} {'alone':>6}")
     for (text, name), runs in results.items():
         rate = statistics.median(r["tok_per_s"] for r in runs)
         base = statistics.median(r["tok_per_s"] for r in results[text, "high"])
@@ -148,8 +152,11 @@ def main(args: argparse.Namespace) -> int:
         if name != "high":
             drafted, accepted, passes = (sum(r[k] for r in runs) for k in ("drafted", "accepted", "verify_passes"))
             by_gear = {g: sum(r["drafted_by_gear"].get(g, 0) for r in runs) for g in ("low", "mid")}
-            modelled = modelled_ratio(costs, by_gear, passes, len(runs) * (args.tokens - 1))
-            shares = "/".join(f"{100 * by_gear[g] / drafted:.0f}" for g in ("low", "mid"))
-            line += f" {modelled:8.2f}x {100 * accepted / drafted:8.1f}% {(accepted + passes) / passes:9.2f} {drafted / passes:7.2f} {shares:>8}"
+            alone = sum(r["high_alone"] for r in runs)
+            modelled = modelled_ratio(costs, by_gear, passes, len(runs) * (args.tokens - 1), alone)
+            shares = "/".join(f"{100 * by_gear[g] / drafted:.0f}" for g in ("low", "mid")) if drafted else "n/a"
+            kept = f"{100 * accepted / drafted:8.1f}%" if drafted else f"{'n/a':>9}"
+            line += (f" {modelled:8.2f}x {kept} {(accepted + passes) / passes:9.2f} {drafted / passes:7.2f} {shares:>8}"
+                     f" {100 * alone / passes:5.0f}%")
         print(line)
     return 0

@@ -39,6 +39,7 @@ def check_lossless_equals_forced_high(path, messages, tokens=200):
     from_draft = sum(e.kept_from == "draft" for e in lossless)
     assert from_draft == done.stats["accepted"] > len(lossless) / 4
     assert done.stats["draft_gear"] == "low" and set(done.stats["drafted_by_gear"]) == {"low"}
+    assert done.stats["high_alone"] == 0
     assert {e.kept_from for e in lossless} == {"draft", "high"}
     assert all(e.gear is (Gear.LOW if e.kept_from == "draft" else Gear.HIGH) for e in lossless)
 
@@ -59,6 +60,7 @@ def test_greedy_lossless_with_the_draft_gear_chosen_by_cost_is_forced_high():
     lossless, done = reply(backend, messages, GearMode.LOSSLESS, 120, lossless_draft=None)
     assert [e.token_id for e in lossless] == [e.token_id for e in high]
     assert done.stats["draft_gear"] == "auto" and set(done.stats["drafted_by_gear"]) == {"low", "mid"}
+    assert done.stats["high_alone"] >= 4  # drafting nothing was tried too (draft_choice.FIRST_TRIAL)
     assert {e.gear for e in lossless if e.kept_from == "draft"} == {Gear.LOW, Gear.MID}
     assert sum(done.stats["drafted_by_gear"].values()) == done.stats["drafted"]
 
