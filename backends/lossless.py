@@ -102,12 +102,13 @@ class LosslessDecoding:
         """From `last`, the last kept token, whose position `pos` the cache does not hold yet:
         draft, verify, and return the tokens kept (at most `most`, at least 1)."""
         start = time.perf_counter()
-        draft_gear = self.drafts.gear()  # the high gear: no drafts, a forced-high step
+        draft_gear = self.drafts.gear()
         length = self.lengths[draft_gear]
+        longest = 0 if draft_gear is Gear.HIGH else min(length.k, most - 1)  # the high gear alone: a forced-high step
         drafts, draft_probs = [], []
         self.selector.gear = draft_gear
         token = last
-        for i in range(min(length.k, most - 1) if draft_gear is not Gear.HIGH else 0):
+        for i in range(longest):
             logits = self.run([token], pos + i)[-1]
             token, q, entropy = self._propose(logits)
             drafts.append(token)
