@@ -36,6 +36,7 @@ from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 GROUP = 128  # channels a group must have: four lanes x four words x eight codes
 STEP = 4  # groups a loop step reads; their scales come as one 8-byte vector a row
 PREFETCH = 1  # loop steps whose codes are in flight while one is multiplied
+X_AHEAD = False  # whether x is read a step ahead with the codes
 
 
 def _formats(bf16: bool) -> dict:
@@ -153,14 +154,21 @@ def _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, 
 
 
 @triton.jit
-def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr, wi):
-    """acc + group g (the step's j-th) of the lane's rows."""
-    # x as int32 pairs; a lane reads the 16 pairs of its four words, word m's four pairs in xm.
+def _x_loads(xw_ptr, x_chunk, g, wi, GC):
+    """x as int32 pairs for group g: a lane reads the 16 pairs of its four words, word m's four
+    pairs in xm. Past the chunk's end (a read ahead of the last step) nothing is read."""
     pairs = tl.max_contiguous(tl.multiple_of(x_chunk + g * 64 + (wi // 4) * 16 + wi % 4, [1, 4]), [1, 4])
-    x0 = tl.load(xw_ptr + pairs, eviction_policy="evict_last")
-    x1 = tl.load(xw_ptr + pairs + 4, eviction_policy="evict_last")
-    x2 = tl.load(xw_ptr + pairs + 8, eviction_policy="evict_last")
-    x3 = tl.load(xw_ptr + pairs + 12, eviction_policy="evict_last")
+    ok = g < GC
+    x0 = tl.load(xw_ptr + pairs, mask=ok, other=0, eviction_policy="evict_last")
+    x1 = tl.load(xw_ptr + pairs + 4, mask=ok, other=0, eviction_policy="evict_last")
+    x2 = tl.load(xw_ptr + pairs + 8, mask=ok, other=0, eviction_policy="evict_last")
+    x3 = tl.load(xw_ptr + pairs + 12, mask=ok, other=0, eviction_policy="evict_last")
+    return x0, x1, x2, x3
+
+
+@triton.jit
+def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+    """acc + one group (the step's j-th) of the lane's rows, x's pairs in x0..x3."""
     # (The asm strings are constexprs: Triton takes them only as direct arguments.)
     xs = [x0, x1, x2, x3]
     if BF16:
@@ -181,7 +189,8 @@ def _group(acc, xw_ptr, x_chunk, g, q, ql, s, z, ls, j: tl.constexpr, MID: tl.co
 @triton.jit
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, DEPTH: tl.constexpr, PDL: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, DEPTH: tl.constexpr, X_AHEAD: tl.constexpr,
+    PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -205,17 +214,37 @@ def _gemv_mma_kernel(
     if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
+    # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
+    # for at the top of every step (a lane holds 64 more registers of it).
+    if X_AHEAD:
+        na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC)
+        nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC)
+        nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC)
+        nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC)
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+        if X_AHEAD:
+            xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
+            xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
         if DEPTH == 2:
             q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls
             f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + 2 * _STEP, GC, MID)  # fmt: skip
         else:
             q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
-        acc = _group(acc, xw_ptr, x_chunk, g0, c0, d0, cs, cz, dls, 0, MID, BF16, wi)
-        acc = _group(acc, xw_ptr, x_chunk, g0 + 1, c1, d1, cs, cz, dls, 1, MID, BF16, wi)
-        acc = _group(acc, xw_ptr, x_chunk, g0 + 2, c2, d2, cs, cz, dls, 2, MID, BF16, wi)
-        acc = _group(acc, xw_ptr, x_chunk, g0 + 3, c3, d3, cs, cz, dls, 3, MID, BF16, wi)
+        if X_AHEAD:
+            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC)
+            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC)
+            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC)
+            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC)
+        else:
+            xa0, xa1, xa2, xa3 = _x_loads(xw_ptr, x_chunk, g0, wi, GC)
+            xb0, xb1, xb2, xb3 = _x_loads(xw_ptr, x_chunk, g0 + 1, wi, GC)
+            xc0, xc1, xc2, xc3 = _x_loads(xw_ptr, x_chunk, g0 + 2, wi, GC)
+            xd0, xd1, xd2, xd3 = _x_loads(xw_ptr, x_chunk, g0 + 3, wi, GC)
+        acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
+        acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
+        acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
+        acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
@@ -251,19 +280,24 @@ def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
     )
 
 
-def gemv_mma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, depth: int | None = None) -> torch.Tensor:
+def gemv_mma(
+    x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, depth: int | None = None,
+    x_ahead: bool | None = None,
+) -> torch.Tensor:  # fmt: skip
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `depth`: loop
-    steps read ahead, 1 or 2 (default PREFETCH)."""
+    steps whose codes are read ahead, 1 or 2 (default PREFETCH); `x_ahead`: whether x is read a
+    step ahead too (default X_AHEAD)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     depth = depth or PREFETCH
+    x_ahead = X_AHEAD if x_ahead is None else x_ahead
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, DEPTH=depth, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, DEPTH=depth, X_AHEAD=x_ahead,
+        num_warps=ks, PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y
