@@ -18,7 +18,7 @@ from textual.widgets import Input, Label, Static, TextArea
 
 from gearterm.config import GenerationConfig, setting_problem
 
-# (setting, label, what it is): the numbers, in the order shown
+# (setting, label, what it is): one line each, in the order shown
 FIELDS = (
     ("temperature", "temperature", "0 = greedy (the most likely token), else 0.01 to 100"),
     ("top_p", "top-p", "nucleus sampling mass, above 0 up to 1"),
@@ -27,6 +27,8 @@ FIELDS = (
     ("context", "context", "prompt + reply, in tokens; older turns are left out to fit; 0 = all the model holds"),
     ("low_below_bits", "low gear below", "bits at a 32k vocabulary (scaled to the model's); local models only"),
     ("high_above_bits", "high gear above", "bits at a 32k vocabulary (scaled to the model's); local models only"),
+    ("lossless_draft", "lossless draft", "the gear that drafts in lossless mode: low, mid, or auto (the cheaper per kept token)"),
+    ("lossless_max_draft", "longest draft", "tokens one lossless verify pass checks at most, 1 to 64"),
 )
 TYPES = {f.name: f.type for f in dataclasses.fields(GenerationConfig)}
 
@@ -92,6 +94,8 @@ def _parse(name: str, text: str) -> tuple[object, str | None]:
     text = text.strip()
     if not text and TYPES[name] == "int | None":
         return None, None
+    if TYPES[name] == "str":  # a choice: config.CHOICES names them
+        return text, setting_problem(name, text)
     kind = float if TYPES[name] == "float" else int
     try:
         value = kind(text)

@@ -124,3 +124,21 @@ def test_generation_settings_are_read_from_the_config_file(tmp_path):
     assert [p.message for p in problems] == [
         "generation: low_below_bits (2) must be below high_above_bits (1); using the default thresholds"
     ]
+
+
+
+async def test_lossless_drafting_is_set_for_the_chat_and_a_gear_that_is_not_one_is_refused(tmp_path):
+    backend = Recording()
+    app = make_app(tmp_path, create_backend=lambda entry, config: backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await _set(pilot, app, lossless_draft="sideways")
+        assert isinstance(app.screen, SettingsScreen)
+        hint = str(app.screen.query_one("#lossless_draft-hint").render())
+        assert "lossless draft must be one of low, mid, auto, not 'sideways'" in hint
+        await pilot.press("escape")
+        await _set(pilot, app, lossless_draft="auto", lossless_max_draft="3")
+        await say(pilot, app, "hi")
+        params = backend.requests[-1][1]
+        assert (params.lossless_draft, params.lossless_max_draft) == (None, 3)  # None: chosen by measured cost
+        assert app.history.settings(app.conversation_id)["lossless_draft"] == "auto"
