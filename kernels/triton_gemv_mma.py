@@ -35,8 +35,6 @@ from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
 GROUP = 128  # channels a group must have: four lanes x four words x eight codes
 STEP = 4  # groups a loop step reads; their scales come as one 8-byte vector a row
-PREFETCH = 1  # loop steps whose codes are in flight while one is multiplied
-X_AHEAD = False  # whether x is read a step ahead with the codes
 
 
 def _formats(bf16: bool) -> dict:
@@ -189,8 +187,7 @@ def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.conste
 @triton.jit
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, DEPTH: tl.constexpr, X_AHEAD: tl.constexpr,
-    PDL: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -204,18 +201,15 @@ def _gemv_mma_kernel(
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
-    # The next DEPTH steps' codes are read into registers while this step's are multiplied:
-    # more bytes in flight where the memory is faster (an H200's) than one step keeps busy.
-    # (Triton's shared-memory pipelining was slower here: it stages x as well, 4 bytes a copy.)
+    # The next step's codes are read into registers while this step's are multiplied. (Reading
+    # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
+    # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
     q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
-    f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls  # the step after (DEPTH 2)
-    if DEPTH == 2:
-        f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, _STEP, GC, MID)  # fmt: skip
     if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
     # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
-    # for at the top of every step (a lane holds 64 more registers of it).
+    # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
     if X_AHEAD:
         na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC)
         nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC)
@@ -226,11 +220,7 @@ def _gemv_mma_kernel(
         if X_AHEAD:
             xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
             xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
-        if DEPTH == 2:
-            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls
-            f0, f1, f2, f3, fs, fz, m0, m1, m2, m3, mls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + 2 * _STEP, GC, MID)  # fmt: skip
-        else:
-            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
         if X_AHEAD:
             na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC)
             nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC)
@@ -280,24 +270,30 @@ def fits(x: torch.Tensor, planes: WordPlanes) -> bool:
     )
 
 
+def x_ahead(n: int, device: torch.device) -> bool:
+    """Whether x is read a step ahead: where the row blocks are at most two a multiprocessor, so
+    that every block has its place at once and the 64 registers cost no occupancy. On an H100
+    (bench kernels --sweep, 2026-12-06) it took the low gear from 6.5 to 5.3 us at 4096x4096 and
+    from 16.8 to 13.0 at 4096x14336 (256 blocks on 132 SMs), but from 13.7 to 15.3 at 14336x4096
+    (896 blocks)."""
+    return n // TILE_ROWS <= 2 * torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def gemv_mma(
-    x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, depth: int | None = None,
-    x_ahead: bool | None = None,
-) -> torch.Tensor:  # fmt: skip
-    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `depth`: loop
-    steps whose codes are read ahead, 1 or 2 (default PREFETCH); `x_ahead`: whether x is read a
-    step ahead too (default X_AHEAD)."""
+    x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, ahead: bool | None = None
+) -> torch.Tensor:
+    """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
+    is read a step ahead with the codes (default: as x_ahead says)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
-    depth = depth or PREFETCH
-    x_ahead = X_AHEAD if x_ahead is None else x_ahead
+    ahead = x_ahead(n, x.device) if ahead is None else ahead
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, DEPTH=depth, X_AHEAD=x_ahead,
-        num_warps=ks, PDL=pdl, launch_pdl=pdl,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, num_warps=ks,
+        PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y
