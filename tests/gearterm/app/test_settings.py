@@ -126,7 +126,6 @@ def test_generation_settings_are_read_from_the_config_file(tmp_path):
     ]
 
 
-
 async def test_lossless_drafting_is_set_for_the_chat_and_a_gear_that_is_not_one_is_refused(tmp_path):
     backend = Recording()
     app = make_app(tmp_path, create_backend=lambda entry, config: backend)
