@@ -587,9 +587,10 @@ class GeartermApp(App[None]):
     # ---- actions ----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The chat's keys do nothing while a picker or the help screen is open over it."""
+        """The chat's keys do nothing while a picker or the help screen is open over it; Textual's
+        own (tab and shift+tab between a screen's fields) still work there."""
         if isinstance(self.screen, ModalScreen) and not isinstance(self.screen, CommandPalette):
-            return action == "quit"
+            return action in ("quit", "focus_next", "focus_previous")
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

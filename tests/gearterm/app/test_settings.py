@@ -141,3 +141,21 @@ async def test_lossless_drafting_is_set_for_the_chat_and_a_gear_that_is_not_one_
         params = backend.requests[-1][1]
         assert (params.lossless_draft, params.lossless_max_draft) == (None, 3)  # None: chosen by measured cost
         assert app.history.settings(app.conversation_id)["lossless_draft"] == "auto"
+
+
+async def test_tab_walks_the_fields_at_80x24_and_the_last_ones_scroll_into_view(tmp_path):
+    """The chat's keys are off while the settings are open; tab and shift+tab are not."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("f9")
+        await pilot.press("tab")
+        assert app.screen.focused.id == "temperature"
+        await pilot.press("shift+tab")
+        assert app.screen.focused.id == "system_prompt"
+        for _ in range(9):
+            await pilot.press("tab")
+        await pilot.pause()
+        assert app.screen.focused.id == "lossless_max_draft"
+        fields = app.screen.query_one("#settings-fields")
+        assert fields.scroll_y > 0 and app.screen.focused.region.bottom <= fields.region.bottom
