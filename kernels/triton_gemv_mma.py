@@ -152,15 +152,21 @@ def _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, 
 
 
 @triton.jit
-def _x_loads(xw_ptr, x_chunk, g, wi, GC):
+def _x_loads(xw_ptr, x_chunk, g, wi, GC, AHEAD: tl.constexpr):
     """x as int32 pairs for group g: a lane reads the 16 pairs of its four words, word m's four
-    pairs in xm. Past the chunk's end (a read ahead of the last step) nothing is read."""
+    pairs in xm. Read AHEAD, past the chunk's end (after the last step) nothing is read."""
     pairs = tl.max_contiguous(tl.multiple_of(x_chunk + g * 64 + (wi // 4) * 16 + wi % 4, [1, 4]), [1, 4])
-    ok = g < GC
-    x0 = tl.load(xw_ptr + pairs, mask=ok, other=0, eviction_policy="evict_last")
-    x1 = tl.load(xw_ptr + pairs + 4, mask=ok, other=0, eviction_policy="evict_last")
-    x2 = tl.load(xw_ptr + pairs + 8, mask=ok, other=0, eviction_policy="evict_last")
-    x3 = tl.load(xw_ptr + pairs + 12, mask=ok, other=0, eviction_policy="evict_last")
+    if AHEAD:
+        ok = g < GC
+        x0 = tl.load(xw_ptr + pairs, mask=ok, other=0, eviction_policy="evict_last")
+        x1 = tl.load(xw_ptr + pairs + 4, mask=ok, other=0, eviction_policy="evict_last")
+        x2 = tl.load(xw_ptr + pairs + 8, mask=ok, other=0, eviction_policy="evict_last")
+        x3 = tl.load(xw_ptr + pairs + 12, mask=ok, other=0, eviction_policy="evict_last")
+    else:
+        x0 = tl.load(xw_ptr + pairs, eviction_policy="evict_last")
+        x1 = tl.load(xw_ptr + pairs + 4, eviction_policy="evict_last")
+        x2 = tl.load(xw_ptr + pairs + 8, eviction_policy="evict_last")
+        x3 = tl.load(xw_ptr + pairs + 12, eviction_policy="evict_last")
     return x0, x1, x2, x3
 
 
@@ -182,6 +188,13 @@ def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.conste
     if BF16:
         return tl.inline_asm_elementwise(_LOW_BF16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
     return tl.inline_asm_elementwise(_LOW_F16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
+
+
+@triton.jit
+def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+    """_group with x of group g read just before it: 16 registers of x live at a time."""
+    x0, x1, x2, x3 = _x_loads(xw_ptr, x_chunk, g, wi, GC, False)
+    return _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j, MID, BF16)
 
 
 @triton.jit
@@ -211,30 +224,29 @@ def _gemv_mma_kernel(
     # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
     # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
     if X_AHEAD:
-        na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC)
-        nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC)
-        nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC)
-        nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC)
+        na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC, True)
+        nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC, True)
+        nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC, True)
+        nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
         if X_AHEAD:
             xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
             xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
-        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
-        if X_AHEAD:
-            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC)
-            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC)
-            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC)
-            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC)
+            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC, True)
+            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
+            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
+            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
+            acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
+            acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
+            acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
+            acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
         else:
-            xa0, xa1, xa2, xa3 = _x_loads(xw_ptr, x_chunk, g0, wi, GC)
-            xb0, xb1, xb2, xb3 = _x_loads(xw_ptr, x_chunk, g0 + 1, wi, GC)
-            xc0, xc1, xc2, xc3 = _x_loads(xw_ptr, x_chunk, g0 + 2, wi, GC)
-            xd0, xd1, xd2, xd3 = _x_loads(xw_ptr, x_chunk, g0 + 3, wi, GC)
-        acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
-        acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
-        acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
-        acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
