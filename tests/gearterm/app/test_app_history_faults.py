@@ -52,8 +52,9 @@ async def _chat_through_a_fault(tmp_path, start_fault, end_fault, reason: str):
         [paused] = _notes(app, "history paused")  # said once, for two replies' worth of failed ticks
         assert paused.startswith(f"history paused: {reason}.")
         end_fault(app)
-        await wait_for(pilot, lambda: app.history_writer.paused is None, "the history to resume")
-        assert len(_notes(app, "history resumed")) == 1
+        # Textual shows a notice by a message to the app, handled a tick after the writer resumed.
+        await wait_for(pilot, lambda: _notes(app, "history resumed"), "the note that history resumed")
+        assert app.history_writer.paused is None and len(_notes(app, "history resumed")) == 1
         await say(pilot, app, "after")
         transcript = list(app.transcript)
     messages, tokens = _stored(path)
