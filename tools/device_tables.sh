@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One device call (about 6 minutes on an H100) that measures what issues #17, #20 and #21 ask of
 # the H200: the decode table with its step split, the kernel table, the context sweep, lossless
-# mode modelled on the 8B shape, the gear GEMV's splits on the decoder's shapes, and the GPU
-# tests (greedy GPU == CPU on the real models carried). Carry .whl and .devshared
-# (tools/device_prelude.sh). The JSON tables land under $OUT, all printed text in $OUT/log.txt
-# (a call brings back 8 files at most). Another card stops it at once unless ANY_GPU=1.
+# mode modelled on the 8B shape, the gear GEMV's splits on the decoder's shapes, the decode
+# attention's slice sizes (tools/probe_decode_attention.py) and the GPU tests (greedy GPU == CPU
+# on the real models carried). Carry .whl and .devshared (tools/device_prelude.sh). The JSON
+# tables land under $OUT, all printed text in $OUT/log.txt (a call brings back 8 files at
+# most). Another card stops it at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
@@ -23,3 +24,4 @@ timeout 110 $bench lossless --model gearterm/models/pocket --device cuda --round
     --project-onto llama3-8b
 timeout 80 $bench kernels --sweep --batch 1 --impl low --impl mid --shape 6144x4096 --shape 4096x4096 \
     --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
+timeout 80 python3 tools/probe_decode_attention.py

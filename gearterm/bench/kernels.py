@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", action="append", help="OUTxIN, repeatable (default: the four Llama-3-8B shapes)")
     parser.add_argument("--batch", type=int, action="append", help="rows of x, repeatable (default: 1 and 16)")
     parser.add_argument("--impl", action="append", choices=IMPLS, help="implementations to run (default: all)")
-    parser.add_argument("--sweep", action="store_true", help="also time other block sizes for the gear kernels")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also time other block sizes for the gear kernels (JSON rows with a config)"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
 
@@ -245,10 +247,11 @@ def main(args: argparse.Namespace) -> int:
     if args.sweep and not args.json:
         for s in sweeps:
             print(f"sweep {s['shape']:>12} b{s['batch']:<3} {s['impl']:<4} {s['us']:>8.1f} us {s['tbps']:5.2f} TB/s  {s['config']}")
+    out = rows + sweeps  # a sweep row names its block sizes under "config"; the default rows have none
     if args.json_out:
-        args.json_out.write_text(json.dumps(rows, indent=1) + "\n")
+        args.json_out.write_text(json.dumps(out, indent=1) + "\n")
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(out))
     else:
         print_table(rows, device)
         # The calls of a replay follow each other as a decode step's do: with dependent
