@@ -133,6 +133,9 @@ class ReplyDone:
     first_token_s: float | None = None  # time to first token
     error: str | None = None
     stats: dict = field(default_factory=dict)
+    # Context positions the conversation fills once the reply ended (its prompt and reply
+    # tokens): what the next turn starts from. None where the backend does not count them.
+    positions: int | None = None
 
 
 Event = TokenEvent | Notice | ReplyDone
@@ -233,7 +236,11 @@ class LocalBackend(Backend):
         while self.load_notices:  # said once, with the first reply after the load
             yield self.load_notices.pop(0)
         if not self.max_positions:
-            yield from self._generate(self.encode_chat(messages), params)
+            ids = self.encode_chat(messages)
+            for event in self._generate(ids, params):
+                if isinstance(event, ReplyDone):
+                    event.positions = len(ids) + event.tokens
+                yield event
             return
         fitted = fit(messages, self.encode_chat, self.max_positions, params.max_tokens)
         context = f"the {self.max_positions:,}-token context"
@@ -243,8 +250,10 @@ class LocalBackend(Backend):
         if fitted.cut_to:
             yield Notice(f"the newest message is too long for {context}: the model sees its last {fitted.cut_to} tokens", "warning")
         for event in self._generate(fitted.ids, replace(params, max_tokens=fitted.max_tokens)):
-            if isinstance(event, ReplyDone) and event.reason == "length" and fitted.max_tokens < params.max_tokens:
-                event.reason = "context full"  # it stopped where the context ends, not at max tokens
+            if isinstance(event, ReplyDone):
+                event.positions = len(fitted.ids) + event.tokens
+                if event.reason == "length" and fitted.max_tokens < params.max_tokens:
+                    event.reason = "context full"  # it stopped where the context ends, not at max tokens
             yield event
 
     def _generate(self, ids: list[int], params: GenerationParams) -> Iterator[Event]:

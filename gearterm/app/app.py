@@ -150,6 +150,7 @@ class GeartermApp(App[None]):
         self.reply: Reply | None = None
         self.conversation: Row | None = None
         self.transcript: list[dict] = []  # what the next reply is conditioned on (after the system prompt)
+        self.context_used: int | None = None  # positions the chat filled at its last reply, where counted
         self.last: Exchange | None = None
         self.editing: Exchange | None = None  # the message being edited in the prompt
         self.settings: GenerationConfig = config.generation  # this chat's; a new chat starts from the config's
@@ -256,6 +257,7 @@ class GeartermApp(App[None]):
             else:
                 old.unload()
         self.high_gear_dtype = high_gear_dtype(event.backend)
+        self.context_used = None  # another tokenizer counts the chat afresh, at its next reply
         self._use_settings(self.settings)
         self.chat_screen.loading.stop()
         self._show_status()
@@ -285,6 +287,10 @@ class GeartermApp(App[None]):
             _model_label(backend.model_name), self.entry.backend, backend.capabilities.device, context, self.key
         )
 
+    def _show_context_used(self, positions: int | None) -> None:
+        self.context_used = positions
+        self._show_status()
+
     def _show_status(self) -> None:
         status = self.chat_screen.status
         if self.backend is None:
@@ -292,7 +298,8 @@ class GeartermApp(App[None]):
             return
         caps = self.backend.capabilities
         status.show_backend(
-            self.entry.backend, _model_label(self.backend.model_name), caps.device, _context_label(self.backend),
+            self.entry.backend, _model_label(self.backend.model_name), caps.device,
+            _context_label(self.backend, self.context_used),
             self.backend.memory_bytes(), self.high_gear_dtype,
         )  # fmt: skip
 
@@ -558,6 +565,8 @@ class GeartermApp(App[None]):
             if self.last is not None and self.last.reply is reply.message:
                 self.last.reply_facts, self.last.reply_rows = facts, reply.first_row + reply.tokens
             self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
+            if done.positions is not None:
+                self._show_context_used(done.positions)
         elif done.error:  # its chat is no longer on screen
             self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
@@ -637,6 +646,7 @@ class GeartermApp(App[None]):
         self.transcript = []
         self.last = self.editing = None
         self._show_editing()
+        self._show_context_used(None)
         self._use_settings(self.config.generation)
         self.readings.new_session()
         self.chat_screen.chat.clear()
@@ -689,6 +699,7 @@ class GeartermApp(App[None]):
         self.chat_screen.show_welcome(not stored)
         self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
         self.last = self.editing = None
+        self._show_context_used(None)  # counted at the conversation's next reply
         self._show_editing()
         for m, tokens in stored:
             if m.role == "user":
@@ -839,16 +850,20 @@ class GeartermApp(App[None]):
 
 
 def _model_label(model: str) -> str:
-    """A model directory by its name (the full path is in the history); ids and tags as they are."""
+    """A model on disk (a directory or a GGUF file) by its name, so that the status bar has room
+    for the context (the full path is in the history); ids and tags as they are."""
     path = Path(model)
-    return path.name if path.is_absolute() or path.is_dir() else model
+    return path.name if path.is_absolute() or path.exists() else model
 
 
-def _context_label(backend: Backend) -> str:
-    """The positions of context the model holds, as the status bar shows them."""
+def _context_label(backend: Backend, used: int | None) -> str:
+    """The positions of context the model holds, as the status bar shows them, and how many of
+    them the chat filled at its last reply (its prompt and the reply) where that is known."""
     if not isinstance(backend, LocalBackend):
         return "n/a — the server's own"
-    return f"{backend.max_positions:,}" if backend.max_positions else "n/a — the model does not say"
+    if not backend.max_positions:
+        return "n/a — the model does not say"
+    return f"{backend.max_positions:,}" if used is None else f"{used:,} of {backend.max_positions:,} used"
 
 
 def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:
