@@ -122,6 +122,9 @@ def summarize(backend, tokens: list, done) -> dict:
         "shifts": sum(a.gear != b.gear for a, b in zip(counted, counted[1:])),
         "mean_entropy_bits": sum(entropies) / len(entropies) if entropies else None,
         "finish": done.reason,
+        # Positions the prompt and the reply filled, of the context the backend holds (None: not counted)
+        "context_used": done.positions,
+        "context": getattr(backend, "max_positions", None),
         # Decoder-layer projection weights held in gears (None: the backend cannot touch weights)
         "geared_share": getattr(backend, "geared_share", None),
         # Lossless mode: acceptance, tokens per verify pass, mean draft length (None in other modes)

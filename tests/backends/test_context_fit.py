@@ -93,7 +93,7 @@ def test_a_reply_that_reaches_the_end_of_the_context_says_context_full(pocket):
     finally:
         pocket.eos_ids = eos
     assert isinstance(done, ReplyDone) and done.reason == "context full" and not notices
-    assert len(pocket.encode_chat(messages)) + len(tokens) == pocket.max_positions
+    assert len(pocket.encode_chat(messages)) + len(tokens) == pocket.max_positions == done.positions
 
 
 def test_a_long_conversation_drops_old_turns_once_and_keeps_the_newest(pocket):

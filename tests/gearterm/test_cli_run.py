@@ -30,6 +30,7 @@ def test_json_lines_and_summary(capsys, stories_hf):
     assert summary["mean_entropy_bits"] == pytest.approx(mean)
     assert summary["shifts"] == sum(a["gear"] != b["gear"] for a, b in zip(tokens, tokens[1:]))
     assert summary["tok_per_s"] > 0
+    assert summary["context"] == 512 and 12 < summary["context_used"] <= 12 + len("Once upon a time") + 2
 
 
 def test_plain_output_is_the_reply_then_a_summary(capsys, stories_hf):
