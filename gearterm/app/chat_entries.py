@@ -26,6 +26,18 @@ USER_STYLE = Style(bgcolor="#1e2f45")
 QUIET = Style(dim=True)
 
 
+class ChatMarkdown(Markdown):
+    """Markdown in which a newline breaks the line, as a chat model means it (a poem, an address,
+    lines of a list it did not mark up): CommonMark would join the lines with spaces."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        for block in self.parsed:
+            for token in block.children or ():
+                if token.type == "softbreak":
+                    token.type = "hardbreak"
+
+
 def render_lines(renderable: RenderableType, width: int, console: Console) -> list[Strip]:
     options = console.options.update_width(max(width, 1))
     return [Strip(line, width) for line in console.render_lines(renderable, options, pad=True)]
@@ -58,7 +70,7 @@ class Segment:
 
     def _content(self, tinted: bool) -> RenderableType:
         if not tinted:
-            return Markdown(self.text)
+            return ChatMarkdown(self.text)
         if not self.pieces:  # a reply saved without its token trace
             return Text(self.text)
         text = Text()

@@ -1,4 +1,5 @@
-"""How a streaming reply is cut into segments: by its text alone, never inside a code fence."""
+"""How a reply is drawn: cut into segments while it streams, by its text alone and never inside a
+code fence; its line breaks kept."""
 
 import random
 
@@ -41,3 +42,15 @@ def test_segments_close_on_blank_lines_outside_code_fences_and_finish_merges_the
     reply.finish("800 tokens · stop")
     assert [s.text for s in reply.segments] == [text] and reply.meta == "800 tokens · stop"
     assert len(reply.segments[0].pieces) == 800
+
+
+def test_a_reply_keeps_its_line_breaks_where_markdown_would_join_the_lines():
+    """A poem's lines stay lines (CommonMark would make one paragraph of them); Markdown still works."""
+    from rich.console import Console
+
+    poem = "In the depths of the sea,\nA tapestry of wonder,\n\n- a list\n- **bold** item"
+    reply = ReplyEntry.new("heading", poem)
+    reply.finish("5 tokens · stop")
+    lines = [strip.text.rstrip() for strip in reply.lines(60, False, Console(width=60))]
+    assert lines[1:3] == ["In the depths of the sea,", "A tapestry of wonder,"]
+    assert lines[4:6] == [" • a list", " • bold item"]
