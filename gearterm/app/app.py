@@ -53,7 +53,7 @@ from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.screens.settings import SettingsScreen
 from gearterm.app import strip_cycles
-from gearterm.app.widgets.prompt import Prompt
+from gearterm.app.widgets.prompt import Prompt, prompt_limit
 from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
 from gearterm.models import POCKET_MODEL_DIR
@@ -258,6 +258,8 @@ class GeartermApp(App[None]):
                 old.unload()
         self.high_gear_dtype = high_gear_dtype(event.backend)
         self.context_used = None  # another tokenizer counts the chat afresh, at its next reply
+        context = event.backend.max_positions if isinstance(event.backend, LocalBackend) else None
+        self.chat_screen.prompt.max_chars, self.chat_screen.prompt.max_chars_why = prompt_limit(context)
         self._use_settings(self.settings)
         self.chat_screen.loading.stop()
         self._show_status()

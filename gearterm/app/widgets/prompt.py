@@ -10,7 +10,8 @@ Each edit costs the editor time in proportion to its line's length (it wraps the
 and a paste that reaches the app as keys, not as one paste, can be 100,000 keys: one edit per
 key took over a minute for 8,000 characters. So typed characters are gathered and inserted in one
 edit once the keys already waiting have been read (at once when typing by hand), and text past
-MAX_PROMPT_CHARS is refused, and said once, not once per key.
+the prompt's limit (prompt_limit: about what the model's context holds) is refused, and said
+once, not once per key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,21 @@ from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
-MAX_PROMPT_CHARS = 8000  # about 2,000 tokens: room for a reply in a 4k context
+# Characters a token, about: SmolLM2's tokenizer reads TinyStories at 4.0, the pocket model's at 3.5.
+CHARS_PER_TOKEN = 4
+PROMPT_CHARS = (8_000, 200_000)  # at least, at most: a 200,000-character line takes a key in about 0.3 s
+PROMPT_CHARS_UNKNOWN = 32_000  # a server's model, whose context the app is not told
+
+
+def prompt_limit(context: int | None) -> tuple[int, str]:
+    """The characters the prompt takes for a model of `context` tokens (None: not known), and why:
+    a paste the context can hold is never cut here (the context's own fit says what it leaves out)."""
+    if not context:
+        return PROMPT_CHARS_UNKNOWN, "the model's context is not known here"
+    low, high = PROMPT_CHARS
+    return min(max(CHARS_PER_TOKEN * context, low), high), f"about the model's {context:,}-token context"
+
+
 NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter")
 
 
@@ -47,6 +62,7 @@ class Prompt(TextArea):
         self.draft = ""  # what was being written before up recalled an earlier message
         self.said_full = False  # the notice for the message being written is out (once a message, not once a key)
         self.typed: list[str] = []  # characters typed and not inserted yet
+        self.max_chars, self.max_chars_why = prompt_limit(None)  # the app sets them for each model
 
     def remember(self, text: str) -> None:
         """A message was sent: it is the newest for up to recall, and recalling starts over; a
@@ -121,7 +137,7 @@ class Prompt(TextArea):
 
     def _room(self) -> int:
         start, end = sorted(self.selection)
-        return MAX_PROMPT_CHARS - len(self.text) + len(self.get_text_range(start, end))
+        return self.max_chars - len(self.text) + len(self.get_text_range(start, end))
 
     def _insert_within_limit(self, text: str) -> None:
         room = self._room()
@@ -136,8 +152,8 @@ class Prompt(TextArea):
         if not self.said_full:
             self.said_full = True
             self.notify(
-                f"the prompt holds at most {MAX_PROMPT_CHARS:,} characters: what was typed or pasted past that "
-                "was dropped",
+                f"the prompt holds at most {self.max_chars:,} characters ({self.max_chars_why}): what was "
+                "typed or pasted past that was dropped",
                 title="prompt full",
                 severity="warning",
             )

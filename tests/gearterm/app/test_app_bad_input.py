@@ -168,7 +168,7 @@ async def test_a_flood_of_typed_keys_fills_the_prompt_and_the_rest_is_refused_on
 
     from textual import events
 
-    from gearterm.app.widgets.prompt import MAX_PROMPT_CHARS
+    from gearterm.app.widgets.prompt import PROMPT_CHARS_UNKNOWN
 
     app = make_app(tmp_path)
     said, notify = [], app.notify  # every notice, also one that expired before the end of a slow run
@@ -183,10 +183,27 @@ async def test_a_flood_of_typed_keys_fills_the_prompt_and_the_rest_is_refused_on
         await pilot.press("enter")  # handled after every key before it
         await wait_for(pilot, lambda: app.reply is None and len(app.transcript) == 2, "the reply to the full prompt")
         grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
-        assert app.transcript[0]["content"] == "abcdefghij" * (MAX_PROMPT_CHARS // 10)
-        assert [n for n in said if "prompt holds at most 8,000 characters" in n] == [
-            "the prompt holds at most 8,000 characters: what was typed or pasted past that was dropped"
+        assert app.transcript[0]["content"] == "abcdefghij" * (PROMPT_CHARS_UNKNOWN // 10)  # no context known
+        assert [n for n in said if "prompt holds at most" in n] == [
+            "the prompt holds at most 32,000 characters (the model's context is not known here): what was typed "
+            "or pasted past that was dropped"
         ]
         assert grown_mb < 500  # 0.7 -> 5 GB before the limit
         await pilot.press(*"short", "enter")  # the prompt takes input again
         await wait_for(pilot, lambda: len(app.transcript) == 4, "the next reply")
+
+
+async def test_the_prompt_takes_a_paste_as_long_as_the_models_context_and_says_where_it_stopped(tmp_path):
+    """The real pocket model holds 2,048 tokens: the prompt takes about 4 characters a token."""
+    from textual import events
+
+    app = make_app(tmp_path, entry=BackendEntry(label="pocket", backend="hf"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        prompt = app.chat_screen.prompt
+        prompt.focus()
+        prompt.post_message(events.Paste("It was a dark and stormy night.\n" * 400))  # 12,800 characters
+        await wait_for(pilot, lambda: prompt.text, "the paste")
+        assert len(prompt.text) == 4 * app.backend.max_positions == 8192
+        await wait_for(pilot, lambda: any("prompt holds at most 8,192" in n for n in _notes(app)), "the notice")
+        assert any("(about the model's 2,048-token context)" in n for n in _notes(app))
