@@ -25,7 +25,7 @@ from textual.widgets import TextArea
 
 # Characters a token, about: SmolLM2's tokenizer reads TinyStories at 4.0, the pocket model's at 3.5.
 CHARS_PER_TOKEN = 4
-PROMPT_CHARS = (8_000, 200_000)  # at least, at most: a 200,000-character line takes a key in about 0.3 s
+PROMPT_CHARS = (8_000, 200_000)  # at least, at most: a 200,000-character line took 0.36 s a key here
 PROMPT_CHARS_UNKNOWN = 32_000  # a server's model, whose context the app is not told
 
 
