@@ -260,9 +260,8 @@ class GeartermApp(App[None]):
         self.context_used = None  # another tokenizer counts the chat afresh, at its next reply
         context = event.backend.max_positions if isinstance(event.backend, LocalBackend) else None
         self.chat_screen.prompt.max_chars, self.chat_screen.prompt.max_chars_why = prompt_limit(context)
-        self._use_settings(self.settings)
+        self._use_settings(self.settings)  # and the status bar
         self.chat_screen.loading.stop()
-        self._show_status()
         self._show_welcome()
         self._refresh_panes()
         _freeze_startup_objects()
@@ -289,10 +288,6 @@ class GeartermApp(App[None]):
             _model_label(backend.model_name), self.entry.backend, backend.capabilities.device, context, self.key
         )
 
-    def _show_context_used(self, positions: int | None) -> None:
-        self.context_used = positions
-        self._show_status()
-
     def _show_status(self) -> None:
         status = self.chat_screen.status
         if self.backend is None:
@@ -301,7 +296,7 @@ class GeartermApp(App[None]):
         caps = self.backend.capabilities
         status.show_backend(
             self.entry.backend, _model_label(self.backend.model_name), caps.device,
-            _context_label(self.backend, self.context_used),
+            _context_label(self.backend, self.settings.context, self.context_used),
             self.backend.memory_bytes(), self.high_gear_dtype,
         )  # fmt: skip
 
@@ -322,6 +317,7 @@ class GeartermApp(App[None]):
             )
         self.readings.set_capabilities(backend.capabilities, policy, high_gear_bits(self.high_gear_dtype))
         self.panes_stale = True
+        self._show_status()  # the chat's context, and what it filled
 
     @on(Prompt.Submitted, "#prompt")
     def _submit(self, event: Prompt.Submitted) -> None:
@@ -568,7 +564,8 @@ class GeartermApp(App[None]):
                 self.last.reply_facts, self.last.reply_rows = facts, reply.first_row + reply.tokens
             self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
             if done.positions is not None:
-                self._show_context_used(done.positions)
+                self.context_used = done.positions
+                self._show_status()
         elif done.error:  # its chat is no longer on screen
             self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
@@ -648,7 +645,7 @@ class GeartermApp(App[None]):
         self.transcript = []
         self.last = self.editing = None
         self._show_editing()
-        self._show_context_used(None)
+        self.context_used = None
         self._use_settings(self.config.generation)
         self.readings.new_session()
         self.chat_screen.chat.clear()
@@ -701,7 +698,7 @@ class GeartermApp(App[None]):
         self.chat_screen.show_welcome(not stored)
         self.transcript = _answered_turns([{"role": m.role, "content": m.content} for m, _ in stored])
         self.last = self.editing = None
-        self._show_context_used(None)  # counted at the conversation's next reply
+        self.context_used = None  # counted at the conversation's next reply
         self._show_editing()
         for m, tokens in stored:
             if m.role == "user":
@@ -858,14 +855,16 @@ def _model_label(model: str) -> str:
     return path.name if path.is_absolute() or path.exists() else model
 
 
-def _context_label(backend: Backend, used: int | None) -> str:
-    """The positions of context the model holds, as the status bar shows them, and how many of
-    them the chat filled at its last reply (its prompt and the reply) where that is known."""
+def _context_label(backend: Backend, chat_context: int, used: int | None) -> str:
+    """The positions of context the chat has, as the status bar shows them: the model's, or the
+    chat's own setting where smaller; and how many the chat filled at its last reply (its prompt
+    and the reply) where that is known."""
     if not isinstance(backend, LocalBackend):
         return "n/a — the server's own"
     if not backend.max_positions:
         return "n/a — the model does not say"
-    return f"{backend.max_positions:,}" if used is None else f"{used:,} of {backend.max_positions:,} used"
+    context = min(chat_context or backend.max_positions, backend.max_positions)
+    return f"{context:,}" if used is None else f"{used:,} of {context:,} used"
 
 
 def _fit_context(backend: LocalBackend, messages: list[dict], context: int, max_tokens: int) -> tuple[list[dict], int]:

@@ -40,3 +40,15 @@ def test_a_model_file_on_disk_is_named_by_its_file_name_wherever_its_path_is(tmp
     assert _model_label("../models/tiny.Q4_1.gguf") == "tiny.Q4_1.gguf"
     assert _model_label("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert _model_label("llama3.1:8b") == "llama3.1:8b"
+
+
+async def test_a_chat_context_set_below_the_models_is_the_one_the_meter_counts_against(tmp_path):
+    from test_settings import _set
+
+    app = make_app(tmp_path, entry=POCKET, max_tokens=6)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, app)
+        await _set(pilot, app, context="100")
+        assert _meter(app) == "100"
+        await say(pilot, app, "Good morning, sir.")
+        assert re.fullmatch(r"\d+ of 100 used", _meter(app))
