@@ -93,7 +93,8 @@ class LosslessDecoding:
         `stop_above_bits`: a draft token drawn where the draft gear's entropy is above this
         ends the draft (None: drafts run to their length)."""
         self.run, self.selector, self.params, self.drafts = run, selector, params, drafts
-        self.lengths = {gear: DraftLength(max_draft) for gear in drafts.gears}  # each gear's own k
+        # Each draft gear's own k; the high gear alone drafts nothing (a forced-high step).
+        self.lengths = {gear: DraftLength(max_draft) for gear in drafts.gears if gear is not Gear.HIGH}
         self.stop_above_bits = stop_above_bits
         self.greedy = params.temperature == 0
         self._generator: torch.Generator | None = None
@@ -103,8 +104,8 @@ class LosslessDecoding:
         draft, verify, and return the tokens kept (at most `most`, at least 1)."""
         start = time.perf_counter()
         draft_gear = self.drafts.gear()
-        length = self.lengths[draft_gear]
-        longest = 0 if draft_gear is Gear.HIGH else min(length.k, most - 1)  # the high gear alone: a forced-high step
+        length = self.lengths.get(draft_gear)
+        longest = 0 if length is None else min(length.k, most - 1)
         drafts, draft_probs = [], []
         self.selector.gear = draft_gear
         token = last
@@ -119,7 +120,8 @@ class LosslessDecoding:
         high = self.run([last, *drafts], pos)
         accepted, own = self._verify(drafts, draft_probs, high)  # on the host: the cycle's work is done
         self.drafts.update(draft_gear, time.perf_counter() - start, accepted + 1)
-        length.update(len(drafts), accepted)
+        if length is not None:
+            length.update(len(drafts), accepted)
         ids = [*drafts[:accepted], own]
         return Cycle(_measure(high[: accepted + 1], ids, accepted), len(drafts), draft_gear)
 
