@@ -117,6 +117,7 @@ class HTTPBackend(Backend):
         self.model: str | None = None  # the name as the server lists it, once loaded
         self.listed: dict = {}  # the server's list entry for the model, once loaded
         self.vocab_size: int | None = None
+        self.max_positions: int | None = None  # the server's context, where it says (llama.cpp does)
         self.router: GearRouter | None = None
         self._last_model: str | None = None
         self._unsaid: list[Notice] = []  # said once, on the first turn after load()
@@ -139,6 +140,10 @@ class HTTPBackend(Backend):
     @abc.abstractmethod
     def read_vocab_size(self, client: httpx.Client, entry: dict) -> int | None:
         """The vocabulary size the server reports for the model, or None."""
+
+    def read_context(self, client: httpx.Client) -> int | None:
+        """The positions of context the server holds for a conversation, where it says; else None."""
+        return None
 
     @abc.abstractmethod
     def chat_request(self, model: str, messages: Sequence[Message], params: GenerationParams) -> tuple[str, dict]:
@@ -208,6 +213,7 @@ class HTTPBackend(Backend):
                 report(0.5, f"reading {model}'s vocabulary size")
                 entry = self.listed = next(e for e in entries if e["name"] == model)
                 vocab = self.configured_vocab_size or self.read_vocab_size(client, entry)
+                self.max_positions = self.read_context(client)
         except httpx.HTTPError as e:
             raise BackendFault(self.describe(e)) from None
         except (ValueError, KeyError, TypeError) as e:
@@ -511,6 +517,7 @@ class _Turn:
             seconds=time.perf_counter() - self.start,
             first_token_s=self.first_token_s,
             error=error,
+            positions=self.server_stats.get("total_tokens"),  # the prompt's tokens and the reply's, where told
             stats={
                 "partial": reason in ("error", "cancelled"),
                 "model": self.model,

@@ -10,6 +10,10 @@ goes on with such a message by itself (unless started with --no-prefill-assistan
 streams only the new text; vLLM and SGLang do when asked with `continue_final_message`.
 Which server answers is read from `owned_by` in /v1/models; OpenAI's own API and servers
 not known here may start a new answer instead, and the user is told so.
+
+The stream's last chunk carries the usage (asked for with `stream_options`): its total_tokens are
+the positions the conversation fills, which the status bar's context meter shows; llama.cpp also
+says its context (n_ctx) in /props.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from gearterm.backends.base import GenerationParams, Message, continues_reply
+from gearterm.backends.base import BackendError, GenerationParams, Message, continues_reply
 from gearterm.backends.http_backend import HTTPBackend, StreamFault, StreamPiece, error_text
 from gearterm.backends.http_stream import ServerEvent, SSEDecoder
 
@@ -45,11 +49,23 @@ class OpenAIBackend(HTTPBackend):
         n_vocab = (entry.get("meta") or {}).get("n_vocab")
         return n_vocab if isinstance(n_vocab, int) and n_vocab > 1 else None
 
+    def read_context(self, client: httpx.Client) -> int | None:
+        """llama.cpp's server says its context (a slot's n_ctx) in /props; other servers do not."""
+        if self.listed.get("owned_by") != "llamacpp":
+            return None
+        try:
+            n_ctx = self.request_json(client, "GET", "/props")["default_generation_settings"]["n_ctx"]
+        except (BackendError, KeyError, TypeError):  # an older llama.cpp: the context is not known
+            return None
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+
     def chat_request(self, model: str, messages: Sequence[Message], params: GenerationParams) -> tuple[str, dict]:
         body = {
             "model": model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "stream": True,
+            # A last chunk with the usage: total_tokens, the positions the conversation fills.
+            "stream_options": {"include_usage": True},
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
             "max_tokens": params.max_tokens,
@@ -88,7 +104,7 @@ class OpenAIBackend(HTTPBackend):
         if "error" in chunk:
             raise StreamFault(f"{self.server_label} reported an error mid-reply: {error_text(record.data.encode())}")
         usage = chunk.get("usage") or {}
-        stats = {"completion_tokens": usage["completion_tokens"]} if "completion_tokens" in usage else {}
+        stats = {k: usage[k] for k in ("completion_tokens", "total_tokens") if isinstance(usage.get(k), int)}
         choices = chunk.get("choices") or []
         if not choices:
             return StreamPiece(server_stats=stats)

@@ -258,7 +258,7 @@ class GeartermApp(App[None]):
                 old.unload()
         self.high_gear_dtype = high_gear_dtype(event.backend)
         self.context_used = None  # another tokenizer counts the chat afresh, at its next reply
-        context = event.backend.max_positions if isinstance(event.backend, LocalBackend) else None
+        context = getattr(event.backend, "max_positions", None)
         self.chat_screen.prompt.max_chars, self.chat_screen.prompt.max_chars_why = prompt_limit(context)
         self._use_settings(self.settings)  # and the status bar
         self.chat_screen.loading.stop()
@@ -856,14 +856,17 @@ def _model_label(model: str) -> str:
 
 
 def _context_label(backend: Backend, chat_context: int, used: int | None) -> str:
-    """The positions of context the chat has, as the status bar shows them: the model's, or the
-    chat's own setting where smaller; and how many the chat filled at its last reply (its prompt
-    and the reply) where that is known."""
-    if not isinstance(backend, LocalBackend):
-        return "n/a — the server's own"
-    if not backend.max_positions:
-        return "n/a — the model does not say"
-    context = min(chat_context or backend.max_positions, backend.max_positions)
+    """The positions of context the chat has, as the status bar shows them: the model's (a
+    server's where it says), or the chat's own setting where smaller (the app fits a local
+    model's prompt to it); and how many the chat filled at its last reply (its prompt and the
+    reply) where that is known."""
+    context = getattr(backend, "max_positions", None)
+    local = isinstance(backend, LocalBackend)
+    if not context:
+        why = "the model does not say" if local else "the server's own"
+        return f"n/a — {why}" if used is None else f"{used:,} used (size n/a: {why})"
+    if local and chat_context:
+        context = min(chat_context, context)
     return f"{context:,}" if used is None else f"{used:,} of {context:,} used"
 
 

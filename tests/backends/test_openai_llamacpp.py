@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from gearterm.app.app import _context_label
 from gearterm.backends.base import GenerationParams, Notice, TokenEvent
 from gearterm.backends.gearbox import GearMode
 from gearterm.backends.openai_compat import OpenAIBackend
@@ -91,3 +92,22 @@ def test_a_continued_reply_goes_on_from_its_text(server_backend):
     assert more[-1].reason == "length" and len(tokens(more)) == 8
     assert text + "".join(t.text for t in tokens(more)) == "".join(t.text for t in tokens(once))
     assert not [e for e in more if isinstance(e, Notice)]  # the server says it is llama.cpp: nothing to warn of
+
+
+def test_the_server_says_its_context_and_each_reply_the_positions_it_fills(server_backend):
+    """llama.cpp's /props gives the context it was started with (512 in conftest); a reply's
+    usage counts its prompt and its tokens, so the next turn's prompt holds the first turn."""
+    assert server_backend.max_positions == 512
+    first = asyncio.run(reply(server_backend, max_tokens=8))[-1]
+    history = [*STORY, {"role": "assistant", "content": "x"}, {"role": "user", "content": " The dog"}]
+    second = asyncio.run(reply(server_backend, history, max_tokens=8))[-1]
+    assert first.tokens == second.tokens == 8
+    assert first.positions > first.tokens  # the prompt is counted too
+    assert second.positions - second.tokens > first.positions - first.tokens  # a longer prompt
+    assert _context_label(server_backend, 0, first.positions) == f"{first.positions} of 512 used"
+
+
+def test_a_server_that_does_not_say_its_context_is_shown_as_such():
+    unknown = OpenAIBackend("any", "http://127.0.0.1:9")  # not loaded: nothing was said
+    assert _context_label(unknown, 0, None) == "n/a — the server's own"
+    assert _context_label(unknown, 0, 40) == "40 used (size n/a: the server's own)"
