@@ -82,6 +82,11 @@ class OllamaBackend(HTTPBackend):
         stats = {}
         if done:
             stats = {k: record[k] for k in ("eval_count", "prompt_eval_count", "eval_duration") if k in record}
+            prompt, reply = record.get("prompt_eval_count"), record.get("eval_count")
+            if isinstance(prompt, int) and isinstance(reply, int):
+                # The positions the conversation fills: since ollama/ollama#5371 the prompt's count
+                # includes its cached tokens (before it, a cached prompt reported none).
+                stats["total_tokens"] = prompt + reply
         return StreamPiece(
             content=message.get("content") or "",
             logprobs=record.get("logprobs"),

@@ -55,7 +55,8 @@ class OllamaWire:
         return json.dumps(rec).encode() + b"\n"
 
     def done(self, reason: str = "stop") -> list[bytes]:
-        rec = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": reason, "eval_count": 7}
+        rec = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": reason,
+               "eval_count": 7, "prompt_eval_count": 12}  # fmt: skip
         return [json.dumps(rec).encode() + b"\n"]
 
     def error_line(self, message: str) -> bytes:
@@ -85,7 +86,8 @@ class OpenAIWire:
         return b"data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]}).encode() + b"\n\n"
 
     def done(self, reason: str = "stop") -> list[bytes]:
-        final = {"choices": [{"index": 0, "delta": {}, "finish_reason": reason}], "usage": {"completion_tokens": 7}}
+        usage = {"completion_tokens": 7, "prompt_tokens": 12, "total_tokens": 19}
+        final = {"choices": [{"index": 0, "delta": {}, "finish_reason": reason}], "usage": usage}
         return [b"data: " + json.dumps(final).encode() + b"\n\n", b"data: [DONE]\n\n"]
 
     def error_line(self, message: str) -> bytes:
@@ -173,6 +175,7 @@ async def test_reply_with_bounds_multi_token_lines_and_held_text(server, wire_cl
     done = events[-1]
     assert isinstance(done, ReplyDone) and done.reason == "stop" and done.tokens == 5
     assert done.stats["partial"] is False and done.stats["tokens_with_bounds"] == 5
+    assert done.positions == 12 + 7  # the server's count of the prompt's tokens and the reply's
     _, path, body = server.requests[-1]
     assert path == wire.chat_path and body["model"] == "tiny:1b-q8_0"
     assert body["stream"] is True and body["logprobs"] is True and body["top_logprobs"] == 20
@@ -392,3 +395,13 @@ def test_an_openai_server_that_says_it_is_llama_cpp_continues_without_a_warning(
     backend = OpenAIBackend("m", server.url)
     backend.load()
     assert backend.continue_notice() is None
+
+
+@pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
+async def test_a_server_that_does_not_count_the_prompt_leaves_the_positions_unknown(server, wire_class):
+    """Ollama before #5371 sent no prompt_eval_count for a cached prompt; a server may send no usage."""
+    wire, backend = make(wire_class, server)
+    end = [line.replace(b', "prompt_eval_count": 12', b"").replace(b', "total_tokens": 19', b"") for line in wire.done()]
+    script(server, wire, wire.line("Hi", [entry("Hi", math.log(0.9))]), *end)
+    done = (await collect(backend))[-1]
+    assert isinstance(done, ReplyDone) and done.tokens == 1 and done.positions is None
