@@ -55,7 +55,7 @@ class OpenAIBackend(HTTPBackend):
             return None
         try:
             n_ctx = self.request_json(client, "GET", "/props")["default_generation_settings"]["n_ctx"]
-        except (BackendError, KeyError, TypeError):  # an older llama.cpp: the context is not known
+        except (BackendError, httpx.HTTPError, KeyError, TypeError):  # not said: the context is not known
             return None
         return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
 
