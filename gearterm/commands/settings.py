@@ -36,7 +36,7 @@ NEGATED = {"no_compile", "no_gate"}  # set means the setting is off
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that choose and load a model; the benches take these too."""
-    parser.add_argument("--model", metavar="PATH_OR_ID", help="model directory, Hugging Face id or server model name")
+    parser.add_argument("--model", metavar="PATH_OR_ID", help="model directory, GGUF file, Hugging Face id or server model name")
     parser.add_argument("--backend", metavar="NAME", help="hf, mlx, ollama or openai (default: from the config, else hf)")
     parser.add_argument("--url", metavar="URL", help="server URL for the ollama and openai backends")
     parser.add_argument("--device", help="local backends: auto (default), cpu, cuda or cuda:N")
