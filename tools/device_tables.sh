@@ -22,6 +22,6 @@ timeout 200 python3 -m pytest -q -p no:cacheprovider tests/backends/test_gpu_equ
     tests/backends/test_lossless_cuda.py tests/kernels/test_triton_gears_cuda.py tests/backends/test_cuda_decoder_chunks.py
 timeout 110 $bench lossless --model gearterm/models/pocket --device cuda --rounds 3 --tokens 128 --text "$text" \
     --project-onto llama3-8b
-timeout 80 $bench kernels --sweep --batch 1 --impl low --impl mid --shape 6144x4096 --shape 4096x4096 \
-    --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
+timeout 120 $bench kernels --sweep --batch 1 --impl low --impl mid --shape 6144x4096 --shape 4096x4096 \
+    --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
 timeout 80 python3 tools/probe_decode_attention.py
