@@ -130,7 +130,7 @@ async def test_a_long_load_step_is_shown_whole_at_80_columns(tmp_path):
 
     from textual.widgets import Label
 
-    step = "compiling the CPU gear kernel (once per machine, about a minute; cached after)"  # hf's
+    step = "compiling the CPU gear kernel (once per machine, about a minute; cached after)"  # longer than a row
     go_on = threading.Event()
     app = make_app(tmp_path, create_backend=lambda entry, config: HeldLoad(go_on, step))
     async with app.run_test(size=(80, 24)) as pilot:
