@@ -39,6 +39,7 @@ from gearterm.backends.topk_entropy import ZERO_LOGPROB, EntropyBounds, entropy_
 from gearterm.kernels.gear import Gear
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error response worth reading for its message
+NEARLY_FULL = 0.9  # a conversation past this share of the server's context is told what comes next
 
 
 @dataclass
@@ -87,6 +88,7 @@ class HTTPBackend(Backend):
     default_url: str
     server_label: str  # how messages name the server, e.g. "Ollama"
     start_hint: str = ""  # how to start the server, for the connection-refused message
+    when_full: str = ""  # what the server does with a conversation past its context, and how to raise it
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class HTTPBackend(Backend):
         self.router: GearRouter | None = None
         self._last_model: str | None = None
         self._unsaid: list[Notice] = []  # said once, on the first turn after load()
+        self._said_nearly_full = False  # once a conversation
         self._wake = None  # (loop, event) of the reply in flight, for cancel() from any thread
 
     @staticmethod
@@ -143,6 +146,11 @@ class HTTPBackend(Backend):
 
     def read_context(self, client: httpx.Client) -> int | None:
         """The positions of context the server holds for a conversation, where it says; else None."""
+        return None
+
+    async def read_context_after_reply(self, client: httpx.AsyncClient, model: str) -> int | None:
+        """The context as the server holds it once `model` has answered, where only then it
+        says (Ollama loads a model, and sizes its context, at its first request); else None."""
         return None
 
     @abc.abstractmethod
@@ -290,6 +298,7 @@ class HTTPBackend(Backend):
             yield Notice(note, "warning")
         if not any(m.get("role") == "assistant" for m in messages):
             self.router.reset()  # a new conversation: its routing starts over
+            self._said_nearly_full = False
         gear, model = self.router.begin_turn(params.gear_mode)
         if self._last_model is not None and model != self._last_model:
             yield Notice(f"{gear.label} gear: this turn runs {model}")
@@ -324,6 +333,11 @@ class HTTPBackend(Backend):
                             break
                 finally:
                     await response.aclose()
+                if turn.finish is not None:
+                    try:
+                        self.max_positions = await self.read_context_after_reply(client, model) or self.max_positions
+                    except httpx.HTTPError:  # the reply is whole all the same; the context stays as known
+                        pass
             if turn.finish is None:
                 raise StreamFault(
                     f"{self.server_label} closed the stream before the reply ended "
@@ -340,7 +354,21 @@ class HTTPBackend(Backend):
             self._wake = None
         for event in turn.flush():
             yield event
-        yield turn.done(reason, error)  # a fault's message is said here, once
+        done = turn.done(reason, error)
+        if (note := self._nearly_full(done.positions, model)) is not None:
+            yield note
+        yield done  # a fault's message is said here, once
+
+    def _nearly_full(self, positions: int | None, model: str) -> Notice | None:
+        """Said once a conversation, when it fills most of the server's context."""
+        context = self.max_positions
+        if self._said_nearly_full or not positions or not context or positions < NEARLY_FULL * context:
+            return None
+        self._said_nearly_full = True
+        return Notice(
+            f"this conversation fills {positions:,} of the {context:,} positions {self.server_label} holds for "
+            f"{model}: {self.when_full}", "warning"
+        )
 
     async def _status_fault(self, response: httpx.Response, model: str) -> str:
         body = b""

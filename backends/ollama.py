@@ -21,6 +21,7 @@ from gearterm.backends.http_stream import NDJSONDecoder
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 MAX_TOP_LOGPROBS = 20  # Ollama allows 0..20
+CONTEXT_READ_TIMEOUT_S = 5.0  # /api/ps after a reply: a slow answer must not hold the reply's end
 
 
 class OllamaBackend(HTTPBackend):
@@ -28,6 +29,7 @@ class OllamaBackend(HTTPBackend):
     default_url = DEFAULT_URL
     server_label = "Ollama"
     start_hint = "Start it with `ollama serve`."
+    when_full = "past them Ollama drops the oldest part of the prompt without saying so (OLLAMA_CONTEXT_LENGTH raises it)"
 
     def __init__(self, model: str, url: str | None = None, *, top_logprobs: int = MAX_TOP_LOGPROBS, **options):
         super().__init__(model, url, top_logprobs=min(top_logprobs, MAX_TOP_LOGPROBS), **options)
@@ -94,6 +96,17 @@ class OllamaBackend(HTTPBackend):
             end=done,
             server_stats=stats,
         )
+
+    async def read_context_after_reply(self, client: httpx.AsyncClient, model: str) -> int | None:
+        """A loaded model's context_length in /api/ps (Ollama sizes it when it loads the model:
+        OLLAMA_CONTEXT_LENGTH, or by the GPU's memory); None from servers that do not list it."""
+        response = await client.get("/api/ps", timeout=CONTEXT_READ_TIMEOUT_S)
+        try:
+            running = response.json()["models"] if response.status_code == 200 else []
+            length = next((m.get("context_length") for m in running if model in (m.get("name"), m.get("model"))), None)
+        except (ValueError, KeyError, TypeError, AttributeError):  # not the shape documented: not known
+            return None
+        return length if isinstance(length, int) and length > 0 else None
 
     def no_logprobs_notice(self) -> str:
         version = f" {self.version}" if self.version else ""

@@ -35,6 +35,8 @@ class OpenAIBackend(HTTPBackend):
     name = "openai"
     default_url = DEFAULT_URL
     server_label = "the OpenAI-compatible server"
+    # Said only where the context is known, which is llama.cpp's server (read_context).
+    when_full = "past them llama.cpp refuses the request or shifts out old tokens, as it was started (--ctx-size sets it)"
 
     @staticmethod
     def normalize_url(url: str) -> str:

@@ -121,6 +121,11 @@ def script(server, wire, *steps, **reply):
     server.routes[("POST", wire.chat_path)] = lambda body: Reply(steps=list(steps), content_type=wire.content_type, **reply)
 
 
+def chat_requests(server, wire) -> list:
+    """The chat requests the server took (Ollama's backend also asks /api/ps after a reply)."""
+    return [r for r in server.requests if r[1] == wire.chat_path]
+
+
 def good_reply(wire) -> list[bytes]:
     return [wire.line("Hi", [entry("Hi", math.log(0.9))]), wire.line(" there", [entry(" there", math.log(0.6))]), *wire.done()]
 
@@ -176,7 +181,7 @@ async def test_reply_with_bounds_multi_token_lines_and_held_text(server, wire_cl
     assert isinstance(done, ReplyDone) and done.reason == "stop" and done.tokens == 5
     assert done.stats["partial"] is False and done.stats["tokens_with_bounds"] == 5
     assert done.positions == 12 + 7  # the server's count of the prompt's tokens and the reply's
-    _, path, body = server.requests[-1]
+    _, path, body = chat_requests(server, wire)[-1]
     assert path == wire.chat_path and body["model"] == "tiny:1b-q8_0"
     assert body["stream"] is True and body["logprobs"] is True and body["top_logprobs"] == 20
 
@@ -192,11 +197,11 @@ async def test_next_turn_is_routed_by_the_conversations_entropy(server, wire_cla
     assert tokens(first)[-1].next_gear == Gear.LOW
     history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "a" * 12}, {"role": "user", "content": "more"}]
     second = await collect(backend, history)
-    assert server.requests[-1][2]["model"] == "tiny:1b-q4_K_M"
+    assert chat_requests(server, wire)[-1][2]["model"] == "tiny:1b-q4_K_M"
     assert {t.gear for t in tokens(second)} == {Gear.LOW}
     assert any(isinstance(e, Notice) and "tiny:1b-q4_K_M" in e.text for e in second)
     await collect(backend)  # a new conversation starts over from the chosen model
-    assert server.requests[-1][2]["model"] == "tiny:1b-q8_0"
+    assert chat_requests(server, wire)[-1][2]["model"] == "tiny:1b-q8_0"
 
 
 async def test_old_ollama_without_logprobs_is_said_not_invented(server):
@@ -374,7 +379,7 @@ async def test_a_reply_is_continued_from_a_trailing_assistant_message(server, wi
     script(server, wire, wire.line(" there", [entry(" there", math.log(0.6))]), *wire.done())
     events = await collect(backend, CONTINUED)
     assert "".join(t.text for t in tokens(events)) == " there"  # only the new text: the app adds it to the old
-    body = server.requests[-1][2]
+    body = chat_requests(server, wire)[-1][2]
     assert body["messages"] == CONTINUED
     warned = [e.text for e in events if isinstance(e, Notice) and e.level == "warning"]
     if wire_class is OpenAIWire:  # vLLM's and SGLang's request fields; this server does not say whose it is
@@ -386,7 +391,7 @@ async def test_a_reply_is_continued_from_a_trailing_assistant_message(server, wi
     else:
         assert warned == [] and "continue_final_message" not in body
     await collect(backend)  # a new reply asks for nothing of the kind
-    assert "continue_final_message" not in server.requests[-1][2]
+    assert "continue_final_message" not in chat_requests(server, wire)[-1][2]
 
 
 def test_an_openai_server_that_says_it_is_llama_cpp_continues_without_a_warning(server):
@@ -405,3 +410,33 @@ async def test_a_server_that_does_not_count_the_prompt_leaves_the_positions_unkn
     script(server, wire, wire.line("Hi", [entry("Hi", math.log(0.9))]), *end)
     done = (await collect(backend))[-1]
     assert isinstance(done, ReplyDone) and done.tokens == 1 and done.positions is None
+
+
+async def test_ollama_says_the_context_of_the_loaded_model_and_a_nearly_full_conversation_is_told_once(server):
+    """/api/ps lists a loaded model's context_length (as `ollama ps` shows it); the stand-in plays
+    a 20-position context, which a prompt of 12 and a reply of 7 tokens nearly fill."""
+    wire, backend = make(OllamaWire, server)
+    assert backend.max_positions is None  # not loaded by Ollama yet: not known
+    running = [{"name": "tiny:1b-q8_0", "model": "tiny:1b-q8_0", "size_vram": 1, "context_length": 20}]
+    server.routes[("GET", "/api/ps")] = lambda _: Reply.json({"models": running})
+    said = []
+    for messages in (None, [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "Hi"},
+                            {"role": "user", "content": "and?"}], None):  # fmt: skip
+        script(server, wire, *good_reply(wire))
+        events = await collect(backend, messages)
+        said.append([e.text for e in events if isinstance(e, Notice) and "positions" in e.text])
+        assert backend.max_positions == 20 and events[-1].positions == 19
+    full = (
+        "this conversation fills 19 of the 20 positions Ollama holds for tiny:1b-q8_0: past them Ollama drops the "
+        "oldest part of the prompt without saying so (OLLAMA_CONTEXT_LENGTH raises it)"
+    )
+    assert said == [[full], [], [full]]  # once a conversation: the third reply starts a new one
+
+
+async def test_an_ollama_that_does_not_list_the_context_leaves_it_unknown_and_says_nothing(server):
+    wire, backend = make(OllamaWire, server)
+    server.routes[("GET", "/api/ps")] = lambda _: Reply.json({"models": [{"name": "tiny:1b-q8_0", "size_vram": 1}]})
+    script(server, wire, *good_reply(wire))
+    events = await collect(backend)
+    assert backend.max_positions is None and events[-1].reason == "stop"
+    assert not [e for e in events if isinstance(e, Notice) and "positions" in e.text]
