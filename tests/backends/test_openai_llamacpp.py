@@ -111,3 +111,17 @@ def test_a_server_that_does_not_say_its_context_is_shown_as_such():
     unknown = OpenAIBackend("any", "http://127.0.0.1:9")  # not loaded: nothing was said
     assert _context_label(unknown, 0, None) == "n/a — the server's own"
     assert _context_label(unknown, 0, 40) == "40 used (size n/a: the server's own)"
+
+
+def test_a_conversation_near_the_servers_context_is_told_once_and_one_past_it_is_refused(server_backend):
+    """The real server's 512 positions: a prompt of 92 "Once upon a time," (5 tokens each, 462 with
+    the template) and 8 reply tokens fill 470 of them, past 90%; 110 of them do not fit at all."""
+    def near(n):
+        return asyncio.run(reply(server_backend, [{"role": "user", "content": "Once upon a time, " * n}], max_tokens=8))
+
+    first = near(92)
+    said = [e.text for e in first if isinstance(e, Notice)]
+    assert first[-1].positions == 470 and len(said) == 1
+    assert said[0].startswith("this conversation fills 470 of the 512 positions") and "llama.cpp refuses" in said[0]
+    refused = near(110)[-1]
+    assert refused.reason == "error" and "exceeds the available context size (512 tokens)" in refused.error
