@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call (about 7 minutes on an H100 or H200) that measures what issues #17, #20 and #21 ask of
-# the H200: the decode table with its step split, the kernel table, the context sweep, lossless
+# One device call (about 7 minutes) that measures what issues #17, #20 and #21 ask of the
+# H200: the decode table with its step split, the kernel table, the context sweep, lossless
 # mode modelled on the 8B shape, the gear GEMV's splits on the decoder's shapes, the decode
 # attention's slice sizes (tools/probe_decode_attention.py) and the GPU tests (greedy GPU == CPU
 # on the real models carried). Carry .whl and .devshared (tools/device_prelude.sh). The JSON
