@@ -236,23 +236,20 @@ class LocalBackend(Backend):
         while self.load_notices:  # said once, with the first reply after the load
             yield self.load_notices.pop(0)
         if not self.max_positions:
-            ids = self.encode_chat(messages)
-            for event in self._generate(ids, params):
-                if isinstance(event, ReplyDone):
-                    event.positions = len(ids) + event.tokens
-                yield event
-            return
-        fitted = fit(messages, self.encode_chat, self.max_positions, params.max_tokens)
-        context = f"the {self.max_positions:,}-token context"
-        if fitted.dropped_turns:
-            yield Notice(f"earlier turns no longer fit {context}: the model sees the last "
-                         f"{len(messages) - fitted.dropped_turns} messages", "warning")
-        if fitted.cut_to:
-            yield Notice(f"the newest message is too long for {context}: the model sees its last {fitted.cut_to} tokens", "warning")
-        for event in self._generate(fitted.ids, replace(params, max_tokens=fitted.max_tokens)):
+            ids, max_tokens = self.encode_chat(messages), params.max_tokens
+        else:
+            fitted = fit(messages, self.encode_chat, self.max_positions, params.max_tokens)
+            ids, max_tokens = fitted.ids, fitted.max_tokens
+            context = f"the {self.max_positions:,}-token context"
+            if fitted.dropped_turns:
+                yield Notice(f"earlier turns no longer fit {context}: the model sees the last "
+                             f"{len(messages) - fitted.dropped_turns} messages", "warning")
+            if fitted.cut_to:
+                yield Notice(f"the newest message is too long for {context}: the model sees its last {fitted.cut_to} tokens", "warning")
+        for event in self._generate(ids, replace(params, max_tokens=max_tokens)):
             if isinstance(event, ReplyDone):
-                event.positions = len(fitted.ids) + event.tokens
-                if event.reason == "length" and fitted.max_tokens < params.max_tokens:
+                event.positions = len(ids) + event.tokens
+                if event.reason == "length" and max_tokens < params.max_tokens:
                     event.reason = "context full"  # it stopped where the context ends, not at max tokens
             yield event
 
