@@ -29,10 +29,10 @@ def _max(a, b):
 @triton.jit
 def _span(filled, SLICE: tl.constexpr, SPREAD: tl.constexpr):
     """Positions one slice attends over: SLICE, doubled until SPREAD slices cover the `filled`
-    positions. The grid holds a program for every SLICE of the cache (a captured graph fixes
-    it); a longer span leaves the later programs nothing to read. Few short slices keep the SMs
-    busy early in a conversation, long ones stream the cache late in it (measured on an H100:
-    docs/benchmarks/context-h200.md)."""
+    positions (16 doublings: up to 2**16 SLICE SPREAD positions). The grid holds SPREAD programs
+    a key/value head (a captured graph fixes it); a short conversation leaves the later ones
+    nothing to read. Few short slices keep the SMs busy early in a conversation, long ones
+    stream the cache late in it (measured on an H100: docs/benchmarks/context-h200.md)."""
     span = filled * 0 + SLICE
     for _ in tl.static_range(16):
         span = tl.where(span * SPREAD < filled, span * 2, span)

@@ -23,8 +23,8 @@ scale = D**-0.5
 FIXED = 1 << 16
 
 
-def attend(pos, slice_, block, warps, stages, spread=FIXED):
-    slices = triton.cdiv(L, slice_)
+def attend(pos, slice_, block, warps, stages, spread=FIXED, slices=None):
+    slices = slices or min(triton.cdiv(L, slice_), spread)  # as the library's grid: no more than ever attend
     out = torch.empty(H, slices, D, dtype=torch.float32, device="cuda")
     row_max = torch.empty(H, slices, dtype=torch.float32, device="cuda")
     row_sum = torch.empty_like(row_max)
@@ -59,4 +59,8 @@ for filled in (512, 4096, 32768):
                                          (32, 64, 4, 5), (64, 64, 4, 3), (64, 64, 4, 5), (64, 128, 8, 4)]:  # fmt: skip
         call = lambda: attend(pos, 128, block, warps, stages, spread)  # noqa: E731
         report(filled, f"grow x{spread:<3d} block {block:4d} warps {warps} stages {stages}", call, ref, nbytes)
+    # The library's grid until 2026-12-07: a program for every 128 positions of the cache, most of
+    # them exiting at once, after the working ones that share their multiprocessor.
+    call = lambda: attend(pos, 128, 64, 4, 3, 32, triton.cdiv(L, 128))  # noqa: E731
+    report(filled, "grow x32 block 64, grid of every slice (before)", call, ref, nbytes)
     report(filled, "default (slices grow)", lambda: decode_attention(q, k, v, pos, None, scale), ref, nbytes)
