@@ -53,6 +53,7 @@ from gearterm.app.screens.copy_picker import CopyPicker, copyables
 from gearterm.app.screens.help import HelpScreen
 from gearterm.app.screens.settings import SettingsScreen
 from gearterm.app import strip_cycles
+from gearterm.app.repetition import repeating_piece
 from gearterm.app.widgets.prompt import Prompt, prompt_limit
 from gearterm.config import BackendEntry, Config, GenerationConfig, export_dir, setting_problem
 from gearterm.export import export_conversation
@@ -151,6 +152,7 @@ class GeartermApp(App[None]):
         self.conversation: Row | None = None
         self.transcript: list[dict] = []  # what the next reply is conditioned on (after the system prompt)
         self.context_used: int | None = None  # positions the chat filled at its last reply, where counted
+        self.said_loop = False  # a looping greedy reply is explained once a session
         self.last: Exchange | None = None
         self.editing: Exchange | None = None  # the message being edited in the prompt
         self.settings: GenerationConfig = config.generation  # this chat's; a new chat starts from the config's
@@ -563,6 +565,8 @@ class GeartermApp(App[None]):
             if self.last is not None and self.last.reply is reply.message:
                 self.last.reply_facts, self.last.reply_rows = facts, reply.first_row + reply.tokens
             self.chat_screen.chat.finish(reply.entry, facts.line())  # an error is said here, under its reply
+            if done.reason == "length" and self.settings.temperature == 0 and not self.said_loop:
+                self._explain_a_loop(reply.text)
             if done.positions is not None:
                 self.context_used = done.positions
                 self._show_status()
@@ -570,6 +574,18 @@ class GeartermApp(App[None]):
             self.notify(done.error, title="a reply in another chat failed", severity="error", timeout=15)
         while self.retired:
             self.retired.pop().unload()
+
+    def _explain_a_loop(self, text: str) -> None:
+        """Once a session: a greedy reply that went round in a loop until the token limit."""
+        if (piece := repeating_piece(text)) is None:
+            return
+        self.said_loop = True
+        quoted = " ".join(piece.split())
+        note = (
+            f"the reply went round in a loop (“{quoted}”) until the token limit: greedy decoding (temperature 0) "
+            f"often does on small models; {self.key('settings')} sets this chat's temperature (0.7 is common)"
+        )
+        self.notify(note, title="a looping reply", timeout=20)
 
     def _ui_alive(self) -> bool:
         """False once the app is closing: Textual takes the screen's widgets down before
