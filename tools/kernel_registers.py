@@ -1,0 +1,50 @@
+"""Registers and spills of the batch-1 gear GEMV and the decode attention, compiled for an H100/H200
+(sm_90) on a machine without a GPU: Triton compiles to a cubin offline, and the cuobjdump it ships
+reads the resource use. Occupancy follows from it (65,536 registers a multiprocessor: a 128-thread
+program of 123 registers a thread fits four times, one of 165 three). This is the Triton installed
+here, which may not be the GPU machine's; its numbers are for comparing variants, not a measurement.
+Run from the repository root: .venv/bin/python tools/kernel_registers.py"""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # as Triton 3.6 on the GPU machine: fused multiply-adds
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from gearterm.kernels.triton_decode_attention import attend_slices  # noqa: E402
+from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel  # noqa: E402
+
+CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+ALIGNED = 16  # Triton specializes a pointer or stride divisible by 16 at launch: vector loads
+
+
+def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -> str:
+    signature = {**signature, **{name: "constexpr" for name in constants}}
+    attrs = {(i,): [["tt.divisibility", ALIGNED]] for i in aligned}
+    source = ASTSource(kernel, signature, constexprs=constants, attrs=attrs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+    cubin = Path("/tmp/gearterm-kernel.cubin")
+    cubin.write_bytes(compiled.asm["cubin"])
+    dump = subprocess.run([CUOBJDUMP, "--dump-resource-usage", cubin], capture_output=True, text=True, check=True).stdout
+    return " ".join(re.search(r"(REG:\d+) (STACK:\d+)", dump).groups())
+
+
+print(f"Triton {triton.__version__}, sm_90, registers a thread and stack bytes (spills)")
+gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16", "y_ptr": "*fp16", "G": "i32"}
+for mid in (False, True):
+    for ks in (2, 4, 8):
+        for ahead in (False, True):
+            constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PDL": True}
+            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5}: {usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)}")
+
+names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
+types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6
+attention = dict(zip(names.split(), types))
+for block, warps, stages in [(64, 4, 3), (128, 8, 3)]:
+    constants = {"GROUP": 4, "ROWS": 16, "HEAD_DIM": 128, "DIM": 128, "SLICE": 128, "SPREAD": 32, "BLOCK": block, "IEEE": False, "PDL": True}
+    aligned = [0, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16]
+    print(f"decode attention block {block} warps {warps} stages {stages}: {usage(attend_slices, attention, constants, aligned, num_warps=warps, num_stages=stages)}")
