@@ -34,17 +34,21 @@ def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -
 
 
 print(f"Triton {triton.__version__}, sm_90, registers a thread and stack bytes (spills)")
-gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16", "y_ptr": "*fp16", "G": "i32"}
+gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16",
+        "y_ptr": "*fp16", "G": "i32"}  # fmt: skip
 for mid in (False, True):
     for ks in (2, 4, 8):
         for ahead in (False, True):
             constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PDL": True}
-            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5}: {usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)}")
+            used = usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)
+            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6
 attention = dict(zip(names.split(), types))
 for block, warps, stages in [(64, 4, 3), (128, 8, 3)]:
-    constants = {"GROUP": 4, "ROWS": 16, "HEAD_DIM": 128, "DIM": 128, "SLICE": 128, "SPREAD": 32, "BLOCK": block, "IEEE": False, "PDL": True}
+    constants = {"GROUP": 4, "ROWS": 16, "HEAD_DIM": 128, "DIM": 128, "SLICE": 128, "SPREAD": 32, "BLOCK": block,
+                 "IEEE": False, "PDL": True}  # fmt: skip
     aligned = [0, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16]
-    print(f"decode attention block {block} warps {warps} stages {stages}: {usage(attend_slices, attention, constants, aligned, num_warps=warps, num_stages=stages)}")
+    used = usage(attend_slices, attention, constants, aligned, num_warps=warps, num_stages=stages)
+    print(f"decode attention block {block} warps {warps} stages {stages}: {used}")
