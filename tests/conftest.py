@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 STORIES_HF = SHARED / "models" / "stories260K-hf"
 STORIES_GGUF = SHARED / "models" / "stories260K-gguf" / "stories260K-f32.gguf"
+SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINYSTORIES_TEXT = SHARED / "data" / "tinystories-valid-head" / "tinystories_val.txt"
 
 

@@ -16,12 +16,11 @@ from gearterm.bench.families import save_random_model
 from gearterm.kernels.gear import Gear
 from gearterm.models import POCKET_MODEL_DIR
 
-from conftest import SHARED, STORIES_GGUF, STORIES_HF, _need
+from conftest import SMOLLM2, STORIES_GGUF, STORIES_HF, _need
 from test_decoder import CONFIGS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 REAL_MODELS = {"stories260K-hf": STORIES_HF, "stories260K-gguf": STORIES_GGUF, "smollm2-gguf": SMOLLM2,
                "pocket": POCKET_MODEL_DIR}
 

@@ -4,7 +4,6 @@ with the tokens and gears a fresh prompt gives (greedy). The HF backend on the C
 model, SmolLM2-135M-Instruct's GGUF), on a GPU where there is one, and the MLX backend."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +15,8 @@ from gearterm.backends.kv_reuse import CachedTokens
 from gearterm.kernels.gear import Gear
 from gearterm.models import POCKET_MODEL_DIR
 
-SMOLLM2 = Path(__file__).parents[2] / ".." / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from conftest import SMOLLM2
+
 QUESTIONS = [
     "And the king said unto the prophet, What shall I do?",
     "Tell me of the house of the LORD.",

@@ -2,15 +2,12 @@
 helps: the real SmolLM2-135M-Instruct, greedy, loops on a haiku ("a fleeting sight, a fleeting
 sight, ..."), seen in the app at 80x24 before this was built."""
 
-from pathlib import Path
-
 import pytest
 from app_helpers import make_app, say, wait_for
+from conftest import SMOLLM2
 
 from gearterm.app.repetition import repeating_piece
 from gearterm.config import BackendEntry, Config, GenerationConfig, UIConfig
-
-SMOLLM2 = Path(__file__).parents[4] / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def test_a_loop_is_found_through_a_last_round_cut_short_and_named_from_a_words_start():
