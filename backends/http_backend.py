@@ -104,11 +104,9 @@ class HTTPBackend(Backend):
         read_timeout_s: float = 300.0,
     ):
         super().__init__()
-        if not model:
-            raise BackendError(f"the {self.name} backend needs a model name (one the server lists)")
         if top_logprobs < 1:
             raise BackendError(f"top_logprobs must be at least 1 to bound the entropy, got {top_logprobs}")
-        self.requested_model = model
+        self.requested_model = model  # "": the one model the server lists, where it lists one
         self.url = self.normalize_url(url or self.default_url)
         self.top_logprobs = top_logprobs
         self.configured_vocab_size = vocab_size
@@ -211,13 +209,7 @@ class HTTPBackend(Backend):
             with self.client() as client:
                 entries = self.list_models(client)
                 names = [e["name"] for e in entries]
-                model = self.resolve_model(self.requested_model, names)
-                if model is None:
-                    listed = ", ".join(names) if names else "none"
-                    raise BackendError(
-                        f"model {self.requested_model!r} not found on {self.server_label} at {self.url}; "
-                        f"it lists: {listed}"
-                    )
+                model = self._chosen_model(names)
                 report(0.5, f"reading {model}'s vocabulary size")
                 entry = self.listed = next(e for e in entries if e["name"] == model)
                 vocab = self.configured_vocab_size or self.read_vocab_size(client, entry)
@@ -261,6 +253,22 @@ class HTTPBackend(Backend):
             mapping = ", ".join(f"{g.label} {gear_models[g]}" for g in Gear)
             self._unsaid.append(Notice(f"gears route whole turns to model variants: {mapping}"))
         report(1.0, f"{model} ready on {self.url}")
+
+    def _chosen_model(self, names: Sequence[str]) -> str:
+        """The listed name of the model asked for; with none named, the server's one model (a
+        llama.cpp server serves the model it was started with)."""
+        listed = ", ".join(names) if names else "none"
+        if not self.requested_model:
+            if len(names) == 1:
+                return names[0]
+            raise BackendError(
+                f"the {self.name} backend needs a model name (--model, or model in config.toml): "
+                f"{self.server_label} at {self.url} lists {listed}"
+            )
+        model = self.resolve_model(self.requested_model, names)
+        if model is None:
+            raise BackendError(f"model {self.requested_model!r} not found on {self.server_label} at {self.url}; it lists: {listed}")
+        return model
 
     def cancel(self) -> None:
         super().cancel()

@@ -355,6 +355,13 @@ def test_load_reports_a_missing_model_with_what_is_there(server, wire_class):
         wire_class.backend_class("nope", server.url).load()
 
 
+@pytest.mark.parametrize("wire_class", WIRES, ids=lambda w: w.name)
+def test_no_model_named_is_refused_where_the_server_lists_several_with_what_is_there(server, wire_class):
+    wire_class(server)
+    with pytest.raises(BackendError, match="needs a model name .*lists tiny:1b-q4_K_M, tiny:1b-q8_0"):
+        wire_class.backend_class("", server.url).load()
+
+
 def test_ollama_names_without_a_tag_mean_latest(server):
     OllamaWire(server)
     backend = OllamaBackend("other", server.url)

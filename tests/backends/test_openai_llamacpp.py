@@ -40,6 +40,14 @@ def hf_reference(stories_backend):
     return tokens(events)
 
 
+def test_with_no_model_named_the_one_model_the_server_serves_is_used(llama_server, server_backend):
+    """llama.cpp's server serves the model it was started with: naming it again is not needed."""
+    backend = OpenAIBackend("", llama_server)
+    backend.load()
+    assert backend.model_name == server_backend.model_name == str(STORIES_GGUF)
+    assert backend.max_positions == 512 and backend.vocab_size == server_backend.vocab_size
+
+
 def test_server_reports_the_vocabulary(server_backend):
     caps = server_backend.capabilities
     assert caps.vocab_size == 512 and caps.entropy == "topk" and caps.gears == "per_turn"
