@@ -1,13 +1,21 @@
 """The status bar: which backend, model and device the next reply comes from, its context and
-its memory."""
+its memory. One line: where the terminal is too narrow for all of them, whole fields are left
+out, the memory first and then the device (a server's URL), never a field cut part way ("context
+74" of "context 74 of 4,096 used" would read as a context of 74 positions)."""
 
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 from textual.widgets import Static
+
+# Fields, in the order shown; the later in LEFT_OUT_FIRST a field is, the longer it stays.
+LEFT_OUT_FIRST = ("memory", "device", "context")
 
 
 class StatusBar(Static):
+    fields: dict[str, str] | None = None  # name -> markup, while a backend is shown
+
     def show_backend(
         self, backend: str, model: str, device: str, context: str, memory_bytes: int | None, high_dtype: str | None
     ) -> None:
@@ -17,10 +25,26 @@ class StatusBar(Static):
             memory = "n/a — backend does not report it"
         else:
             memory = f"{_size(memory_bytes)} weights, all gears" + (f"; high gear {escape(high_dtype)}" if high_dtype else "")
-        self.update(f"[b]{escape(backend)}[/] · {escape(model)} · {escape(device)} · context {escape(context)} · memory {memory}")
+        self.fields = {"backend": f"[b]{escape(backend)}[/]", "model": escape(model), "device": escape(device),
+                       "context": f"context {escape(context)}", "memory": f"memory {memory}"}  # fmt: skip
+        self.update(self._line(self.fields))
 
     def show_no_model(self, why: str, picker_key: str) -> None:
+        self.fields = None
         self.update(f"[b red]no model[/] — {escape(why)}  ({escape(picker_key)} picks a backend)")
+
+    def on_resize(self) -> None:
+        if self.fields is not None:
+            self.update(self._line(self.fields))
+
+    def _line(self, fields: dict[str, str]) -> str:
+        width = self.content_size.width
+        shown = dict(fields)
+        for name in LEFT_OUT_FIRST:
+            if not width or Text.from_markup(" · ".join(shown.values())).cell_len <= width:
+                break
+            del shown[name]
+        return " · ".join(shown.values())
 
 
 def _size(n: float) -> str:

@@ -56,3 +56,23 @@ async def test_help_at_80x24_wraps_every_line_instead_of_cutting_it(tmp_path):
             assert what in words
         await pilot.press("end")  # the note at the end scrolls into view
         assert app.screen.query_one(".modal-note").region.bottom <= SMALL[1]
+
+
+async def test_a_narrow_status_bar_leaves_out_whole_fields_memory_then_the_servers_url_never_the_meter_cut(tmp_path):
+    """At 80 columns a server's URL pushed the context meter off the line part way: "context 74"
+    of "context 74 of 4,096 used" (seen against a llama.cpp server)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot, app)
+        status = app.chat_screen.status
+        status.show_backend("openai", "SmolLM2-135M-Instruct.Q4_1.gguf", "http://127.0.0.1:8089", "74 of 4,096 used", None, None)
+        await pilot.pause()
+        line = str(status.render())
+        assert line == "openai · SmolLM2-135M-Instruct.Q4_1.gguf · context 74 of 4,096 used", line
+        await pilot.resize_terminal(*LARGE)
+        await pilot.pause()
+        line = str(status.render())
+        assert "· http://127.0.0.1:8089 · context 74 of 4,096 used · memory n/a" in line, line
+        await pilot.resize_terminal(*SMALL)
+        await pilot.pause()
+        assert "http" not in str(status.render()) and len(str(status.render())) <= 78
