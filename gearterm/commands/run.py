@@ -50,10 +50,7 @@ def read_prompt(args: argparse.Namespace) -> str:
 def load_backend(config, progress=None):
     """Create and load the backend `config` names, as the app would at startup; BackendError on failure."""
     from gearterm.app.backend_choices import create_from_entry, startup_entry
-    from gearterm.config import SERVER_BACKENDS
 
-    if config.backend in SERVER_BACKENDS and not config.model:
-        raise UsageError(f"the {config.backend} backend needs --model NAME (a model the server lists)")
     backend = create_from_entry(startup_entry(config), config)
     backend.load(progress)
     return backend

@@ -7,6 +7,8 @@ report, so the upper bound is null."""
 import json
 import math
 
+import pytest
+
 from gearterm.cli import main
 from conftest import STORIES_GGUF
 from loopback_http import LoopbackServer, Reply, closed_port_url
@@ -18,9 +20,12 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_openai_json_lines_have_bounds(capsys, llama_server):
+@pytest.mark.parametrize("named", [True, False], ids=["model-named", "the-servers-one-model"])
+def test_openai_json_lines_have_bounds(capsys, llama_server, named):
+    """With no --model, the one model a llama.cpp server lists is the one asked."""
+    model = ["--model", str(STORIES_GGUF)] if named else []
     code, out, err = run_cli(
-        capsys, "run", "--backend", "openai", "--url", llama_server, "--model", str(STORIES_GGUF),
+        capsys, "run", "--backend", "openai", "--url", llama_server, *model,
         "--prompt", "Once upon a time", "--max-tokens", "10", "--json",
     )
     assert code == 0, err
