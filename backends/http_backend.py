@@ -267,7 +267,8 @@ class HTTPBackend(Backend):
             )
         model = self.resolve_model(self.requested_model, names)
         if model is None:
-            raise BackendError(f"model {self.requested_model!r} not found on {self.server_label} at {self.url}; it lists: {listed}")
+            where = f"{self.server_label} at {self.url}"
+            raise BackendError(f"model {self.requested_model!r} not found on {where}; it lists: {listed}")
         return model
 
     def cancel(self) -> None:
