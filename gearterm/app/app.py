@@ -259,6 +259,8 @@ class GeartermApp(App[None]):
             else:
                 old.unload()
         self.high_gear_dtype = high_gear_dtype(event.backend)
+        if old is not None and self.readings.gear is not None:  # the gear shown is the last backend's
+            self.readings.gear_of_another_model = True
         self.context_used = None  # another tokenizer counts the chat afresh, at its next reply
         context = getattr(event.backend, "max_positions", None)
         self.chat_screen.prompt.max_chars, self.chat_screen.prompt.max_chars_why = prompt_limit(context)
@@ -729,8 +731,12 @@ class GeartermApp(App[None]):
                     self.last.reply_facts, self.last.reply_rows = facts, len(tokens)
         self.conversation = Row(conversation_id)
         self._use_settings(_stored_settings(settings, self.config.generation))
+        replies = [(m, tokens) for m, tokens in stored if m.role == "assistant"]
+        last = replies[-1][0] if replies else None
+        here = (self.entry.backend, self.backend.model_name) if self.entry and self.backend else None
         self.readings.replay(
-            [(tokens, _stored_end(m, len(tokens))) for m, tokens in stored if m.role == "assistant"]
+            [(tokens, _stored_end(m, len(tokens))) for m, tokens in replies],
+            another_model=last is not None and (last.backend, last.model) != here,
         )
         self._refresh_panes()
 

@@ -119,6 +119,9 @@ class Readings:
         self.anomaly: str | None = None
         self.low_bits, self.high_bits = self.default_thresholds  # the last chat's calibration is its own
         self.replayed = False  # the figures come from a reopened chat's stored trace
+        # The gear shown was made by another backend or model (a reopened chat's, or the last reply
+        # before a switch): what its high gear read is that model's (the store keeps gears, not bits)
+        self.gear_of_another_model = False
         self.new_reply(None)
         self.last_done: ReplyDone | None = None
 
@@ -143,6 +146,7 @@ class Readings:
         if not event.is_token:
             return  # trailing text a detokenizer flushed: no forward pass behind it
         self.reply_tokens += 1
+        self.gear_of_another_model = False
         self.first_token_at = self.first_token_at if self.first_token_at is not None else at
         self.last_token_at = at
         self.step_ms_total += event.step_ms
@@ -189,10 +193,11 @@ class Readings:
             return None, "run " + " and ".join(n for n, r in (("high", high), ("lossless", lossless)) if r is None)
         return lossless / high, ""
 
-    def replay(self, replies: Sequence[tuple[Sequence[TokenRow], ReplyDone | None]]) -> None:
+    def replay(self, replies: Sequence[tuple[Sequence[TokenRow], ReplyDone | None]], another_model: bool = False) -> None:
         """A reopened chat: each stored reply's tokens and end, oldest first, counted as if they had
         just streamed. The store keeps no gate readings, calibrated thresholds or policy choices
-        of the next gear, so those stay unknown; time figures come from the last reply's end."""
+        of the next gear, so those stay unknown; time figures come from the last reply's end.
+        `another_model`: the last reply came from another backend or model than the one loaded."""
         self.new_session()
         self.replayed = bool(replies)
         for tokens, done in replies:
@@ -204,10 +209,14 @@ class Readings:
                 self._count(Gear.parse(token.gear), entropy)
                 self._count_verify(token.kept_from, token.drafted)
             self.last_done = done
+        self.gear_of_another_model = another_model and bool(replies)
 
-    def bits_of(self, gear: Gear) -> int:
-        """Bits per weight `gear` reads on this backend: the high gear reads the weights as loaded."""
-        return self.high_gear_bits if gear is Gear.HIGH else gear.bits
+    def bits_of(self, gear: Gear) -> int | None:
+        """Bits per weight `gear` reads on this backend: the high gear reads the weights as loaded;
+        None for a high-gear token that another model's weights made."""
+        if gear is not Gear.HIGH:
+            return gear.bits
+        return None if self.gear_of_another_model else self.high_gear_bits
 
     @property
     def thresholds_calibrated(self) -> bool:

@@ -39,7 +39,8 @@ class GearPane(Vertical):
         digits = self.query_one("#gear-bits", Digits)
         # Always two digits wide (" 4", " 8", "16"): a change of width would lay out the whole
         # screen again, and the label beside the number would jump at every shift.
-        value = f"{readings.bits_of(gear):>2}" if gear is not None else "--"
+        bits = readings.bits_of(gear) if gear is not None else None
+        value = f"{bits:>2}" if bits else "--"
         if digits.value != value:
             digits.update(value)
         # An inline colour repaints the number; a class change would restyle it from the stylesheet.
@@ -47,7 +48,9 @@ class GearPane(Vertical):
             digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
             self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
-        if gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
+        if gear is not None and bits is None:  # a reopened chat's: another model's high gear
+            label = f" {gear.label} gear, another model's"
+        elif gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
             label += " (as loaded)"
         mode, running = readings.gear_mode, readings.streaming_mode
         lossless = (running or mode) is GearMode.LOSSLESS

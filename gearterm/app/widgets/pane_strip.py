@@ -35,7 +35,9 @@ class PaneStrip(PaneText):
         if gear is None:
             line.append("gear n/a: no tokens yet")
         else:
-            line.append(f"gear {readings.bits_of(gear)}-bit {gear.label}", style=GEAR_COLORS[gear])
+            bits = readings.bits_of(gear)
+            label = f"gear {bits}-bit {gear.label}" if bits else f"gear {gear.label} (another model's)"
+            line.append(label, style=GEAR_COLORS[gear])
         if readings is not None:
             line.append(f", mode {readings.gear_mode.value}")
         entropy = readings.entropy_now if readings else None
