@@ -115,8 +115,9 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: tor
         raise ValueError(f"{q.shape[1]} query heads do not share {k.shape[0]} key/value heads evenly")
     if k.stride(-1) != 1 or v.stride(-1) != 1 or q.stride(-1) != 1:
         raise ValueError("decode_attention needs the head dimension contiguous")
-    if k.shape[1] > SLICE_POSITIONS * SPREAD << 16:  # the slices' span doubles 16 times at most
-        raise ValueError(f"decode_attention reads a cache of at most {SLICE_POSITIONS * SPREAD << 16} positions")
+    longest = SLICE_POSITIONS * SPREAD << 16  # the slices' span doubles 16 times at most
+    if k.shape[1] > longest:
+        raise ValueError(f"decode_attention reads a cache of at most {longest} positions")
     if q.shape[0] > MAX_QUERIES:
         raise ValueError(f"decode_attention attends for at most {MAX_QUERIES} positions, not {q.shape[0]}")
     return _decode_attention_op(q, k, v, pos, window or 0, scale)

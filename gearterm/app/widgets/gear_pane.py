@@ -48,7 +48,7 @@ class GearPane(Vertical):
             digits.styles.color = GEAR_COLORS[gear] if gear is not None else None
             self._colored = gear
         label = f"-bit {gear.label} gear" if gear is not None else "no tokens yet"
-        if gear is not None and bits is None:  # a reopened chat's: another model's high gear
+        if gear is not None and bits is None:  # another model's high gear (a reopened chat's, or before a switch)
             label = f" {gear.label} gear, another model's"
         elif gear is Gear.HIGH and readings.high_gear_bits != gear.bits:  # float32 on a CPU: say why it is not 16
             label += " (as loaded)"
