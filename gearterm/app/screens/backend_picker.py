@@ -49,8 +49,7 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
         options.clear_options()
         for i, entry in enumerate(self.entries):
             mark = " (in use)" if entry == self.current else ""
-            detail = f"{entry.backend} · {model_title(entry.backend, entry.model)}" + (f" · {entry.url}" if entry.url else "")
-            options.add_option(Option(Text.assemble(entry.label, mark, "\n", (detail, "dim")), id=str(i)))
+            options.add_option(Option(Text.assemble(entry.label, mark, *_detail(entry)), id=str(i)))
         options.highlighted = 0 if self.entries else None
         options.focus()
         self.query_one("#picker-notes", Static).update(Text("\n".join(event.notes) or f"{len(self.entries)} found"))
@@ -63,3 +62,12 @@ class BackendPicker(ModalScreen[BackendEntry | None]):
     def _discovery_failed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
             self.query_one("#picker-notes", Static).update(Text(f"could not look for backends: {event.worker.error}"))
+
+
+def _detail(entry: BackendEntry) -> tuple:
+    """A dim second line with what the label does not say: the backend and model of a label the
+    config named, and a server's URL. A label of the usual "backend: model" says both."""
+    title = model_title(entry.backend, entry.model)
+    parts = [] if entry.label == f"{entry.backend}: {title}" else [f"{entry.backend} · {title}"]
+    parts += [entry.url] if entry.url else []
+    return ("\n", (" · ".join(parts), "dim")) if parts else ()

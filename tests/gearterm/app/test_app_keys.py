@@ -8,6 +8,7 @@ Backend switching with a real model is in test_app_switch_real.py.
 import json
 
 from app_helpers import SCRIPTED, loaded, make_app, say, wait_for
+from textual.widgets import OptionList
 
 from gearterm.backends.gearbox import GearMode
 from gearterm.app.keys import KEYS
@@ -157,7 +158,8 @@ async def test_f8_exports_markdown_and_the_token_trace(tmp_path):
 
 async def test_f2_picks_another_backend_and_the_chat_stays(tmp_path):
     other = BackendEntry(label="second scripted", backend="scripted", model="other")
-    app = make_app(tmp_path, discover=lambda config: ([SCRIPTED, other], []))
+    usual = BackendEntry(label="scripted: third", backend="scripted", model="third")
+    app = make_app(tmp_path, discover=lambda config: ([SCRIPTED, other, usual], []))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await say(pilot, app, "before")
@@ -165,6 +167,9 @@ async def test_f2_picks_another_backend_and_the_chat_stays(tmp_path):
         await pilot.press("f2")
         assert isinstance(app.screen, BackendPicker)
         await wait_for(pilot, lambda: app.screen.entries, "the picker's list")
+        shown = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+        # A label the config named gets its backend and model beneath; "backend: model" says them once.
+        assert shown == [f"{SCRIPTED.label} (in use)\nscripted · no model named", "second scripted\nscripted · other", "scripted: third"]
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: app.entry == other and app.backend is not first_backend, "the switch")
         assert len(app.transcript) == 2 and len(app.chat_screen.chat.entries) == 2
