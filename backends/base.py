@@ -124,6 +124,15 @@ class Notice:
 
 
 @dataclass
+class PromptRead:
+    """How much of a long prompt a local backend has run, between its steps: the wait before the
+    first token, counted. `total` is the prompt's positions the cache did not hold already."""
+
+    done: int
+    total: int
+
+
+@dataclass
 class ReplyDone:
     """The last event of every reply, however it ended."""
 
@@ -138,7 +147,7 @@ class ReplyDone:
     positions: int | None = None
 
 
-Event = TokenEvent | Notice | ReplyDone
+Event = TokenEvent | Notice | PromptRead | ReplyDone
 
 
 @dataclass

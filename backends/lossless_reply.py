@@ -60,7 +60,7 @@ def lossless_reply(backend: GearedGeneration, ids: list[int], params: Generation
     gearbox = Gearbox(backend.vocab_size, params.gear_mode, backend.policy)
     detok = IncrementalDetokenizer(backend.tokenizer)
     start = time.perf_counter()
-    reused = backend._read_prompt(ids, params, gearbox)
+    reused = yield from backend._read_prompt(ids, params, gearbox)
     # The prompt's pass was the high gear's: its token is drawn as forced high draws it.
     first = backend._sample(params)
     batch = [KeptToken(first.token_id, False, first.entropy_bits, first.varentropy_bits2, first.logprob)]

@@ -34,6 +34,7 @@ from gearterm.backends.base import (
     GenerationParams,
     LocalBackend,
     Notice,
+    PromptRead,
     ReplyDone,
     TokenEvent,
     continues_reply,
@@ -527,6 +528,11 @@ class GeartermApp(App[None]):
                 rows.append(_token_row(reply.first_row + reply.tokens + len(rows), event))
             elif isinstance(event, Notice):
                 self.notify(event.text, severity=event.level)
+            elif isinstance(event, PromptRead) and reply.live:
+                rate = event.done / max(at - reply.started_at, 1e-9)
+                self.chat_screen.chat.note(
+                    reply.entry, f"reading the prompt: {event.done:,} of {event.total:,} tokens, {rate:,.0f} tokens/s so far"
+                )
             elif isinstance(event, ReplyDone) and done is None:
                 done = event
         reply.tokens += len(rows)

@@ -94,6 +94,7 @@ class ReplyEntry:
         return "".join(s.text for s in self.segments)
 
     def append(self, pieces: Sequence[tuple[str, Gear]]) -> None:
+        self.meta = ""  # a note while the prompt was read; the line under a reply comes at its end
         live = self.segments[-1]
         live.pieces.extend(pieces)
         live.text += "".join(text for text, _ in pieces)

@@ -155,7 +155,7 @@ async def _stream(backend, messages, params, on_event) -> None:
 def main(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gearterm.backends.base import Notice, ReplyDone, TokenEvent
+    from gearterm.backends.base import Notice, PromptRead, ReplyDone, TokenEvent
 
     prompt = read_prompt(args)
     config, problems = settings.read_settings(args)
@@ -185,6 +185,8 @@ def main(args: argparse.Namespace) -> int:
                 print(event.text, end="", flush=True)
         elif isinstance(event, Notice):
             print(f"gearterm: {event.level}: {event.text}", file=sys.stderr)
+        elif isinstance(event, PromptRead):
+            print(f"gearterm: reading the prompt: {event.done:,} of {event.total:,} tokens", file=sys.stderr, flush=True)
         elif isinstance(event, ReplyDone):
             ended.append(event)
 

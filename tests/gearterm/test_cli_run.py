@@ -152,3 +152,15 @@ def test_flags_win_over_the_config_file(capsys, tmp_path, stories_hf):
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 4 and {r["gear"] for r in rows[:-1]} == {"high"}
     assert rows[-1]["summary"]["model"] == str(stories_hf)
+
+
+def test_a_long_prompt_says_on_stderr_how_far_it_was_read(capsys, monkeypatch, stories_hf):
+    """The prompt is read 32 positions a call here, so that a short one takes several."""
+    from gearterm.backends import geared_generation
+
+    monkeypatch.setattr(geared_generation, "PROMPT_STEP", 32)
+    story = "Once upon a time there was a little girl who liked to play in the park with her dog. " * 4
+    code, out, err = run_cli(capsys, "run", "--model", str(stories_hf), "--prompt", story, "--max-tokens", "4", "--json")
+    total = json.loads(out.splitlines()[-1])["summary"]["context_used"] - 4
+    reads = [line for line in err.splitlines() if "reading the prompt" in line]
+    assert code == 0 and len(reads) >= 2 and reads == [f"gearterm: reading the prompt: {n} of {total} tokens" for n in range(32, total, 32)]

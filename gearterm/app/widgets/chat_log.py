@@ -56,6 +56,11 @@ class ChatLog(ScrollView, can_focus=True):
             reply.append(pieces)
             self._changed(reply)
 
+    def note(self, reply: ReplyEntry, line: str) -> None:
+        """A line under `reply` until its text comes (how far the prompt has been read)."""
+        reply.meta = line
+        self._changed(reply)
+
     def finish(self, reply: ReplyEntry, meta: str) -> None:
         reply.finish(meta)
         self._changed(reply)
