@@ -361,7 +361,7 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
-    (and X_AHEAD) for the tensor-core GEMV, BLOCK_N and the rest for the others."""
+    (and X_AHEAD, PREFETCH) for the tensor-core GEMV, BLOCK_N and the rest for the others."""
     if gear == Gear.HIGH:
         raise ValueError("the high gear reads the original weight: use F.linear")
     n, k = planes.shape
@@ -381,7 +381,7 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     full = full and geometry["WPG"] == geometry["WPG_P2"]
     config = config or {}
     if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
-        y = triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS"), config.get("X_AHEAD"))
+        y = triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"))
         return y.reshape(*lead, n)
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
         return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)

@@ -125,6 +125,7 @@ _MID_CONSTRAINTS = tl.constexpr(rows_asm(True, False, 0)[1])
 _TILE = tl.constexpr(TILE_ROWS * 16)  # words of one group of one row tile
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
+_PREFETCH = tl.constexpr("prefetch.global.L2 [$4];\nmov.u32 $0, 0;\nmov.u32 $1, 0;\nmov.u32 $2, 0;\nmov.u32 $3, 0;")
 
 
 @triton.jit
@@ -149,6 +150,24 @@ def _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, 
     else:
         l0, l1, l2, l3, ls = q0, q1, q2, q3, s
     return q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+
+
+@triton.jit
+def _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0, GC, MID: tl.constexpr):
+    """The codes of the step at group g0 (the chunk's last step's, where g0 is past it) asked
+    into L2: prefetch.global.L2, which holds no register. (ptxas issues the register loads of the
+    next step at the loop's end, not where they stand: they wait a whole trip to memory.)"""
+    words = tile_words + tl.minimum(g0, GC - _STEP) * _TILE + wi
+    for j in tl.static_range(_STEP):
+        _prefetch(hw_ptr + words + j * _TILE)
+        if MID:
+            _prefetch(lw_ptr + words + j * _TILE)
+
+
+@triton.jit
+def _prefetch(pointers):
+    # Four words of a lane's row a time (pack 4): the 16 bytes its vector load reads.
+    tl.inline_asm_elementwise(_PREFETCH, "=r,=r,=r,=r,l,l,l,l", [pointers], tl.int32, False, 4)
 
 
 @triton.jit
@@ -200,7 +219,8 @@ def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr,
 @triton.jit
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PDL: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
+    PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -247,6 +267,8 @@ def _gemv_mma_kernel(
             acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
             acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
             acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
+        if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
+            _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
@@ -291,21 +313,36 @@ def x_ahead(n: int, device: torch.device) -> bool:
     return n // TILE_ROWS <= 2 * torch.cuda.get_device_properties(device).multi_processor_count
 
 
+def prefetch_steps(gear: Gear, ahead: bool) -> int:
+    """Steps ahead the codes are asked into L2 (0: not asked). On an H100 (bench kernels --sweep,
+    2026-12-07) it took the mid gear with x read ahead from 9.1 to 8.2 us at 4096x4096 and from
+    25.2 to 23.4 at 4096x14336; without x ahead it lost at 6144x4096 (12.0 -> 13.7), and the
+    low gear it left as it was or slowed."""
+    return 2 if gear == Gear.MID and ahead else 0
+
+
 def gemv_mma(
-    x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, ahead: bool | None = None
+    x: torch.Tensor,
+    planes: WordPlanes,
+    gear: Gear,
+    ks: int | None = None,
+    ahead: bool | None = None,
+    prefetch: int | None = None,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
-    is read a step ahead with the codes (default: as x_ahead says)."""
+    is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
+    ahead the codes are asked into L2 (default: as prefetch_steps says)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
+    prefetch = prefetch_steps(gear, ahead) if prefetch is None else prefetch
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, num_warps=ks,
+        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
         PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y

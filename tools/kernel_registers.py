@@ -16,7 +16,8 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from gearterm.kernels.triton_decode_attention import attend_slices  # noqa: E402
-from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel  # noqa: E402
+from gearterm.kernels.gear import Gear  # noqa: E402
+from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel, prefetch_steps  # noqa: E402
 
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
 ALIGNED = 16  # Triton specializes a pointer or stride divisible by 16 at launch: vector loads
@@ -39,9 +40,10 @@ gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16"
 for mid in (False, True):
     for ks in (2, 4, 8):
         for ahead in (False, True):
-            constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PDL": True}
+            prefetch = prefetch_steps(Gear.MID if mid else Gear.LOW, ahead)
+            constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True}
             used = usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)
-            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5}: {used}")
+            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6

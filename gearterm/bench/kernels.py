@@ -150,7 +150,9 @@ def run_case(case: Case, x, torch, config: dict | None = None) -> dict:
 
 def sweep_configs(impl: str, batch: int) -> list[dict]:
     if batch == 1:
-        return [{"KS": ks, "X_AHEAD": a} for ks in (1, 2, 4, 8) for a in (False, True)] + [
+        return [{"KS": ks, "X_AHEAD": a, "PREFETCH": 0} for ks in (1, 2, 4, 8) for a in (False, True)] + [
+            {"KS": ks, "X_AHEAD": a, "PREFETCH": 2} for ks in (2, 4) for a in (False, True)
+        ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
                 (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),
