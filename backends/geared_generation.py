@@ -19,7 +19,8 @@ from gearterm.backends.kv_reuse import CachedTokens
 
 # Prompt positions a prefill call runs before saying how far it got (PromptRead): a multiple of
 # the decoders' own chunks (backends.decoder, backends.mlx), so that the passes are the same as
-# one call's. On two CPU cores SmolLM2-135M reads about 100 tokens/s: an event every 20 s or so.
+# one call's. On two CPU cores SmolLM2-135M reads 100-170 tokens/s (slower the more it holds):
+# an event every 12-20 s.
 PROMPT_STEP = 2048
 
 

@@ -195,7 +195,7 @@ class MLXBackend(GearedGeneration):
         self._key = None
         if params.temperature > 0:
             self._key = mx.random.key(params.seed if params.seed is not None else random.getrandbits(63))
-        mx.reset_peak_memory()
+        mx.reset_peak_memory()  # each call of a long prompt's read: the last holds the most cache, so the read's peak
         entropies: list[float] = []
         for i in range(start, len(ids), PREFILL_CHUNK):
             logits = self.model(mx.array([ids[i : i + PREFILL_CHUNK]]), cache=self._cache)[0]
