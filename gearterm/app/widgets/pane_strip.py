@@ -1,8 +1,10 @@
 """The pane strip: the side panes' four headline figures on one line, shown instead of the panes
 where the terminal is too narrow for them beside the chat, or when the user hid them.
 
-Each figure names what it is; one that is unknown says n/a, and the power figure (last, so
-that a narrow terminal cuts it first) says why."""
+Each figure names what it is; one that is unknown says n/a, and the power figure says why where
+the line has room (the power pane always does). Where it has not, the reason goes first, then whole
+figures from the line's end: never one cut part way (at 80 columns "power n/a: NVML" was seen, of
+"power n/a: NVML library not found (no NVIDIA driver on this machine)")."""
 
 from __future__ import annotations
 
@@ -28,21 +30,40 @@ class PaneStrip(PaneText):
         self.power = power
         self._draw()
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
-        line = Text(no_wrap=True, overflow="ellipsis")
         readings = self.readings
         gear = readings.gear if readings else None
         if gear is None:
-            line.append("gear n/a: no tokens yet")
+            first = Text("gear n/a: no tokens yet")
         else:
             bits = readings.bits_of(gear)
             label = f"gear {bits}-bit {gear.label}" if bits else f"gear {gear.label} (another model's)"
-            line.append(label, style=GEAR_COLORS[gear])
+            first = Text.assemble((label, GEAR_COLORS[gear]))
         if readings is not None:
-            line.append(f", mode {readings.gear_mode.value}")
+            first.append(f", mode {readings.gear_mode.value}")
         entropy = readings.entropy_now if readings else None
-        line.append(" · entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits"))
         rate = readings.tokens_per_s if readings else None
-        line.append(" · " + ("tok/s n/a" if rate is None else f"{rate:.1f} tok/s"))
-        line.append(" · " + ("power n/a: " + self.power.note if self.power.watts is None else f"{self.power.watts:.0f} W"))
+        fields = [
+            first,
+            Text("entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits")),
+            Text("tok/s n/a" if rate is None else f"{rate:.1f} tok/s"),
+            Text("power n/a: " + self.power.note if self.power.watts is None else f"{self.power.watts:.0f} W"),
+        ]
+        width = self.content_size.width or None  # not laid out yet: all of it, until on_resize
+        if self.power.watts is None and _cells(fields) > (width or _cells(fields)):
+            fields[-1] = Text("power n/a")
+        while width and _cells(fields) > width and len(fields) > 1:
+            fields.pop()
+        line = Text(SEPARATOR).join(fields)
+        line.no_wrap, line.overflow = True, "ellipsis"
         self.show(line)
+
+
+SEPARATOR = " · "
+
+
+def _cells(fields: list[Text]) -> int:
+    return sum(f.cell_len for f in fields) + len(SEPARATOR) * (len(fields) - 1)

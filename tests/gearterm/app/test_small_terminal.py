@@ -22,7 +22,7 @@ async def test_at_80_columns_a_strip_replaces_the_panes_and_the_chat_keeps_the_w
         assert screen.chat.size.width >= 70  # was 33 beside 44 columns of panes
         await wait_for(pilot, lambda: not app.panes_stale, "the figures")
         strip = str(screen.query_one("#strip").render())
-        assert re.match(r"gear \d+-bit (low|mid|high), mode auto · entropy \d+\.\d\d bits · \d+\.\d tok/s · power ", strip), strip
+        assert re.match(r"gear \d+-bit (low|mid|high), mode auto · entropy \d+\.\d\d bits · \d+\.\d tok/s · power (n/a|\d+ W)$", strip), strip
         await pilot.resize_terminal(*LARGE)
         assert screen.panes_shown and screen.query_one("#panes").region.width == 44
         assert screen.query_one("#strip").region.height == 0
@@ -76,3 +76,26 @@ async def test_a_narrow_status_bar_leaves_out_whole_fields_memory_then_the_serve
         await pilot.resize_terminal(*SMALL)
         await pilot.pause()
         assert "http" not in str(status.render()) and len(str(status.render())) <= 78
+
+
+async def test_a_narrow_strip_leaves_out_whole_figures_from_its_end(tmp_path):
+    """At 80 columns the strip read "... · power n/a: NVML", the reason cut part way (and in lossless
+    mode "... · power n/a:"): the reason is left out whole, then figures from the end."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot, app)
+        for _ in range(4):
+            await pilot.press("f3")
+        strip = app.chat_screen.query_one("#strip")
+        await wait_for(pilot, lambda: "mode lossless" in str(strip.render()), "the mode in the strip")
+        power = "power n/a" if strip.power.watts is None else f"{strip.power.watts:.0f} W"  # a GPU here reads watts
+        assert str(strip.render()) == f"gear n/a: no tokens yet, mode lossless · entropy n/a · tok/s n/a · {power}"
+        await pilot.resize_terminal(60, 24)
+        await pilot.pause()
+        assert str(strip.render()) == "gear n/a: no tokens yet, mode lossless · entropy n/a"
+        await pilot.press("ctrl+o")  # the panes hidden at a large size: the strip has room for all
+        await pilot.resize_terminal(*LARGE)
+        await pilot.pause()
+        await pilot.pause()
+        whole = "power n/a: " + strip.power.note if strip.power.watts is None else power
+        assert str(strip.render()).endswith(f" · tok/s n/a · {whole}")
