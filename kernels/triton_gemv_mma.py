@@ -234,7 +234,8 @@ def _gemv_mma_kernel(
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
-    # The next step's codes are read into registers while this step's are multiplied. (Reading
+    # The next step's codes are asked for before this step's products (ptxas issues the loads at
+    # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
     # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
     # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
     q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
