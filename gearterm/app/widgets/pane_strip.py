@@ -12,6 +12,7 @@ from rich.text import Text
 
 from gearterm.app.gear_colors import GEAR_COLORS
 from gearterm.app.readings import Readings
+from gearterm.app.widgets.one_line import fitted, joined
 from gearterm.app.widgets.pane_text import PaneText
 from gearterm.telemetry.power import PowerReading
 
@@ -46,24 +47,15 @@ class PaneStrip(PaneText):
             first.append(f", mode {readings.gear_mode.value}")
         entropy = readings.entropy_now if readings else None
         rate = readings.tokens_per_s if readings else None
-        fields = [
-            first,
-            Text("entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits")),
-            Text("tok/s n/a" if rate is None else f"{rate:.1f} tok/s"),
-            Text("power n/a: " + self.power.note if self.power.watts is None else f"{self.power.watts:.0f} W"),
-        ]
-        width = self.content_size.width or None  # not laid out yet: all of it, until on_resize
-        if self.power.watts is None and _cells(fields) > (width or _cells(fields)):
-            fields[-1] = Text("power n/a")
-        while width and _cells(fields) > width and len(fields) > 1:
-            fields.pop()
-        line = Text(SEPARATOR).join(fields)
+        fields = {
+            "gear": first,
+            "entropy": Text("entropy " + ("n/a" if entropy is None else f"{entropy:.2f} bits")),
+            "rate": Text("tok/s n/a" if rate is None else f"{rate:.1f} tok/s"),
+            "power": Text("power n/a: " + self.power.note if self.power.watts is None else f"{self.power.watts:.0f} W"),
+        }
+        width = self.content_size.width
+        if self.power.watts is None and width and joined(fields).cell_len > width:
+            fields["power"] = Text("power n/a")
+        line = fitted(fields, ("power", "rate", "entropy"), width)
         line.no_wrap, line.overflow = True, "ellipsis"
         self.show(line)
-
-
-SEPARATOR = " · "
-
-
-def _cells(fields: list[Text]) -> int:
-    return sum(f.cell_len for f in fields) + len(SEPARATOR) * (len(fields) - 1)

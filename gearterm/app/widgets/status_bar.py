@@ -9,12 +9,14 @@ from rich.markup import escape
 from rich.text import Text
 from textual.widgets import Static
 
+from gearterm.app.widgets.one_line import fitted
+
 # Fields, in the order shown; the later in LEFT_OUT_FIRST a field is, the longer it stays.
 LEFT_OUT_FIRST = ("memory", "device", "context")
 
 
 class StatusBar(Static):
-    fields: dict[str, str] | None = None  # name -> markup, while a backend is shown
+    fields: dict[str, Text] | None = None  # name -> text, while a backend is shown
 
     def show_backend(
         self, backend: str, model: str, device: str, context: str, memory_bytes: int | None, high_dtype: str | None
@@ -24,10 +26,10 @@ class StatusBar(Static):
         if memory_bytes is None:
             memory = "n/a — backend does not report it"
         else:
-            memory = f"{_size(memory_bytes)} weights, all gears" + (f"; high gear {escape(high_dtype)}" if high_dtype else "")
-        self.fields = {"backend": f"[b]{escape(backend)}[/]", "model": escape(model), "device": escape(device),
-                       "context": f"context {escape(context)}", "memory": f"memory {memory}"}  # fmt: skip
-        self.update(self._line(self.fields))
+            memory = f"{_size(memory_bytes)} weights, all gears" + (f"; high gear {high_dtype}" if high_dtype else "")
+        self.fields = {"backend": Text(backend, "bold"), "model": Text(model), "device": Text(device),
+                       "context": Text(f"context {context}"), "memory": Text(f"memory {memory}")}  # fmt: skip
+        self.update(fitted(self.fields, LEFT_OUT_FIRST, self.content_size.width))
 
     def show_no_model(self, why: str, picker_key: str) -> None:
         self.fields = None
@@ -35,16 +37,7 @@ class StatusBar(Static):
 
     def on_resize(self) -> None:
         if self.fields is not None:
-            self.update(self._line(self.fields))
-
-    def _line(self, fields: dict[str, str]) -> str:
-        width = self.content_size.width
-        shown = dict(fields)
-        for name in LEFT_OUT_FIRST:
-            if not width or Text.from_markup(" · ".join(shown.values())).cell_len <= width:
-                break
-            del shown[name]
-        return " · ".join(shown.values())
+            self.update(fitted(self.fields, LEFT_OUT_FIRST, self.content_size.width))
 
 
 def _size(n: float) -> str:
