@@ -56,6 +56,25 @@ def stories_backend(stories_hf):
     return backend
 
 
+def local_pocket(kind: str, **settings):
+    """The pocket model (in the package, no ../shared needed) on the CPU through the local backend
+    `kind` ("hf" or "mlx"), loaded; `settings` go to the backend (context=...). MLX skips where
+    mlx-lm is not importable."""
+    from gearterm.models import POCKET_MODEL_DIR
+
+    if kind == "mlx":
+        pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
+        from gearterm.backends.mlx import MLXBackend
+
+        backend = MLXBackend(str(POCKET_MODEL_DIR), **settings)
+    else:
+        from gearterm.backends.hf import HFBackend
+
+        backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu", **settings)
+    backend.load()
+    return backend
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     """A tiny Llama with random weights and its own byte-level tokenizer, built in a temp dir:

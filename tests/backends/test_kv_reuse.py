@@ -15,7 +15,7 @@ from gearterm.backends.kv_reuse import CachedTokens
 from gearterm.kernels.gear import Gear
 from gearterm.models import POCKET_MODEL_DIR
 
-from conftest import SMOLLM2
+from conftest import SMOLLM2, local_pocket
 
 QUESTIONS = [
     "And the king said unto the prophet, What shall I do?",
@@ -93,15 +93,7 @@ def test_reusable_is_the_common_prefix_at_the_prompts_gear_and_leaves_the_last_p
 def pocket(request):
     """The pocket model on the CPU, through each local backend, held to a 512-position context
     (the `context` setting; the model's is 2,048) so that a conversation outgrows it soon."""
-    if request.param == "mlx":
-        pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
-        from gearterm.backends.mlx import MLXBackend
-
-        backend = MLXBackend(str(POCKET_MODEL_DIR), context=512)
-    else:
-        backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu", context=512)
-    backend.load()
-    return backend
+    return local_pocket(request.param, context=512)
 
 
 @pytest.mark.parametrize("mode", [GearMode.AUTO, GearMode.LOW])

@@ -17,9 +17,7 @@ from gearterm.backends.sampling import sampling_probs
 from gearterm.kernels.gear import Gear, GearSelector
 from gearterm.models import POCKET_MODEL_DIR
 
-from conftest import SHARED, STORIES_HF, _need
-
-SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from conftest import SMOLLM2, STORIES_HF, _need
 
 
 def reply(backend, messages, mode, tokens=200, **kw):

@@ -19,16 +19,14 @@ from gearterm.backends.mlx_geared_linear import GROUP_SIZE, GearedLinear  # noqa
 from gearterm.kernels.gear import Gear  # noqa: E402
 from gearterm.kernels.mlx_entropy import entropy_varentropy  # noqa: E402
 
-SHARED = Path(__file__).parents[2] / ".." / "shared"
-STORIES = SHARED / "models" / "stories260K-hf"
+from conftest import SMOLLM2, STORIES_HF, _need  # noqa: E402
+
 PROMPT = [{"role": "user", "content": "Once upon a time"}]
 
 
 @pytest.fixture(scope="module")
 def stories() -> Path:
-    if not STORIES.is_dir():
-        pytest.skip(f"{STORIES} absent: the tests need ../shared beside the repository")
-    return STORIES
+    return _need(STORIES_HF)
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +250,6 @@ def test_the_cli_runs_the_mlx_backend(stories, capsys):
     assert "[mlx " in out.err and "high 100%" in out.err
 
 
-SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 @pytest.mark.slow
 def test_smollm2_as_transformers_5_saves_it_runs_the_same_model_on_mlx(tmp_path):
@@ -266,9 +262,7 @@ def test_smollm2_as_transformers_5_saves_it_runs_the_same_model_on_mlx(tmp_path)
     from gearterm.backends.hf import HFBackend
     from gearterm.backends.mlx import mlx_model_config
 
-    if not SMOLLM2.is_file():
-        pytest.skip(f"{SMOLLM2} absent: the test needs ../shared beside the repository")
-    name = SMOLLM2.name
+    name = _need(SMOLLM2).name
     model = AutoModelForCausalLM.from_pretrained(
         SMOLLM2.parent, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(gguf_file=name, dequantize=True)
     )

@@ -7,23 +7,15 @@ import pytest
 
 from gearterm.backends import geared_generation
 from gearterm.backends.base import GenerationParams, PromptRead, ReplyDone, TokenEvent
-from gearterm.backends.hf import HFBackend
-from gearterm.models import POCKET_MODEL_DIR
+
+from conftest import local_pocket
 
 STORY = "Once upon a time there was a little fox who lived by the river and liked to count the boats. " * 24
 
 
 @pytest.fixture(scope="module", params=["hf", "mlx"])
 def pocket(request):
-    if request.param == "mlx":
-        pytest.importorskip("mlx_lm", reason="mlx-lm is not importable here: install gearterm[mlx]")
-        from gearterm.backends.mlx import MLXBackend
-
-        backend = MLXBackend(str(POCKET_MODEL_DIR))
-    else:
-        backend = HFBackend(str(POCKET_MODEL_DIR), device="cpu")
-    backend.load()
-    return backend
+    return local_pocket(request.param)
 
 
 def read(backend, step: int, monkeypatch) -> tuple[list[PromptRead], list[TokenEvent], ReplyDone]:

@@ -9,10 +9,7 @@ from gearterm.backends.gearbox import GearMode
 from gearterm.backends.hf import HFBackend
 from gearterm.models import POCKET_MODEL_DIR
 
-from conftest import SHARED, _need
-
-SMOLLM2 = SHARED / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-STORIES_GGUF = SHARED / "models" / "stories260K-gguf" / "stories260K-f32.gguf"
+from conftest import SMOLLM2, STORIES_GGUF, _need
 
 
 def reply_ids(backend: HFBackend, messages, tokens: int, mode=GearMode.HIGH) -> list[int]:
