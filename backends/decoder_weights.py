@@ -240,8 +240,11 @@ def build_decoder(config, tensors: dict[str, torch.Tensor], dtype: torch.dtype, 
     return model.eval()
 
 
-def gguf_tensors(path: Path, gguf_file: str) -> dict[str, torch.Tensor]:
-    """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names."""
+def gguf_tensors(path: Path, gguf_file: str, config) -> dict[str, torch.Tensor]:
+    """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names;
+    `config` is the file's, already read: given, transformers does not parse the file again for it
+    (3.4 s of SmolLM2's load on two cores: gguf's reader parses the whole 49,152-token vocabulary).
+    transformers uses a copy: `config` is left as it was."""
     from transformers import AutoModelForCausalLM, GgufConfig
 
     # Its converter draws a tqdm bar of its own on stderr; the backend reports the load itself.
@@ -249,7 +252,7 @@ def gguf_tensors(path: Path, gguf_file: str) -> dict[str, torch.Tensor]:
     # otherwise kernelizes on CUDA with code fetched from the Hub (no network here; not what is measured).
     with contextlib.redirect_stderr(io.StringIO()):
         model = AutoModelForCausalLM.from_pretrained(
-            path, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True, use_kernels=False,
+            path, config=config, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True, use_kernels=False,
             quantization_config=GgufConfig(gguf_file=gguf_file, dequantize=True),
         )
     return model.state_dict()
@@ -257,6 +260,6 @@ def gguf_tensors(path: Path, gguf_file: str) -> dict[str, torch.Tensor]:
 
 def load_decoder(path: Path, config, dtype: torch.dtype, device, gguf_file: str | None = None) -> Decoder:
     """The decoder of the model in directory `path` (safetensors), or of `path / gguf_file`."""
-    tensors = gguf_tensors(path, gguf_file) if gguf_file else _checkpoint(path)
+    tensors = gguf_tensors(path, gguf_file, config) if gguf_file else _checkpoint(path)
     return build_decoder(config, tensors, dtype, device)
 
