@@ -14,6 +14,8 @@ from gearterm.backends.hf import HFBackend, perplexity
 from gearterm.kernels.gear import Gear
 from gearterm.kernels.nested import dequantize
 
+from conftest import STORIES_GGUF, _need
+
 STORY = [{"role": "user", "content": "Once upon a time"}]
 
 
@@ -227,3 +229,21 @@ def test_tiny_random_llama_loads_and_generates(tiny_llama_dir):
     tokens, done = run(backend, GearMode.AUTO, max_tokens=8, messages=[{"role": "user", "content": "Once upon"}])
     assert done.tokens == len(tokens) <= 8
     assert backend.memory_bytes() > sum(p.numel() * 4 for p in backend.model.parameters())
+
+
+def test_a_gguf_file_is_parsed_three_times_as_it_loads(monkeypatch):
+    """gguf's reader parses every field of the file, a chat model's whole vocabulary with them
+    (3-4 s for SmolLM2's on two cores): a load parses it once for the config, once for the
+    tokenizer and once for the weights, and not again for the weights' config."""
+    import gguf
+
+    parsed = []
+
+    class Counted(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs):
+            parsed.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counted)  # transformers imports it from gguf as it loads
+    HFBackend(str(_need(STORIES_GGUF)), device="cpu").load()
+    assert parsed == [str(STORIES_GGUF)] * 3
