@@ -4,7 +4,8 @@
 #   1: the CUDA kernel tests, the decode table with its step split, the kernel table and the
 #      context sweep (carry .whl .devshared .devsmol1);
 #   2: the gear GEMV's splits on the decoder's shapes, the decode attention's slice sizes
-#      (tools/probe_decode_attention.py), the decoder's CUDA tests (carry .devsmol2);
+#      (tools/probe_decode_attention.py), the decoder's and the gate's CUDA tests, reuse across turns
+#      on the GPU (carry .devsmol2);
 #   3: greedy GPU == CPU on every real model carried, SmolLM2 joined (carry .devsmol3).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops part 1 at once unless ANY_GPU=1.
@@ -29,7 +30,8 @@ case $part in
     timeout 120 $bench kernels --sweep --batch 1 --impl low --impl mid --shape 6144x4096 --shape 4096x4096 \
         --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
     timeout 80 python3 tools/probe_decode_attention.py
-    timeout 200 $pytest tests/backends/test_lossless_cuda.py tests/backends/test_cuda_decoder_chunks.py
+    timeout 200 $pytest tests/backends/test_lossless_cuda.py tests/backends/test_cuda_decoder_chunks.py \
+        tests/backends/test_kv_reuse.py::test_gpu_turns_reuse_the_cache_and_reply_as_fresh_prompts tests/kernels/test_gate.py
     ;;
 3)
     join_parts smol ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
