@@ -241,10 +241,10 @@ def build_decoder(config, tensors: dict[str, torch.Tensor], dtype: torch.dtype, 
 
 
 def gguf_tensors(path: Path, gguf_file: str, config) -> dict[str, torch.Tensor]:
-    """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names;
-    `config` is the file's, already read: given, transformers does not parse the file again for it
-    (3.4 s of SmolLM2's load on two cores: gguf's reader parses the whole 49,152-token vocabulary).
-    transformers uses a copy: `config` is left as it was."""
+    """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names.
+    `config` is the file's, already read: given it, transformers does not parse the file again
+    (3-4 s a parse of SmolLM2's Q4_1 file on two cores: gguf's reader parses its 49,152-token
+    vocabulary). transformers works on a copy: `config` is left as it was."""
     from transformers import AutoModelForCausalLM, GgufConfig
 
     # Its converter draws a tqdm bar of its own on stderr; the backend reports the load itself.
