@@ -18,7 +18,10 @@ that cannot happen, or the CPU lacks AVX2, `available()` is False and the refere
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import platform
+import sysconfig
 
 import torch
 
@@ -88,16 +91,25 @@ torch::Tensor gear_gemv(torch::Tensor xp, torch::Tensor xsum, torch::Tensor h_co
 """
 
 
+_CFLAGS = ["-O3", "-mavx2", "-mfma"]
+
+
+def extension_name() -> str:
+    """The build's name, and so its folder under ~/.cache/torch_extensions: one for each source,
+    flags, torch install and Python. torch keeps one build a name and rebuilds it when the last
+    one came from another install (torch's and Python's include paths are in its flags): two
+    environments sharing one name rebuilt the kernel, 20-35 s on two cores, each time the other
+    had run."""
+    key = [_SOURCE, *_CFLAGS, torch.__version__, os.path.dirname(torch.__file__), sysconfig.get_paths()["include"]]
+    return "gearterm_cpu_gears_" + hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+
+
 @functools.cache
 def _module():
     from torch.utils import cpp_extension
 
     return cpp_extension.load_inline(
-        name="gearterm_cpu_gears",
-        cpp_sources=_SOURCE,
-        functions=["gear_gemv"],
-        extra_cflags=["-O3", "-mavx2", "-mfma"],
-        verbose=False,
+        name=extension_name(), cpp_sources=_SOURCE, functions=["gear_gemv"], extra_cflags=_CFLAGS, verbose=False
     )
 
 
