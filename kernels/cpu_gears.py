@@ -98,7 +98,7 @@ def extension_name() -> str:
     """The build's name, and so its folder under ~/.cache/torch_extensions: one for each source,
     flags, torch install and Python. torch keeps one build a name and rebuilds it when the last
     one came from another install (torch's and Python's include paths are in its flags): two
-    environments sharing one name rebuilt the kernel, 20-35 s on two cores, each time the other
+    environments sharing one name rebuilt the kernel, 18-34 s on two cores, each time the other
     had run."""
     key = [_SOURCE, *_CFLAGS, torch.__version__, os.path.dirname(torch.__file__), sysconfig.get_paths()["include"]]
     return "gearterm_cpu_gears_" + hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]

@@ -41,7 +41,7 @@ def test_a_group_the_loads_do_not_tile_keeps_the_reference():
 def test_each_torch_install_builds_the_kernel_under_its_own_name(monkeypatch):
     """torch keeps one build an extension name and rebuilds it where the last build came from
     another torch install. With one name for all, a checkout's tests that loaded a model after
-    another checkout's run waited 20-35 s for the rebuild, and the app's tests timed out (30 s)."""
+    another checkout's run waited 18-34 s for the rebuild, and the app's tests timed out (30 s)."""
     name = cpu_gears.extension_name()
     assert name.isidentifier() and name == cpu_gears.extension_name()  # a module name, the same each time
     monkeypatch.setattr(torch, "__file__", "/another/env/site-packages/torch/__init__.py")
