@@ -7,6 +7,7 @@
 #      (tools/probe_decode_attention.py), the decoder's and the gate's CUDA tests, reuse across turns
 #      on the GPU (carry .devsmol2);
 #   3: greedy GPU == CPU on every real model carried, SmolLM2 joined (carry .devsmol3).
+# Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops part 1 at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
