@@ -2,7 +2,6 @@
 
 import math
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,19 +18,14 @@ from gearterm.backends.mlx_geared_linear import GROUP_SIZE, GearedLinear  # noqa
 from gearterm.kernels.gear import Gear  # noqa: E402
 from gearterm.kernels.mlx_entropy import entropy_varentropy  # noqa: E402
 
-from conftest import SMOLLM2, STORIES_HF, _need  # noqa: E402
+from conftest import SMOLLM2, _need  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Once upon a time"}]
 
 
 @pytest.fixture(scope="module")
-def stories() -> Path:
-    return _need(STORIES_HF)
-
-
-@pytest.fixture(scope="module")
-def backend(stories) -> MLXBackend:
-    b = MLXBackend(str(stories))
+def backend(stories_hf) -> MLXBackend:
+    b = MLXBackend(str(stories_hf))
     b.load()
     return b
 
@@ -52,19 +46,19 @@ def entropy_numpy(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return h / math.log(2), ((p * logp * logp).sum(-1) - h * h) / math.log(2) ** 2
 
 
-def test_forced_high_greedy_equals_mlx_lm_generate(backend, stories):
+def test_forced_high_greedy_equals_mlx_lm_generate(backend, stories_hf):
     tokens, done = run(backend, gear_mode=GearMode.HIGH)
-    model, tokenizer = mlx_lm.load(str(stories))
+    model, tokenizer = mlx_lm.load(str(stories_hf))
     reference = [r.token for r in mlx_lm.stream_generate(model, tokenizer, "Once upon a time", max_tokens=100)]
     assert done.reason == "length"
     assert [t.token_id for t in tokens] == reference
     assert "".join(t.text for t in tokens).startswith(", there was a little girl named Lily.")
 
 
-def test_forced_high_greedy_equals_the_transformers_backend(backend, stories):
+def test_forced_high_greedy_equals_the_transformers_backend(backend, stories_hf):
     from gearterm.backends.hf import HFBackend
 
-    hf = HFBackend(str(stories), device="cpu")
+    hf = HFBackend(str(stories_hf), device="cpu")
     hf.load()
     params = GenerationParams(max_tokens=100, gear_mode=GearMode.HIGH)
     hf_ids = [e.token_id for e in hf.generate(PROMPT, params) if isinstance(e, TokenEvent) and e.token_id is not None]
@@ -237,18 +231,17 @@ def test_power_says_why_there_is_no_reading_off_apple_silicon(backend):
     assert watts is None and "not Apple Silicon" in reason
 
 
-def test_the_cli_runs_the_mlx_backend(stories, capsys):
+def test_the_cli_runs_the_mlx_backend(stories_hf, capsys):
     from gearterm.backends.registry import available_backends
     from gearterm.cli import main
 
     assert "mlx" in available_backends()
-    code = main(["run", "--backend", "mlx", "--model", str(stories), "--prompt", "Once upon a time",
+    code = main(["run", "--backend", "mlx", "--model", str(stories_hf), "--prompt", "Once upon a time",
                  "--gear", "high", "--max-tokens", "12"])
     out = capsys.readouterr()
     assert code == 0
     assert out.out.startswith(", there was a little girl named Lily.")
     assert "[mlx " in out.err and "high 100%" in out.err
-
 
 
 @pytest.mark.slow
