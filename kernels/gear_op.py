@@ -1,4 +1,5 @@
-"""The low/mid gear matmul as one opaque torch operator, for torch.compile.
+"""The gear matmuls as opaque torch operators, for torch.compile: the low/mid gear's, and the
+high gear's own batch-1 GEMV.
 
 Traced as a plain function, every Triton launch inside a compiled model is analyzed by
 dynamo (it runs Triton's front end on the kernel to learn which arguments it writes), once
@@ -40,3 +41,15 @@ def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear):
 def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear) -> torch.Tensor:
     p = planes
     return gear_matmul_op(x, p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear))
+
+
+@torch.library.custom_op("gearterm::high_gemv", mutates_args=())
+def high_gemv_op(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
+
+    return triton_gemv_f16.gemv_f16(x, weight)
+
+
+@high_gemv_op.register_fake
+def _(x, weight):
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))

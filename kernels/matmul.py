@@ -1,5 +1,6 @@
 """x @ W^T at a gear: the one entry point models call, whatever the device."""
 
+import os
 from functools import cache
 from importlib.util import find_spec
 
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 
 from gearterm.kernels import cpu_gears
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.gear_op import compiled_gear_matmul
+from gearterm.kernels.gear_op import compiled_gear_matmul, high_gemv_op
 from gearterm.kernels.nested import NestedWeight, reference_matmul
 from gearterm.kernels.word_planes import WordPlanes
 
@@ -62,6 +63,23 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         return F.linear(x, weight, bias)
     y = (weight @ x.reshape(rows, -1).T).T.reshape(*x.shape[:-1], weight.shape[0])
     return y if bias is None else y + bias
+
+
+# The high gear's batch-1 GEMV on a GPU: "cublas" (F.linear) or "own"
+# (gearterm.kernels.triton_gemv_f16). Read once: a benchmark's A/B sets it for a whole run.
+HIGH_GEMV = os.environ.get("GEARTERM_HIGH_GEMV", "cublas")
+
+
+def high_gear_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight^T (+ bias) with a geared layer's original weight: `linear`, or on a GPU with
+    HIGH_GEMV "own", one row through gearterm's own GEMV where it fits."""
+    if HIGH_GEMV == "own" and x.is_cuda and _triton_installed():
+        from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
+
+        if triton_gemv_f16.fits(x, weight):
+            y = high_gemv_op(x, weight) if torch.compiler.is_compiling() else triton_gemv_f16.gemv_f16(x, weight)
+            return y if bias is None else y + bias
+    return linear(x, weight, bias)
 
 
 def for_cpu_kernel(nw: NestedWeight) -> NestedWeight:

@@ -6,12 +6,14 @@
 #   2: the gear GEMV's splits on the decoder's shapes, the decode attention's slice sizes
 #      (tools/probe_decode_attention.py), the decoder's and the gate's CUDA tests, reuse across turns
 #      on the GPU (carry .devsmol2);
-#   3: greedy GPU == CPU on every real model carried, SmolLM2 joined (carry .devsmol3).
+#   3: greedy GPU == CPU on every real model carried, SmolLM2 joined (carry .devsmol3);
+#   high: the high gear's own GEMV against cuBLAS: its tests, its block sizes beside cuBLAS fp16 on
+#      the decoder's shapes, and the decode table with it off, then on (GEARTERM_HIGH_GEMV).
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops part 1 at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2 or 3}
+part=${1:?which part: 1, 2, 3 or high}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ $part != 1 || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -38,5 +40,14 @@ case $part in
     join_parts smol ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
         b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 || exit 1
     timeout 400 $pytest tests/backends/test_gpu_equals_cpu.py
+    ;;
+high)
+    timeout 100 $pytest tests/kernels/test_triton_gears_cuda.py -k high_gear
+    timeout 100 $bench kernels --sweep --batch 1 --impl fp16 --impl high --shape 6144x4096 --shape 4096x4096 \
+        --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep-high.json"
+    for gemv in cublas own; do
+        GEARTERM_HIGH_GEMV=$gemv timeout 190 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
+            --json-out "$OUT/decode-$gemv.json"
+    done
     ;;
 esac

@@ -295,7 +295,7 @@ def main(args: argparse.Namespace) -> int:
     from gearterm.backends.hf import HFBackend
     from gearterm.bench.context_sweep import parse_lengths
     from gearterm.bench.step_bytes import kv_bytes_per_position, lm_head_read_tbps, read_rates, weight_bytes
-    from gearterm.kernels import dependent_launch
+    from gearterm.kernels import dependent_launch, matmul
     from gearterm.kernels.gear import Gear
 
     for name in ("tokens", "prompt_tokens", "baseline_tokens"):
@@ -334,6 +334,8 @@ def main(args: argparse.Namespace) -> int:
         step = "plain" if args.no_compile else "compiled (torch.compile)"
         notes.append(f"decode step {step}; gearing and capture took {time.perf_counter() - start:.0f} s")
         notes.append(dependent_launch.describe(device))
+        which = "gearterm's own" if matmul.HIGH_GEMV == "own" else "cuBLAS (F.linear)"
+        notes.append(f"the high gear's batch-1 GEMV: {which} (GEARTERM_HIGH_GEMV={matmul.HIGH_GEMV})")
     backend.eos_ids = set()  # a fixed number of tokens per mode
     del model  # its weights now live in the backend's decoder, geared; the rest is freed
     gc.collect()

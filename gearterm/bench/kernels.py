@@ -1,7 +1,8 @@
-"""`gearterm bench kernels`: the low and mid gear kernels against cuBLAS on one CUDA GPU.
+"""`gearterm bench kernels`: the gear kernels against cuBLAS on one CUDA GPU.
 
 For each weight shape (out x in) and batch: cuBLAS in fp16 and bf16, our low gear (plane H)
-and mid gear (planes H + L) kernels, and torch.compile's int8 weight-only matmul where it
+and mid gear (planes H + L) kernels, the high gear's own fp16 GEMV (batch 1; the original
+weight, gearterm.kernels.triton_gemv_f16), and torch.compile's int8 weight-only matmul where it
 compiles. Each is first checked against a float64 product with the weight it stands for
 (max abs error), then timed: one CUDA graph replays many calls that rotate through enough
 weight copies to overflow L2, so every call reads its weights from device memory. TB/s is
@@ -22,12 +23,13 @@ from gearterm.errors import UsageError
 
 SHAPES = ["4096x4096", "14336x4096", "4096x14336", "128256x4096"]
 BATCHES = [1, 16]
-IMPLS = ["fp16", "bf16", "low", "mid", "int8"]
+IMPLS = ["fp16", "bf16", "low", "mid", "high", "int8"]
 LABELS = {
     "fp16": "cuBLAS fp16",
     "bf16": "cuBLAS bf16",
     "low": "low gear (H)",
     "mid": "mid gear (H+L)",
+    "high": "high gear (own)",
     "int8": "int8 compiled",
 }
 ROTATION_BYTES = 4 * 50e6  # four times an H100's L2: each call's weights come from HBM
@@ -70,6 +72,7 @@ def build_cases(impls, out_features: int, in_features: int, n_copies: int, torch
     from gearterm.kernels.gear import Gear
     from gearterm.kernels.nested import dequantize, pack
     from gearterm.kernels.triton_gears import gear_matmul
+    from gearterm.kernels.triton_gemv_f16 import gemv_f16
     from gearterm.kernels.word_planes import to_nested, to_word_planes
 
     originals = [torch.randn(out_features, in_features, device=device, dtype=torch.float16) * 0.02 for _ in range(n_copies)]
@@ -94,6 +97,14 @@ def build_cases(impls, out_features: int, in_features: int, n_copies: int, torch
                 lambda x, p, gear=gear, **cfg: gear_matmul(x, p, gear, cfg or None),
                 lambda x, p, gear=gear: x.double() @ dequantize(to_nested(p), gear, torch.float64).T,
                 copies[0].nbytes(gear),
+            )
+        elif impl == "high":
+            cases[impl] = Case(
+                impl,
+                originals,
+                lambda x, w, **cfg: gemv_f16(x, w, cfg or None),
+                lambda x, w: x.double() @ w.double().T,
+                originals[0].numel() * originals[0].element_size(),
             )
         elif impl == "int8":
             copies = []
@@ -149,6 +160,12 @@ def run_case(case: Case, x, torch, config: dict | None = None) -> dict:
 
 
 def sweep_configs(impl: str, batch: int) -> list[dict]:
+    if impl == "high":
+        return [
+            {"BLOCK_N": n, "BLOCK_K": k, "num_warps": w}
+            for n, k, w in [(1, 1024, 4), (2, 1024, 4), (2, 512, 2), (4, 512, 4), (4, 1024, 4), (4, 1024, 8),
+                            (8, 512, 4), (8, 1024, 8), (16, 256, 4), (16, 512, 8)]
+        ]  # fmt: skip
     if batch == 1:
         return [{"KS": ks, "X_AHEAD": a, "PREFETCH": 0} for ks in (1, 2, 4, 8) for a in (False, True)] + [
             {"KS": ks, "X_AHEAD": a, "PREFETCH": 2} for ks in (2, 4) for a in (False, True)
@@ -224,6 +241,8 @@ def main(args: argparse.Namespace) -> int:
             x = torch.randn(batch, in_features, device="cuda", dtype=torch.float16)
             results = {}
             for impl, case in cases.items():
+                if impl == "high" and batch != 1:
+                    continue  # one row only: more rows go to cuBLAS
                 try:
                     results[impl] = run_case(case, x, torch)
                 except Exception as e:
@@ -235,11 +254,13 @@ def main(args: argparse.Namespace) -> int:
                 speedup = base / r["us"] if base else None
                 rows.append({"shape": shape, "batch": batch, "impl": impl, **r, "speedup_vs_fp16": speedup})
             if args.sweep:
-                for impl in ("low", "mid"):
-                    if impl not in cases:
+                for impl in ("low", "mid", "high"):
+                    if impl not in cases or (impl == "high" and batch != 1):
                         continue
                     for cfg in sweep_configs(impl, batch):
                         if cfg.get("KS") and not whole_steps(in_features // 128, cfg["KS"]):
+                            continue
+                        if impl == "high" and (out_features % cfg["BLOCK_N"] or in_features % cfg["BLOCK_K"]):
                             continue
                         r = run_case(cases[impl], x, torch, cfg)
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})

@@ -31,6 +31,7 @@ KERNEL_MODULES = {
     "gearterm.kernels.triton_gears": "_gemv_kernel",
     "gearterm.kernels.triton_rmsnorm": "_rms_norm_kernel",
     "gearterm.kernels.triton_decode_attention": "attend_slices",
+    "gearterm.kernels.triton_gemv_f16": "_gemv_f16_kernel",
 }
 
 
@@ -52,7 +53,7 @@ def _import_kernels(interpreted: bool) -> list:
         _set_interpret(before)
 
 
-triton_gears, triton_rmsnorm, _ = _import_kernels(interpreted=True)
+triton_gears, triton_rmsnorm, _, triton_gemv_f16 = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -159,6 +160,29 @@ def test_high_gear_is_not_a_kernel():
     _, planes = planes_for(4, 16, seed=0)
     with pytest.raises(ValueError, match="original weight"):
         gear_matmul(torch.randn(1, 16), planes, Gear.HIGH)
+
+
+@pytest.mark.parametrize(
+    "shape, config",
+    [
+        ((16, 1024), None),  # the default blocks: one step of `in`, the loop not entered
+        ((12, 2048), {"BLOCK_N": 4, "BLOCK_K": 512, "num_warps": 4}),  # four steps
+        ((8, 512), {"BLOCK_N": 8, "BLOCK_K": 256, "num_warps": 2}),
+    ],
+    ids=["one-step", "four-steps", "two-steps"],
+)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_high_gear_own_gemv_matches_the_float64_product(shape, config, dtype):
+    """The high gear's own GEMV (the original 16-bit weight, one row of x) gives x @ W^T to
+    one rounding of its 16-bit output, in every row."""
+    torch.manual_seed(shape[0])
+    w = (torch.randn(*shape) * 0.05).to(dtype)
+    x = torch.randn(1, shape[1]).to(dtype)
+    y = triton_gemv_f16.gemv_f16(x, w, config)
+    ref = x.double() @ w.double().T
+    assert y.shape == (1, shape[0]) and y.dtype == dtype
+    ulp = 2e-3 if dtype == torch.float16 else 1e-2
+    assert (y.double() - ref).abs().max().item() <= ulp * ref.abs().max().item()
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")

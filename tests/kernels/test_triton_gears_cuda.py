@@ -22,6 +22,7 @@ def _compiled_kernels():
         ("gearterm.kernels.triton_gemv_mma", "_gemv_mma_kernel"),
         ("gearterm.kernels.triton_rmsnorm", "_rms_norm_kernel"),
         ("gearterm.kernels.triton_decode_attention", "attend_slices"),
+        ("gearterm.kernels.triton_gemv_f16", "_gemv_f16_kernel"),
     ]:
         module = importlib.import_module(name)
         if isinstance(getattr(module, kernel), InterpretedFunction):
@@ -76,6 +77,49 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
                     y = triton_gemv_mma.gemv_mma(x, planes, gear, ks, ahead, prefetch)
                     err = (y.double() - ref).abs().max().item()
                     assert err <= max(1.5 * cuda_cores, TOLERANCE[dtype] * ref.abs().max().item()), (gear, ks, ahead, prefetch, err)
+
+
+@pytest.mark.parametrize("shape", [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_high_gear_own_gemv_is_as_close_as_cublas_at_every_block_size(shape, dtype):
+    """The high gear's own batch-1 GEMV at the decoder's shapes, with each block size the kernel
+    benchmark sweeps: as close to the float64 product as cuBLAS's F.linear, within one rounding
+    of the output. It takes one row of the weight's 16-bit type and nothing else."""
+    import torch.nn.functional as F
+
+    from gearterm.bench.kernels import sweep_configs
+    from gearterm.kernels import triton_gemv_f16
+
+    torch.manual_seed(shape[1])
+    w = (torch.randn(*shape, device="cuda") * 0.02).to(dtype)
+    x = torch.randn(1, shape[1], device="cuda", dtype=dtype)
+    ref = x.double() @ w.double().T
+    cublas = (F.linear(x, w).double() - ref).abs().max().item()
+    bound = max(1.5 * cublas, TOLERANCE[dtype] * ref.abs().max().item())
+    assert triton_gemv_f16.fits(x, w)
+    assert not triton_gemv_f16.fits(x.expand(2, -1).contiguous(), w) and not triton_gemv_f16.fits(x.float(), w.float())
+    for cfg in [None] + sweep_configs("high", 1):
+        if cfg and (shape[0] % cfg["BLOCK_N"] or shape[1] % cfg["BLOCK_K"]):
+            continue
+        y = triton_gemv_f16.gemv_f16(x, w, cfg)
+        assert y.shape == (1, shape[0]) and y.dtype == dtype
+        assert (y.double() - ref).abs().max().item() <= bound, cfg
+
+
+def test_high_gear_own_gemv_is_one_operator_under_compile(monkeypatch):
+    """With GEARTERM_HIGH_GEMV=own a geared layer's high gear runs the own GEMV, as one operator
+    of a compiled graph (fullgraph), bit for bit the eager kernel's; more rows stay cuBLAS's."""
+    import torch.nn.functional as F
+
+    from gearterm.kernels import matmul, triton_gemv_f16
+
+    monkeypatch.setattr(matmul, "HIGH_GEMV", "own")
+    w = torch.randn(256, 1024, device="cuda", dtype=torch.float16) * 0.02
+    x = torch.randn(1, 1024, device="cuda", dtype=torch.float16)
+    compiled = torch.compile(lambda x: matmul.high_gear_matmul(x, w) * 2.0, fullgraph=True)
+    torch.testing.assert_close(compiled(x), triton_gemv_f16.gemv_f16(x, w) * 2.0, rtol=0, atol=0)
+    rows = torch.randn(3, 1024, device="cuda", dtype=torch.float16)
+    torch.testing.assert_close(matmul.high_gear_matmul(rows, w), F.linear(rows, w), rtol=0, atol=0)
 
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
