@@ -25,6 +25,7 @@ from gearterm.backends.decoder_weights import build_decoder, load_decoder, shape
 from gearterm.backends.gearbox import Gearbox, GearMode, PolicyConfig
 from gearterm.backends.geared_generation import GearedGeneration, StepReading
 from gearterm.backends.geared_linear import gear_decoder_layers, geared_share
+from gearterm.backends.gguf_kept import gguf_config, gguf_tokenizer
 from gearterm.backends.hidden_tap import HiddenStateTap
 from gearterm.backends.model_files import check_model_dir, resolve_model_dir
 from gearterm.backends.prompt_pass import PromptPasses
@@ -149,16 +150,16 @@ class HFBackend(GearedGeneration):
         hf_logging.disable_progress_bar()  # our own progress callback reports the load
 
         self.device = pick_device(self.requested_device)
-        files = {"gguf_file": gguf} if gguf else {}
+        remote = self.trust_remote_code
         try:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code, **files)
+            config = gguf_config(path, gguf) if gguf else AutoConfig.from_pretrained(path, trust_remote_code=remote)
             stored = getattr(config, "dtype", None)
             if isinstance(stored, str):
                 stored = getattr(torch, stored, None)
             dtype = pick_dtype(self.requested_dtype, self.device, stored)
             shape_of(config)  # refuses, naming the families gearterm gears, before any weight is read
             report(0.05, "loading tokenizer")
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code, **files)
+            tokenizer = gguf_tokenizer(path, gguf) if gguf else AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
             report(0.1, f"loading weights ({dtype}, {self.device})")
             model = load_decoder(path, config, dtype, self.device, gguf)
         except BackendError:

@@ -24,6 +24,15 @@ def no_user_config(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("GEARTERM_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
 
 
+@pytest.fixture(autouse=True)
+def gguf_kept_in_the_session(monkeypatch, tmp_path_factory):
+    """GGUF configs and tokenizers converted by one test are kept for the session's later loads,
+    as a user's are between runs, in the session's folder rather than the user's cache dir."""
+    from gearterm.backends import gguf_kept
+
+    monkeypatch.setattr(gguf_kept, "kept_root", lambda: tmp_path_factory.getbasetemp() / "gguf-kept")
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout")

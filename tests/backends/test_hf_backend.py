@@ -231,11 +231,15 @@ def test_tiny_random_llama_loads_and_generates(tiny_llama_dir):
     assert backend.memory_bytes() > sum(p.numel() * 4 for p in backend.model.parameters())
 
 
-def test_a_gguf_file_is_parsed_three_times_as_it_loads(monkeypatch):
+def test_a_gguf_file_is_parsed_three_times_as_it_loads_and_once_the_next_time(monkeypatch, tmp_path):
     """gguf's reader parses every field of the file, a chat model's whole vocabulary with them
-    (3-4 s for SmolLM2's on two cores): a load parses it once for the config, once for the
-    tokenizer and once for the weights, and not again for the weights' config."""
+    (3-4 s for SmolLM2's on two cores): a first load parses it once for the config, once for the
+    tokenizer and once for the weights, and not again for the weights' config. The config and
+    tokenizer are then kept (backends.gguf_kept): the next load parses the file for its weights
+    alone, and replies as the first did."""
     import gguf
+
+    from gearterm.backends import gguf_kept
 
     parsed = []
 
@@ -245,5 +249,12 @@ def test_a_gguf_file_is_parsed_three_times_as_it_loads(monkeypatch):
             super().__init__(path, *args, **kwargs)
 
     monkeypatch.setattr(gguf, "GGUFReader", Counted)  # transformers imports it from gguf as it loads
-    HFBackend(str(_need(STORIES_GGUF)), device="cpu").load()
-    assert parsed == [str(STORIES_GGUF)] * 3
+    monkeypatch.setattr(gguf_kept, "kept_root", lambda: tmp_path)
+    replies = []
+    for parses in (3, 1):
+        parsed.clear()
+        backend = HFBackend(str(_need(STORIES_GGUF)), device="cpu")
+        backend.load()
+        assert parsed == [str(STORIES_GGUF)] * parses
+        replies.append([t.token_id for t in run(backend, max_tokens=12)[0]])
+    assert replies[0] == replies[1]
