@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
-from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul
+from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
@@ -36,6 +36,7 @@ class GearedLinear(nn.Module):
         self.register_buffer("l_scale", nw.l_scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.data)
         self.group_size = nw.group_size
+        self.own_high_gemv = own_high_gemv(nw.weight.device)
 
     @property
     def planes(self) -> NestedWeight | WordPlanes:
@@ -52,7 +53,7 @@ class GearedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gear = self.selector.gear
         if gear == Gear.HIGH:
-            return high_gear_matmul(x, self.weight, self.bias)  # the original weight, full precision
+            return high_gear_matmul(x, self.weight, self.bias, self.own_high_gemv)  # the original weight
         y = geared_matmul(x, self.planes, gear)
         return y if self.bias is None else y + self.bias
 

@@ -65,15 +65,29 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return y if bias is None else y + bias
 
 
-# The high gear's batch-1 GEMV on a GPU: "cublas" (F.linear) or "own"
-# (gearterm.kernels.triton_gemv_f16). Read once: a benchmark's A/B sets it for a whole run.
-HIGH_GEMV = os.environ.get("GEARTERM_HIGH_GEMV", "cublas")
+# GEARTERM_HIGH_GEMV=own|cublas: which batch-1 GEMV the high gear runs on a GPU (own_high_gemv).
+# Read once: a benchmark's A/B sets it for a whole run.
+HIGH_GEMV = os.environ.get("GEARTERM_HIGH_GEMV", "")
 
 
-def high_gear_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x @ weight^T (+ bias) with a geared layer's original weight: `linear`, or on a GPU with
-    HIGH_GEMV "own", one row through gearterm's own GEMV where it fits."""
-    if HIGH_GEMV == "own" and x.is_cuda and _triton_installed():
+def own_high_gemv(device: torch.device) -> bool:
+    """Whether the high gear's batch-1 GEMV on `device` is gearterm's own (kernels.triton_gemv_f16)
+    rather than cuBLAS's. GEARTERM_HIGH_GEMV says where set; else own on Hopper (compute capability
+    9), where it was timed faster at every decoder shape (H100: 1.04-1.29x cuBLAS fp16; decode in
+    the high gear 166 -> 181 tok/s, docs/benchmarks/decode-h100.md), cuBLAS on cards it was not timed on."""
+    if HIGH_GEMV not in ("", "own", "cublas"):
+        raise ValueError(f"GEARTERM_HIGH_GEMV is {HIGH_GEMV!r}: own or cublas")
+    if not fused_kernels_available(device):
+        return False
+    if HIGH_GEMV:
+        return HIGH_GEMV == "own"
+    return torch.cuda.get_device_capability(device)[0] == 9
+
+
+def high_gear_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, own: bool = False) -> torch.Tensor:
+    """x @ weight^T (+ bias) with a geared layer's original weight: `linear`, or with `own`
+    (own_high_gemv, asked once where the layer is built), one row through gearterm's own GEMV."""
+    if own:
         from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
 
         if triton_gemv_f16.fits(x, weight):

@@ -2,12 +2,12 @@
 # What issue #21 asks of the H200, in three device calls of one lease (a call may run 10 minutes,
 # and SmolLM2's GGUF travels in three parts: tools/device_prelude.sh):
 #   1: the CUDA kernel tests, the decode table with its step split, the kernel table, and the decode
-#      table again with the high gear's own GEMV (GEARTERM_HIGH_GEMV=own) (carry .whl .devshared .devsmol1);
+#      table again with cuBLAS's GEMV in the high gear (GEARTERM_HIGH_GEMV=cublas) (carry .whl .devshared .devsmol1);
 #   2: the gear GEMVs' block sizes on the decoder's shapes (the high gear's own beside cuBLAS fp16),
 #      the decode attention's slice sizes (tools/probe_decode_attention.py), the context sweep, the
 #      decoder's and the gate's CUDA tests, reuse across turns on the GPU (carry .devsmol2);
-#   3: greedy GPU == CPU on every real model carried, SmolLM2 joined, with cuBLAS and then the own
-#      GEMV in the high gear (carry .devsmol3);
+#   3: greedy GPU == CPU on every real model carried, SmolLM2 joined, with the high gear's own GEMV
+#      and then cuBLAS's (carry .devsmol3);
 #   high: on a card that is not an H200, the high gear's own GEMV against cuBLAS alone: its tests,
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on.
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
@@ -27,7 +27,7 @@ case $part in
     timeout 120 $pytest tests/kernels/test_triton_gears_cuda.py
     timeout 170 $bench decode --shape llama3-8b --profile --json-out "$OUT/decode.json"
     timeout 100 $bench kernels --json-out "$OUT/kernels.json"
-    GEARTERM_HIGH_GEMV=own timeout 190 $bench decode --shape llama3-8b --json-out "$OUT/decode-own.json"
+    GEARTERM_HIGH_GEMV=cublas timeout 190 $bench decode --shape llama3-8b --json-out "$OUT/decode-cublas.json"
     ;;
 2)
     timeout 150 $bench kernels --sweep --batch 1 --impl fp16 --impl low --impl mid --impl high --shape 6144x4096 \
@@ -42,7 +42,7 @@ case $part in
     join_parts smol ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
         b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 || exit 1
     timeout 300 $pytest tests/backends/test_gpu_equals_cpu.py
-    GEARTERM_HIGH_GEMV=own timeout 250 $pytest tests/backends/test_gpu_equals_cpu.py
+    GEARTERM_HIGH_GEMV=cublas timeout 250 $pytest tests/backends/test_gpu_equals_cpu.py
     ;;
 high)
     timeout 100 $pytest tests/kernels/test_triton_gears_cuda.py -k high_gear

@@ -334,8 +334,8 @@ def main(args: argparse.Namespace) -> int:
         step = "plain" if args.no_compile else "compiled (torch.compile)"
         notes.append(f"decode step {step}; gearing and capture took {time.perf_counter() - start:.0f} s")
         notes.append(dependent_launch.describe(device))
-        which = "gearterm's own" if matmul.HIGH_GEMV == "own" else "cuBLAS (F.linear)"
-        notes.append(f"the high gear's batch-1 GEMV: {which} (GEARTERM_HIGH_GEMV={matmul.HIGH_GEMV})")
+        which = "gearterm's own" if matmul.own_high_gemv(device) else "cuBLAS (F.linear)"
+        notes.append(f"the high gear's batch-1 GEMV: {which} (GEARTERM_HIGH_GEMV={matmul.HIGH_GEMV or 'unset'})")
     backend.eos_ids = set()  # a fixed number of tokens per mode
     del model  # its weights now live in the backend's decoder, geared; the rest is freed
     gc.collect()

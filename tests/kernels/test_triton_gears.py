@@ -162,6 +162,19 @@ def test_high_gear_is_not_a_kernel():
         gear_matmul(torch.randn(1, 16), planes, Gear.HIGH)
 
 
+def test_the_high_gears_own_gemv_is_asked_for_only_on_a_gpu(monkeypatch):
+    """GEARTERM_HIGH_GEMV=own does not reach a CPU layer (cuBLAS's F.linear there is the CPU's
+    BLAS), and a value that is neither own nor cublas is refused, not read as one of them."""
+    from gearterm.kernels import matmul
+
+    for value in ("", "own", "cublas"):
+        monkeypatch.setattr(matmul, "HIGH_GEMV", value)
+        assert not matmul.own_high_gemv(torch.device("cpu"))
+    monkeypatch.setattr(matmul, "HIGH_GEMV", "triton")
+    with pytest.raises(ValueError, match="own or cublas"):
+        matmul.own_high_gemv(torch.device("cpu"))
+
+
 @pytest.mark.parametrize(
     "shape, config",
     [

@@ -106,20 +106,19 @@ def test_high_gear_own_gemv_is_as_close_as_cublas_at_every_block_size(shape, dty
         assert (y.double() - ref).abs().max().item() <= bound, cfg
 
 
-def test_high_gear_own_gemv_is_one_operator_under_compile(monkeypatch):
-    """With GEARTERM_HIGH_GEMV=own a geared layer's high gear runs the own GEMV, as one operator
-    of a compiled graph (fullgraph), bit for bit the eager kernel's; more rows stay cuBLAS's."""
+def test_high_gear_own_gemv_is_one_operator_under_compile():
+    """A geared layer asked for the own GEMV runs it as one operator of a compiled graph
+    (fullgraph), bit for bit the eager kernel's; more rows stay cuBLAS's."""
     import torch.nn.functional as F
 
     from gearterm.kernels import matmul, triton_gemv_f16
 
-    monkeypatch.setattr(matmul, "HIGH_GEMV", "own")
     w = torch.randn(256, 1024, device="cuda", dtype=torch.float16) * 0.02
     x = torch.randn(1, 1024, device="cuda", dtype=torch.float16)
-    compiled = torch.compile(lambda x: matmul.high_gear_matmul(x, w) * 2.0, fullgraph=True)
+    compiled = torch.compile(lambda x: matmul.high_gear_matmul(x, w, own=True) * 2.0, fullgraph=True)
     torch.testing.assert_close(compiled(x), triton_gemv_f16.gemv_f16(x, w) * 2.0, rtol=0, atol=0)
     rows = torch.randn(3, 1024, device="cuda", dtype=torch.float16)
-    torch.testing.assert_close(matmul.high_gear_matmul(rows, w), F.linear(rows, w), rtol=0, atol=0)
+    torch.testing.assert_close(matmul.high_gear_matmul(rows, w, own=True), F.linear(rows, w), rtol=0, atol=0)
 
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
