@@ -121,6 +121,43 @@ def test_high_gear_own_gemv_is_one_operator_under_compile():
     torch.testing.assert_close(matmul.high_gear_matmul(rows, w, own=True), F.linear(rows, w), rtol=0, atol=0)
 
 
+def test_a_decoder_with_the_own_high_gemv_gives_cublas_logits(tmp_path, monkeypatch):
+    """A random Llama in float16 whose every projection the own GEMV takes (hidden 512, MLP 1024):
+    replayed in the high gear through it, each step's logits are those of the same decoder through
+    cuBLAS, to float16 rounding, on the same tokens (cuBLAS's greedy ones)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from gearterm.backends.cuda_decoder import GraphDecoder
+    from gearterm.backends.decoder_weights import load_decoder
+    from gearterm.backends.geared_linear import GearedLinear, gear_decoder_layers
+    from gearterm.kernels import matmul, triton_gemv_f16
+    from gearterm.kernels.gear import GearSelector
+
+    config = LlamaConfig(vocab_size=512, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=128)  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    steps = {}
+    for gemv in ("cublas", "own"):
+        monkeypatch.setattr(matmul, "HIGH_GEMV", gemv)
+        model = load_decoder(tmp_path, config, torch.float16, "cuda")
+        selector = GearSelector(Gear.HIGH)
+        gear_decoder_layers(model.layers, selector)
+        layers = [m for m in model.layers.modules() if isinstance(m, GearedLinear)]
+        x = torch.zeros(1, 512, device="cuda", dtype=torch.float16)
+        assert all(m.own_high_gemv == (gemv == "own") for m in layers)
+        assert all(triton_gemv_f16.fits(x.new_zeros(1, m.in_features), m.weight) for m in layers)
+        decoder = GraphDecoder(model, selector, 64)
+        logits, steps[gemv] = decoder.prefill([1, 400, 34])[-1], []
+        for i in range(24):
+            token = logits.argmax(-1) if gemv == "cublas" else torch.tensor(steps["cublas"][i][0], device="cuda")
+            logits, _ = decoder.step(token)
+            steps[gemv].append((int(token), logits.float()))
+    for (token, cublas), (same, own) in zip(steps["cublas"], steps["own"]):
+        assert same == token
+        assert (own - cublas).abs().max().item() <= 1e-2 * cublas.abs().max().item()
+
+
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
     from transformers import AutoConfig
 
