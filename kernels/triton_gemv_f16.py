@@ -9,8 +9,8 @@ Why not cuBLAS (F.linear), which the high gear used alone until now:
 A program: BLOCK_N rows, `in` read BLOCK_K channels a step, float32 products summed per row at
 the end. The next step's weights are loaded before this step's products (in registers, as the
 gear GEMV does), and the first step's before the wait for the kernel before: no kernel of a
-step writes the weights. Whether it replaces cuBLAS is for `bench kernels` to say, per card
-(gearterm.kernels.matmul.high_gemv).
+step writes the weights. Where it replaces cuBLAS: gearterm.kernels.matmul.own_high_gemv (on
+Hopper, where it was timed faster: docs/benchmarks/kernels-h100.md).
 """
 
 from __future__ import annotations

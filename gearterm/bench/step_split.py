@@ -14,7 +14,7 @@ import re
 import time
 
 # Kernel names by part, first match wins (gear GEMVs: the low and mid gears', and the high gear's
-# own where GEARTERM_HIGH_GEMV=own). cuBLAS names carry gemv, gemm, xmma or (CUDA 13) nvjet.
+# own where it runs, kernels.matmul.own_high_gemv). cuBLAS names carry gemv, gemm, xmma or (CUDA 13) nvjet.
 PARTS = [
     ("gear GEMVs", re.compile(r"_gemv_mma_kernel|_gemv_f16_kernel|_gemv_kernel|_gemm_kernel")),
     ("cuBLAS (16-bit weights)", re.compile(r"gemv|gemm|xmma|cutlass|cublas|nvjet", re.IGNORECASE)),
