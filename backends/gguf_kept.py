@@ -7,8 +7,8 @@ Q4_1 file on two cores: config 4.2 s and tokenizer 5.2 s converted, 0.38 s both 
 files a model directory holds (config.json, tokenizer.json and its config, the chat template).
 
 A kept copy is read only for the same file (absolute path, size, modification time) and the same
-transformers version; anything else converts again. Where the cache dir cannot be written the
-load goes on without it.
+transformers version; anything else converts again, and the new copy replaces the path's older
+ones. Where the cache dir cannot be written the load goes on without it.
 """
 
 from __future__ import annotations
@@ -26,17 +26,22 @@ def kept_root() -> Path:
     return Path(user_cache_dir("gearterm")) / "gguf"
 
 
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:20]
+
+
 def _kept_dir(file: Path) -> Path:
+    """The folder of this file's copies (one a path), then of this version of it."""
     import transformers
 
     stat = file.stat()
-    key = json.dumps([str(file.resolve()), stat.st_size, stat.st_mtime_ns, transformers.__version__])
-    return kept_root() / hashlib.sha256(key.encode()).hexdigest()[:20]
+    return kept_root() / _digest(str(file.resolve())) / _digest([stat.st_size, stat.st_mtime_ns, transformers.__version__])
 
 
 def _keep(converted, where: Path) -> None:
     """Save `converted` (a config or a tokenizer) to `where` whole or not at all: written beside
-    it, then renamed, so a load cut short never leaves half a copy to be read."""
+    it, then renamed, so a load cut short never leaves half a copy to be read. Copies of the same
+    path's file as it was before go: one copy a path."""
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=where.parent, prefix=".writing-"))
@@ -45,6 +50,9 @@ def _keep(converted, where: Path) -> None:
             scratch.rename(where)
         except OSError:  # another load kept it first
             shutil.rmtree(scratch, ignore_errors=True)
+        for older in where.parent.parent.iterdir():  # the path's copies of its file as it was
+            if older != where.parent:
+                shutil.rmtree(older, ignore_errors=True)
     except OSError:
         pass  # a read-only or full cache dir: this load converted, the next one will again
 

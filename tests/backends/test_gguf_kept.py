@@ -33,8 +33,8 @@ def test_a_chat_models_kept_tokenizer_and_config_are_the_converted_ones(root):
     and the same special tokens."""
     file = _need(SMOLLM2)
     config, tokenizer = _both(file)
-    kept = list(root.iterdir())
-    assert len(kept) == 1 and {p.name for p in kept[0].iterdir()} == {"config", "tokenizer"}
+    (kept,) = root.glob("*/*")  # the path's folder, its one version
+    assert {p.name for p in kept.iterdir()} == {"config", "tokenizer"}
     config_back, tokenizer_back = _both(file)
     assert config_back.to_dict() == config.to_dict()
     prompt = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
@@ -45,23 +45,31 @@ def test_a_chat_models_kept_tokenizer_and_config_are_the_converted_ones(root):
     assert (tokenizer_back.eos_token_id, tokenizer_back.bos_token_id) == (tokenizer.eos_token_id, tokenizer.bos_token_id)
 
 
-def test_a_changed_file_is_converted_again(root, tmp_path):
-    """The copy is the file's as it was: the same path with a new modification time is another key."""
+def test_a_changed_file_is_converted_again_and_its_older_copy_goes(root, tmp_path):
+    """The copy is the file's as it was: the same path with a new modification time is converted
+    again, and its copy replaces the older one (one a path); another file's copy stays."""
     file = tmp_path / "model" / STORIES_GGUF.name
     file.parent.mkdir()
     file.write_bytes(_need(STORIES_GGUF).read_bytes())
     _both(file)
+    _both(STORIES_GGUF)
+    before = gguf_kept._kept_dir(file)
     os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 10**9))
     _both(file)
-    assert len(list(root.iterdir())) == 2
+    after = gguf_kept._kept_dir(file)
+    assert after != before and after.parent == before.parent
+    assert len(list(root.iterdir())) == 2  # the two paths
+    versions = list(after.parent.iterdir())
+    assert versions == [after]
+    assert {p.name for p in after.iterdir()} == {"config", "tokenizer"}
 
 
 def test_a_damaged_copy_is_converted_again(root):
     file = _need(STORIES_GGUF)
     config, _ = _both(file)
-    (config_json,) = root.glob("*/config/config.json")
+    (config_json,) = root.glob("*/*/config/config.json")
     config_json.write_text("{ not json")
-    (tokenizer_json,) = root.glob("*/tokenizer/tokenizer_config.json")
+    (tokenizer_json,) = root.glob("*/*/tokenizer/tokenizer_config.json")
     tokenizer_json.write_text("{ not json")
     config_again, tokenizer_again = _both(file)
     assert config_again.to_dict() == config.to_dict() and len(tokenizer_again) == 512
