@@ -57,20 +57,26 @@ def _keep(converted, where: Path) -> None:
         pass  # a read-only or full cache dir: this load converted, the next one will again
 
 
+def _kept_or_converted(auto, model_dir: Path, gguf_file: str, part: str, saved_file: str):
+    """`auto` (AutoConfig or AutoTokenizer) read from the file's kept copy of `part`, else
+    converted from the file and kept. `saved_file` is one that save_pretrained writes."""
+    where = _kept_dir(model_dir / gguf_file) / part
+    if (where / saved_file).is_file():
+        try:
+            return auto.from_pretrained(where)
+        except Exception:  # a damaged copy (whatever transformers raises for it): convert again
+            shutil.rmtree(where, ignore_errors=True)
+    converted = auto.from_pretrained(model_dir, gguf_file=gguf_file)
+    _keep(converted, where)
+    return converted
+
+
 def gguf_config(model_dir: Path, gguf_file: str):
     """The file's config: the kept copy, else converted (and kept)."""
     from transformers import AutoConfig
 
-    where = _kept_dir(model_dir / gguf_file) / "config"
-    if (where / "config.json").is_file():
-        try:
-            config = AutoConfig.from_pretrained(where)
-            config._name_or_path = str(model_dir)  # as converted: the model's directory
-            return config
-        except Exception:  # a damaged copy (whatever transformers raises for it): convert again
-            shutil.rmtree(where, ignore_errors=True)
-    config = AutoConfig.from_pretrained(model_dir, gguf_file=gguf_file)
-    _keep(config, where)
+    config = _kept_or_converted(AutoConfig, model_dir, gguf_file, "config", "config.json")
+    config._name_or_path = str(model_dir)  # as converted; a kept copy would name the cache's folder
     return config
 
 
@@ -78,12 +84,4 @@ def gguf_tokenizer(model_dir: Path, gguf_file: str):
     """The file's tokenizer: the kept copy, else converted (and kept)."""
     from transformers import AutoTokenizer
 
-    where = _kept_dir(model_dir / gguf_file) / "tokenizer"
-    if (where / "tokenizer_config.json").is_file():
-        try:
-            return AutoTokenizer.from_pretrained(where)
-        except Exception:  # a damaged copy: convert again
-            shutil.rmtree(where, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, gguf_file=gguf_file)
-    _keep(tokenizer, where)
-    return tokenizer
+    return _kept_or_converted(AutoTokenizer, model_dir, gguf_file, "tokenizer", "tokenizer_config.json")
