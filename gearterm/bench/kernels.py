@@ -215,6 +215,7 @@ def main(args: argparse.Namespace) -> int:
     if not torch.cuda.is_available():
         raise UsageError("bench kernels needs a CUDA GPU: torch sees none")
     from gearterm.kernels import dependent_launch
+    from gearterm.kernels.triton_gemv_f16 import fits as gemv_fits
     from gearterm.kernels.triton_gemv_mma import whole_steps
 
     shapes = [parse_shape(s) for s in (args.shape or SHAPES)]
@@ -255,12 +256,12 @@ def main(args: argparse.Namespace) -> int:
                 rows.append({"shape": shape, "batch": batch, "impl": impl, **r, "speedup_vs_fp16": speedup})
             if args.sweep:
                 for impl in ("low", "mid", "high"):
-                    if impl not in cases or (impl == "high" and batch != 1):
+                    if impl not in results:  # not asked for, or not at this batch
                         continue
                     for cfg in sweep_configs(impl, batch):
                         if cfg.get("KS") and not whole_steps(in_features // 128, cfg["KS"]):
                             continue
-                        if impl == "high" and (out_features % cfg["BLOCK_N"] or in_features % cfg["BLOCK_K"]):
+                        if impl == "high" and not gemv_fits(x, cases[impl].copies[0], cfg):
                             continue
                         r = run_case(cases[impl], x, torch, cfg)
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
