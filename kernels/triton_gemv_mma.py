@@ -126,6 +126,9 @@ _TILE = tl.constexpr(TILE_ROWS * 16)  # words of one group of one row tile
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
 _PREFETCH = tl.constexpr("prefetch.global.L2 [$4];\nmov.u32 $0, 0;\nmov.u32 $1, 0;\nmov.u32 $2, 0;\nmov.u32 $3, 0;")
+# x's 16 bytes of a lane's word, read by an instruction Triton does not see as a load: its
+# pipeliner then stages only the codes and scales in shared memory (STAGES), not x.
+_X_LOAD = tl.constexpr("ld.global.nc.v4.b32 {$0, $1, $2, $3}, [$4];")
 
 
 @triton.jit
@@ -190,6 +193,17 @@ def _x_loads(xw_ptr, x_chunk, g, wi, GC, AHEAD: tl.constexpr):
 
 
 @triton.jit
+def _x_asm_loads(xw_ptr, x_chunk, g, wi):
+    """_x_loads (not ahead) through _X_LOAD."""
+    pairs = xw_ptr + x_chunk + g * 64 + (wi // 4) * 16 + wi % 4
+    x0 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs], tl.int32, True, 4)
+    x1 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 4], tl.int32, True, 4)
+    x2 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 8], tl.int32, True, 4)
+    x3 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 12], tl.int32, True, 4)
+    return x0, x1, x2, x3
+
+
+@triton.jit
 def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
     """acc + one group (the step's j-th) of the lane's rows, x's pairs in x0..x3."""
     # (The asm strings are constexprs: Triton takes them only as direct arguments.)
@@ -220,7 +234,7 @@ def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr,
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
-    PDL: tl.constexpr,
+    PDL: tl.constexpr, STAGES: tl.constexpr = 0,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -234,42 +248,57 @@ def _gemv_mma_kernel(
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
-    # The next step's codes are asked for before this step's products (ptxas issues the loads at
-    # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
-    # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
-    # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
-    q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
-    if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
-        tl.extra.cuda.gdc_wait()
-        tl.extra.cuda.gdc_launch_dependents()
-    # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
-    # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
-    if X_AHEAD:
-        na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC, True)
-        nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC, True)
-        nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC, True)
-        nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
-    for g0 in range(0, GC, _STEP):
-        c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
-        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
-        if X_AHEAD:
-            xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
-            xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
-            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC, True)
-            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
-            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
-            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
+    if STAGES:  # experiment: Triton's pipeliner keeps STAGES - 1 steps of codes in shared memory
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+        for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
+            c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0, GC, MID)  # fmt: skip
+            xa0, xa1, xa2, xa3 = _x_asm_loads(xw_ptr, x_chunk, g0, wi)
             acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
+            xb0, xb1, xb2, xb3 = _x_asm_loads(xw_ptr, x_chunk, g0 + 1, wi)
             acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
+            xc0, xc1, xc2, xc3 = _x_asm_loads(xw_ptr, x_chunk, g0 + 2, wi)
             acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
+            xd0, xd1, xd2, xd3 = _x_asm_loads(xw_ptr, x_chunk, g0 + 3, wi)
             acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
-        else:
-            acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
-        if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
-            _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
+    else:
+        # The next step's codes are asked for before this step's products (ptxas issues the loads at
+        # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
+        # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
+        # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+        if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+        # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
+        # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
+        if X_AHEAD:
+            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC, True)
+            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC, True)
+            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC, True)
+            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
+        for g0 in range(0, GC, _STEP):
+            c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
+            if X_AHEAD:
+                xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
+                xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
+                na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC, True)
+                nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
+                nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
+                nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
+                acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
+                acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
+                acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
+                acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
+            else:
+                acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
+                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
+                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
+                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
+            if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
+                _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
@@ -329,6 +358,7 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
+    stages: int = 0,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
@@ -344,6 +374,6 @@ def gemv_mma(
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl,
+        PDL=pdl, STAGES=stages, launch_pdl=pdl,
     )  # fmt: skip
     return y
