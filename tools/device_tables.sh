@@ -9,15 +9,19 @@
 #      (carry .devsmol2);
 #   3: greedy GPU == CPU on every real model carried, SmolLM2 joined; the decoder's, lossless mode's
 #      and the gate's CUDA tests, reuse across turns on the GPU (carry .devsmol3);
+#   one: where device time allows one call only: the decode table with its step split, the kernel
+#      table and the gear GEMVs' sweep (carry .whl .devshared);
 #   high: on a card that is not an H200, the high gear's own GEMV against cuBLAS alone: its tests,
-#      its block sizes beside cuBLAS fp16, the decode table with it off, then on.
+#      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
+#   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes (experiments
+#      among them) beside cuBLAS fp16.
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
-# $OUT/log-PART.txt. Another card stops part 1 at once unless ANY_GPU=1.
+# $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3 or high}
+part=${1:?which part: 1, 2, 3, one or high}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
-[[ $part != 1 || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
+[[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv,noheader
 python3 -c "import torch, triton, transformers as t; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', t.__version__)"
@@ -43,6 +47,16 @@ case $part in
     timeout 300 $pytest tests/backends/test_gpu_equals_cpu.py
     timeout 200 $pytest tests/backends/test_lossless_cuda.py tests/backends/test_cuda_decoder_chunks.py \
         tests/backends/test_kv_reuse.py::test_gpu_turns_reuse_the_cache_and_reply_as_fresh_prompts tests/kernels/test_gate.py
+    ;;
+one | sweep)
+    if [[ $part == one ]]; then
+        timeout 170 $bench decode --shape llama3-8b --profile --json-out "$OUT/decode.json"
+        timeout 100 $bench kernels --json-out "$OUT/kernels.json"
+    else
+        timeout 240 $pytest tests/kernels/test_triton_gears_cuda.py -k "high_gear or own_high_gemv or every_split"
+    fi
+    timeout 250 $bench kernels --sweep --batch 1 --impl fp16 --impl low --impl mid --shape 6144x4096 --shape 4096x4096 \
+        --shape 14336x4096 --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
     ;;
 high)
     timeout 150 $pytest tests/kernels/test_triton_gears_cuda.py -k "high_gear or own_high_gemv"
