@@ -36,7 +36,7 @@ case $part in
 2)
     GEARTERM_HIGH_GEMV=cublas timeout 190 $bench decode --shape llama3-8b --json-out "$OUT/decode-cublas.json"
     timeout 200 $bench kernels --sweep --batch 1 --impl fp16 --impl low --impl mid --impl high --shape 6144x4096 \
-        --shape 4096x4096 --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v STAGES
+        --shape 4096x4096 --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
     timeout 60 python3 tools/probe_decode_attention.py
     timeout 100 $bench decode --shape llama3-8b --no-compile --tokens 128 --context-sweep 512,4096,16384,32768 \
         --json-out "$OUT/context.json"
