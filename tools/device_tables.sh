@@ -9,8 +9,8 @@
 #      (carry .devsmol2);
 #   3: greedy GPU == CPU on every real model carried, SmolLM2 joined; the decoder's, lossless mode's
 #      and the gate's CUDA tests, reuse across turns on the GPU (carry .devsmol3);
-#   one: where device time allows one call only: the decode table with its step split, the kernel
-#      table and the gear GEMVs' sweep (carry .whl .devshared);
+#   one: where device time allows one call only: the decode table with its step split and the gear
+#      GEMVs' sweep, whose default rows are the kernel table's at batch 1 (carry .whl .devshared);
 #   high: on a card that is not an H200, the high gear's own GEMV against cuBLAS alone: its tests,
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes (experiments
@@ -51,7 +51,6 @@ case $part in
 one | sweep)
     if [[ $part == one ]]; then
         timeout 170 $bench decode --shape llama3-8b --profile --json-out "$OUT/decode.json"
-        timeout 100 $bench kernels --json-out "$OUT/kernels.json"
     else
         timeout 240 $pytest tests/kernels/test_triton_gears_cuda.py -k "high_gear or own_high_gemv or every_split"
     fi
