@@ -381,9 +381,7 @@ def gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | 
     full = full and geometry["WPG"] == geometry["WPG_P2"]
     config = config or {}
     if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
-        y = triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"),
-            config.get("STAGES", 0), config.get("TILES", 1),
-        )
+        y = triton_gemv_mma.gemv_mma(x2, planes, gear, config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"))
         return y.reshape(*lead, n)
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
         return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)

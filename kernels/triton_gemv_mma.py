@@ -126,9 +126,6 @@ _TILE = tl.constexpr(TILE_ROWS * 16)  # words of one group of one row tile
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
 _PREFETCH = tl.constexpr("prefetch.global.L2 [$4];\nmov.u32 $0, 0;\nmov.u32 $1, 0;\nmov.u32 $2, 0;\nmov.u32 $3, 0;")
-# x's 16 bytes of a lane's word, read by an instruction Triton does not see as a load: its
-# pipeliner then stages only the codes and scales in shared memory (STAGES), not x.
-_X_LOAD = tl.constexpr("ld.global.nc.v4.b32 {$0, $1, $2, $3}, [$4];")
 
 
 @triton.jit
@@ -193,29 +190,14 @@ def _x_loads(xw_ptr, x_chunk, g, wi, GC, AHEAD: tl.constexpr):
 
 
 @triton.jit
-def _x_asm_loads(xw_ptr, x_chunk, g, wi):
-    """_x_loads (not ahead) through _X_LOAD."""
-    pairs = xw_ptr + x_chunk + g * 64 + (wi // 4) * 16 + wi % 4
-    x0 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs], tl.int32, True, 4)
-    x1 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 4], tl.int32, True, 4)
-    x2 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 8], tl.int32, True, 4)
-    x3 = tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pairs + 12], tl.int32, True, 4)
-    return x0, x1, x2, x3
-
-
-@triton.jit
-def _sums(x0, x1, x2, x3, BF16: tl.constexpr):
-    """A group's offsets' sum and sum(x) in every lane (group_sums_asm), x's pairs in x0..x3."""
+def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+    """acc + one group (the step's j-th) of the lane's rows, x's pairs in x0..x3."""
     # (The asm strings are constexprs: Triton takes them only as direct arguments.)
     xs = [x0, x1, x2, x3]
     if BF16:
-        return tl.inline_asm_elementwise(_SUMS_BF16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
-    return tl.inline_asm_elementwise(_SUMS_F16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
-
-
-@triton.jit
-def _rows(acc, x0, x1, x2, x3, offsets, xsum, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
-    """acc + one group (the step's j-th) of the lane's rows, given the group's _sums."""
+        offsets, xsum = tl.inline_asm_elementwise(_SUMS_BF16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
+    else:
+        offsets, xsum = tl.inline_asm_elementwise(_SUMS_F16, _SUMS_CONSTRAINTS, xs, (tl.float32, tl.float32), True, 4)
     if MID:
         args = [acc, q, ql, x0, x1, x2, x3, offsets, xsum, s, z, ls]
         if BF16:
@@ -225,25 +207,6 @@ def _rows(acc, x0, x1, x2, x3, offsets, xsum, q, ql, s, z, ls, j: tl.constexpr, 
     if BF16:
         return tl.inline_asm_elementwise(_LOW_BF16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
     return tl.inline_asm_elementwise(_LOW_F16[j], _LOW_CONSTRAINTS, args, tl.float32, True, 8)
-
-
-@triton.jit
-def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
-    """acc + one group (the step's j-th) of the lane's rows, x's pairs in x0..x3."""
-    offsets, xsum = _sums(x0, x1, x2, x3, BF16)
-    return _rows(acc, x0, x1, x2, x3, offsets, xsum, q, ql, s, z, ls, j, MID, BF16)
-
-
-@triton.jit
-def _staged_group(acc, acc2, xw_ptr, x_chunk, g, wi, q, ql, s, z, ls, q2, ql2, s2, z2, ls2,
-                  j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr, TILES: tl.constexpr):  # fmt: skip
-    """One group of the STAGES loop: x read by _X_LOAD, its sums made once for TILES row tiles."""
-    x0, x1, x2, x3 = _x_asm_loads(xw_ptr, x_chunk, g, wi)
-    offsets, xsum = _sums(x0, x1, x2, x3, BF16)
-    acc = _rows(acc, x0, x1, x2, x3, offsets, xsum, q, ql, s, z, ls, j, MID, BF16)
-    if TILES == 2:
-        acc2 = _rows(acc2, x0, x1, x2, x3, offsets, xsum, q2, ql2, s2, z2, ls2, j, MID, BF16)
-    return acc, acc2
 
 
 @triton.jit
@@ -257,85 +220,60 @@ def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr,
 def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
-    PDL: tl.constexpr, STAGES: tl.constexpr = 0, TILES: tl.constexpr = 1,
+    PDL: tl.constexpr,
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
     # on tile rows 8i..8i+7 of every 8 KS, so a warp holds one chunk, a lane rows r, r + 8.
-    # (TILES = 2, with STAGES: two row tiles a program, x and its sums shared.)
-    tile = tl.program_id(0) * TILES
     v = tl.arange(0, 16 * KS)[:, None]
-    row = tile * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
+    row = tl.program_id(0) * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
     chunk = (v // 8) % KS
     GC = G // KS
-    tile_words = tile * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
+    tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
     row_scales = row * G + chunk * GC
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
-    if STAGES:  # experiment: Triton's pipeliner keeps STAGES - 1 steps of codes in shared memory
-        if PDL:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-        acc2 = acc
-        for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
-            c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0, GC, MID)  # fmt: skip
-            if TILES == 2:  # the next row tile: its words follow this one's, its scales 16 rows on
-                e0, e1, e2, e3, es, ez, f0, f1, f2, f3, fls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words + G * _TILE, row_scales + _TILE_ROWS * G, wi, g0, GC, MID)  # fmt: skip
-            else:
-                e0, e1, e2, e3, es, ez, f0, f1, f2, f3, fls = c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls
-            acc, acc2 = _staged_group(acc, acc2, xw_ptr, x_chunk, g0, wi, c0, d0, cs, cz, dls, e0, f0, es, ez, fls, 0, MID, BF16, TILES)  # fmt: skip
-            acc, acc2 = _staged_group(acc, acc2, xw_ptr, x_chunk, g0 + 1, wi, c1, d1, cs, cz, dls, e1, f1, es, ez, fls, 1, MID, BF16, TILES)  # fmt: skip
-            acc, acc2 = _staged_group(acc, acc2, xw_ptr, x_chunk, g0 + 2, wi, c2, d2, cs, cz, dls, e2, f2, es, ez, fls, 2, MID, BF16, TILES)  # fmt: skip
-            acc, acc2 = _staged_group(acc, acc2, xw_ptr, x_chunk, g0 + 3, wi, c3, d3, cs, cz, dls, e3, f3, es, ez, fls, 3, MID, BF16, TILES)  # fmt: skip
-        if TILES == 2:
-            _store_rows(acc2, wi, y_ptr, tile + 1, KS)
-    else:
-        # The next step's codes are asked for before this step's products (ptxas issues the loads at
-        # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
-        # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
-        # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
-        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
-        if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-        # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
-        # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
+    # The next step's codes are asked for before this step's products (ptxas issues the loads at
+    # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
+    # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
+    # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
+    q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+    if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+    # X_AHEAD: x of the next step is read with its codes, so that its trip to L2 is not waited
+    # for at the top of every step. A lane holds 64 more registers of it (x_ahead says where).
+    if X_AHEAD:
+        na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC, True)
+        nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC, True)
+        nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC, True)
+        nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
+    for g0 in range(0, GC, _STEP):
+        c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
         if X_AHEAD:
-            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, 0, wi, GC, True)
-            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, 1, wi, GC, True)
-            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, 2, wi, GC, True)
-            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
-        for g0 in range(0, GC, _STEP):
-            c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
-            q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
-            if X_AHEAD:
-                xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
-                xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
-                na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC, True)
-                nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
-                nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
-                nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
-                acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
-                acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
-                acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
-                acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
-            else:
-                acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
-                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
-                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
-                acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
-            if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
-                _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
-    _store_rows(acc, wi, y_ptr, tile, KS)
-
-
-@triton.jit
-def _store_rows(acc, wi, y_ptr, tile, KS: tl.constexpr):
+            xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
+            xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
+            na0, na1, na2, na3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP, wi, GC, True)
+            nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
+            nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
+            nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
+            acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
+            acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
+            acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
+            acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
+        else:
+            acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
+        if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
+            _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
-    out = tile * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
+    out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
     tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
 
 
@@ -391,14 +329,10 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
-    stages: int = 0,
-    tiles: int = 1,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
-    ahead the codes are asked into L2 (default: as prefetch_steps says). Experiments, off by
-    default: `stages` > 0 stages stages - 1 steps of codes in shared memory instead (ahead and
-    prefetch then do nothing), and `tiles` = 2 with it gives a program two row tiles."""
+    ahead the codes are asked into L2 (default: as prefetch_steps says)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
@@ -407,11 +341,9 @@ def gemv_mma(
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
-    if tiles > 1 and (not stages or n % (TILE_ROWS * tiles)):
-        raise ValueError(f"{tiles} row tiles a program need STAGES and {TILE_ROWS * tiles} rows to divide {n}")
-    _gemv_mma_kernel[(n // (TILE_ROWS * tiles),)](
+    _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, STAGES=stages, TILES=tiles, launch_pdl=pdl,
+        PDL=pdl, launch_pdl=pdl,
     )  # fmt: skip
     return y

@@ -170,11 +170,6 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         return [{"KS": ks, "X_AHEAD": a, "PREFETCH": 0} for ks in (1, 2, 4, 8) for a in (False, True)] + [
             {"KS": ks, "X_AHEAD": a, "PREFETCH": 2} for ks in (2, 4) for a in (False, True)
         ] + [
-            # Experiments: codes staged in shared memory, one row tile a program or two (under the
-            # mid gear's 227 KB of shared memory a multiprocessor at every setting)
-            {"KS": ks, "X_AHEAD": False, "PREFETCH": 0, "STAGES": st, "TILES": t}
-            for ks, st, t in [(2, 2, 1), (2, 3, 1), (2, 4, 1), (4, 2, 1), (4, 3, 1), (4, 4, 1), (2, 3, 2), (2, 4, 2), (4, 2, 2), (4, 3, 2)]
-        ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
                 (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),
