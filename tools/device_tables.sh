@@ -13,13 +13,13 @@
 #      GEMVs' sweep, whose default rows are the kernel table's at batch 1 (carry .whl .devshared);
 #   high: on a card that is not an H200, the high gear's own GEMV against cuBLAS alone: its tests,
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
-#   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes (experiments
-#      among them) beside cuBLAS fp16.
+#   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
+#      fp16.
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3, one or high}
+part=${1:?which part: 1, 2, 3, one, high or sweep}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -35,8 +35,8 @@ case $part in
     ;;
 2)
     GEARTERM_HIGH_GEMV=cublas timeout 190 $bench decode --shape llama3-8b --json-out "$OUT/decode-cublas.json"
-    timeout 200 $bench kernels --sweep --batch 1 --impl fp16 --impl low --impl mid --impl high --shape 6144x4096 \
-        --shape 4096x4096 --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v BLOCK_N
+    timeout 150 $bench kernels --sweep --batch 1 --impl fp16 --impl low --impl mid --impl high --shape 6144x4096 \
+        --shape 4096x4096 --shape 28672x4096 --shape 4096x14336 --json-out "$OUT/sweep.json" | grep -v STAGES
     timeout 60 python3 tools/probe_decode_attention.py
     timeout 100 $bench decode --shape llama3-8b --no-compile --tokens 128 --context-sweep 512,4096,16384,32768 \
         --json-out "$OUT/context.json"
