@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import torch
@@ -240,17 +241,32 @@ def build_decoder(config, tensors: dict[str, torch.Tensor], dtype: torch.dtype, 
     return model.eval()
 
 
-def gguf_tensors(path: Path, gguf_file: str, config) -> dict[str, torch.Tensor]:
+class _TensorCount(io.TextIOBase):
+    """Where transformers' GGUF converter draws its tqdm bar (stderr, redirected here while it
+    runs): each redraw's "n/total" of tensors goes to `counted(n, total)`."""
+
+    def __init__(self, counted) -> None:
+        self.counted = counted
+
+    def write(self, text: str) -> int:
+        if found := re.findall(r"\| *(\d+)/(\d+) ", text):
+            self.counted(*map(int, found[-1]))
+        return len(text)
+
+
+def gguf_tensors(path: Path, gguf_file: str, config, counted=None) -> dict[str, torch.Tensor]:
     """A GGUF file's tensors, dequantized to float32 by transformers, under Hugging Face's names.
     `config` is the file's, already read: given it, transformers does not parse the file again
     (3-4 s a parse of SmolLM2's Q4_1 file on two cores: gguf's reader parses its 49,152-token
-    vocabulary). transformers works on a copy: `config` is left as it was."""
+    vocabulary). transformers works on a copy: `config` is left as it was. `counted(n, total)` is
+    told each time the converter's bar counts a tensor dequantized."""
     from transformers import AutoModelForCausalLM, GgufConfig
 
-    # Its converter draws a tqdm bar of its own on stderr; the backend reports the load itself.
-    # use_kernels=False here and wherever gearterm loads a transformers model: transformers 5.25
-    # otherwise kernelizes on CUDA with code fetched from the Hub (no network here; not what is measured).
-    with contextlib.redirect_stderr(io.StringIO()):
+    # The converter draws a tqdm bar of its own on stderr: read for its count, not shown (the
+    # backend reports the load itself). use_kernels=False here and wherever gearterm loads a
+    # transformers model: transformers 5.25 otherwise kernelizes on CUDA with code fetched from
+    # the Hub (no network here; not what is measured).
+    with contextlib.redirect_stderr(_TensorCount(counted or (lambda n, total: None))):
         model = AutoModelForCausalLM.from_pretrained(
             path, config=config, gguf_file=gguf_file, dtype=torch.float32, local_files_only=True, use_kernels=False,
             quantization_config=GgufConfig(gguf_file=gguf_file, dequantize=True),
@@ -258,8 +274,9 @@ def gguf_tensors(path: Path, gguf_file: str, config) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def load_decoder(path: Path, config, dtype: torch.dtype, device, gguf_file: str | None = None) -> Decoder:
-    """The decoder of the model in directory `path` (safetensors), or of `path / gguf_file`."""
-    tensors = gguf_tensors(path, gguf_file, config) if gguf_file else _checkpoint(path)
+def load_decoder(path: Path, config, dtype: torch.dtype, device, gguf_file: str | None = None, counted=None) -> Decoder:
+    """The decoder of the model in directory `path` (safetensors), or of `path / gguf_file`
+    (`counted`: as gguf_tensors)."""
+    tensors = gguf_tensors(path, gguf_file, config, counted) if gguf_file else _checkpoint(path)
     return build_decoder(config, tensors, dtype, device)
 

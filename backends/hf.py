@@ -160,8 +160,11 @@ class HFBackend(GearedGeneration):
             shape_of(config)  # refuses, naming the families gearterm gears, before any weight is read
             report(0.05, "loading tokenizer")
             tokenizer = gguf_tokenizer(path, gguf) if gguf else AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
-            report(0.1, f"loading weights ({dtype}, {self.device})")
-            model = load_decoder(path, config, dtype, self.device, gguf)
+            loading = f"loading weights ({dtype}, {self.device})"
+            report(0.1, loading + (": reading the GGUF file" if gguf else ""))
+            # A GGUF's tensors are dequantized one by one: the bar moves with them, to where gearing starts
+            dequantized = lambda n, total: report(0.1 + 0.35 * n / total, f"{loading}: tensor {n} of {total}")  # noqa: E731
+            model = load_decoder(path, config, dtype, self.device, gguf, dequantized)
         except BackendError:
             raise
         except Exception as e:

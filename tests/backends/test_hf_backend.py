@@ -1,6 +1,7 @@
 """The Transformers backend end to end, on the real stories260K weights and a tiny random Llama."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -229,6 +230,21 @@ def test_tiny_random_llama_loads_and_generates(tiny_llama_dir):
     tokens, done = run(backend, GearMode.AUTO, max_tokens=8, messages=[{"role": "user", "content": "Once upon"}])
     assert done.tokens == len(tokens) <= 8
     assert backend.memory_bytes() > sum(p.numel() * 4 for p in backend.model.parameters())
+
+
+def test_a_gguf_loads_bar_moves_with_its_tensors_dequantized():
+    """transformers dequantizes a GGUF's tensors one by one under a tqdm bar of its own; the load
+    reads its count off it, so that a large file's bar moves instead of sitting at 10% until
+    gearing. If transformers' bar changes form, no count comes and this fails."""
+    reports = []
+    HFBackend(str(_need(STORIES_GGUF)), device="cpu").load(lambda fraction, text: reports.append((fraction, text)))
+    counts = [(f, re.search(r"tensor (\d+) of (\d+)$", t)) for f, t in reports if "loading weights" in t]
+    counts = [(f, int(m[1]), int(m[2])) for f, m in counts if m]
+    assert counts, reports
+    assert [f for f, _, _ in counts] == sorted(f for f, _, _ in counts)
+    assert all(0.1 <= f <= 0.45 for f, _, _ in counts)
+    fraction, n, total = counts[-1]
+    assert n == total > 0 and fraction == pytest.approx(0.45)
 
 
 def test_a_gguf_file_is_parsed_three_times_as_it_loads_and_once_the_next_time(monkeypatch, tmp_path):
