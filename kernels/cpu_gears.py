@@ -22,6 +22,7 @@ import hashlib
 import os
 import platform
 import sysconfig
+from pathlib import Path
 
 import torch
 
@@ -117,6 +118,19 @@ def built() -> bool:
     """Whether `available()` has already been answered in this process (so calling it is quick
     or it would not build anything): the first call may compile for a minute."""
     return available.cache_info().currsize > 0
+
+
+def compiled_before() -> bool:
+    """Whether an earlier process built this kernel (its library is in torch's extensions folder,
+    under a name that changes with its source and flags): loading it then takes seconds, not the
+    minute a build does. False where that cannot be told: the folder's rule is torch's own."""
+    from torch.utils import cpp_extension
+
+    try:
+        folder = Path(cpp_extension._get_build_directory(extension_name(), verbose=False))
+    except Exception:
+        return False
+    return (folder / f"{extension_name()}.so").is_file()
 
 
 @functools.cache

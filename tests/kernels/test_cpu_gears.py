@@ -46,3 +46,11 @@ def test_each_torch_install_builds_the_kernel_under_its_own_name(monkeypatch):
     assert name.isidentifier() and name == cpu_gears.extension_name()  # a module name, the same each time
     monkeypatch.setattr(torch, "__file__", "/another/env/site-packages/torch/__init__.py")
     assert cpu_gears.extension_name() != name
+
+
+def test_a_build_of_an_earlier_process_is_told_from_none(monkeypatch, tmp_path):
+    """The load says "compiling ... about a minute" only where no earlier process built the
+    kernel; a build already in torch's extensions folder loads in seconds and is named so."""
+    assert cpu_gears.compiled_before()  # the module-level available() built or loaded it
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # a machine that never built it
+    assert not cpu_gears.compiled_before()
