@@ -232,7 +232,7 @@ def test_tiny_random_llama_loads_and_generates(tiny_llama_dir):
     assert backend.memory_bytes() > sum(p.numel() * 4 for p in backend.model.parameters())
 
 
-def test_a_gguf_loads_bar_moves_with_its_tensors_dequantized():
+def test_a_gguf_load_moves_its_bar_as_the_tensors_are_dequantized():
     """transformers dequantizes a GGUF's tensors one by one under a tqdm bar of its own; the load
     reads its count off it, so that a large file's bar moves instead of sitting at 10% until
     gearing. If transformers' bar changes form, no count comes and this fails."""
