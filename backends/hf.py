@@ -200,10 +200,8 @@ class HFBackend(GearedGeneration):
             # hand-offs cost more than they save (5x slower on a busy 2-core machine).
             torch.set_num_threads(1)
         if self.device.type == "cpu" and not cpu_gears.built():
-            if cpu_gears.compiled_before():
-                report(0.45, "loading the CPU gear kernel")
-            else:
-                report(0.45, "compiling the CPU gear kernel: about a minute, then cached")  # one row at 80 columns
+            compiling = "compiling the CPU gear kernel: about a minute, then cached"  # one row at 80 columns
+            report(0.45, "loading the CPU gear kernel" if cpu_gears.compiled_before() else compiling)
             cpu_gears.available()
         self.geared_layers = gear_decoder_layers(model.layers, self.selector, lambda f, t: report(0.5 + 0.5 * f, t))
         self.geared_share = geared_share(model.layers)

@@ -126,11 +126,12 @@ def compiled_before() -> bool:
     not the minute a build does. False where that cannot be told: the folder's rule is torch's own."""
     from torch.utils import cpp_extension
 
+    name = extension_name()  # a hash of the source and flags: made once
     try:
-        folder = Path(cpp_extension._get_build_directory(extension_name(), verbose=False))
+        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
     except Exception:
         return False
-    return (folder / f"{extension_name()}.so").is_file()
+    return (folder / f"{name}.so").is_file()
 
 
 @functools.cache
