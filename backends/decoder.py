@@ -213,16 +213,48 @@ class Attention(nn.Module):
         return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ values
 
 
+# The MLP's gate and up rows are stacked in one matrix in alternating tiles of GATE_TILE rows:
+# gate rows 0-7, up rows 0-7, gate rows 8-15, ... A program of the gear GEMV computes 16 rows, so
+# it holds each gate row with its up row and writes SiLU(gate) * up itself
+# (kernels.triton_gemv_mma): the MLP is two kernels a step, not three.
+GATE_TILE = 8
+
+
+def tiles_gate_up(width: int) -> bool:
+    """Whether an MLP of this width stacks its gate and up rows in tiles (else: all gate rows,
+    then all up rows)."""
+    return width % GATE_TILE == 0
+
+
+def tile_gate_up(stacked: torch.Tensor) -> torch.Tensor:
+    """Gate rows then up rows, [2 width, ...] (a weight or a bias), in the MLP's order."""
+    width = stacked.shape[0] // 2
+    if not tiles_gate_up(width):
+        return stacked
+    tiles = stacked.reshape(2, width // GATE_TILE, GATE_TILE, *stacked.shape[1:])
+    return tiles.transpose(0, 1).reshape(stacked.shape)
+
+
 class MLP(nn.Module):
     def __init__(self, s: Shape, width: int | None = None):
         super().__init__()
         width = width or s.intermediate_size
-        self.gate_up = nn.Linear(s.hidden_size, 2 * width, bias=s.mlp_bias)  # stacked, as qkv
+        self.gate_up = nn.Linear(s.hidden_size, 2 * width, bias=s.mlp_bias)  # stacked, as qkv: tile_gate_up
         self.down = nn.Linear(width, s.hidden_size, bias=s.mlp_bias)
-        self.act = F.silu if s.activation == "silu" else lambda g: F.gelu(g, approximate="tanh")
+        self.silu, self.tiled = s.activation == "silu", tiles_gate_up(width)
+        self.act = F.silu if self.silu else lambda g: F.gelu(g, approximate="tanh")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        if self.silu and self.tiled and hasattr(self.gate_up, "silu_times_up"):
+            h = self.gate_up.silu_times_up(x)  # a geared layer's GEMV writing SiLU(gate) * up, where it can
+            if h is not None:
+                return self.down(h)
+        y = self.gate_up(x)
+        if self.tiled:
+            tiles = y.unflatten(-1, (-1, 2, GATE_TILE))
+            gate, up = tiles[..., 0, :].flatten(-2), tiles[..., 1, :].flatten(-2)
+        else:
+            gate, up = y.chunk(2, dim=-1)
         return self.down(self.act(gate) * up)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gearterm.backends.base import BackendError
-from gearterm.backends.decoder import Decoder, Shape
+from gearterm.backends.decoder import Decoder, Shape, tile_gate_up
 
 # model_type -> what the families' configs call things differently
 FAMILIES = {
@@ -195,7 +195,8 @@ def decoder_state(hf: dict[str, torch.Tensor], shape: Shape) -> dict[str, torch.
         if shape.qk_norm:
             out[dst + "attn.q_norm.weight"] = take(attn + "q_norm.weight")
             out[dst + "attn.k_norm.weight"] = take(attn + "k_norm.weight")
-    return out
+    # Every MLP's (experts' and shared ones' too) gate and up rows in the decoder's order.
+    return {k: tile_gate_up(v) if k.endswith(("gate_up.weight", "gate_up.bias")) else v for k, v in out.items()}
 
 
 def _expert_state(hf, src: str, dst: str, shape: Shape, take) -> dict[str, torch.Tensor]:

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
-from gearterm.kernels.matmul import for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv
+from gearterm.kernels.matmul import (
+    for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv, silu_times_up_matmul,
+)  # fmt: skip
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
 
@@ -56,6 +58,14 @@ class GearedLinear(nn.Module):
             return high_gear_matmul(x, self.weight, self.bias, self.own_high_gemv)  # the original weight
         y = geared_matmul(x, self.planes, gear)
         return y if self.bias is None else y + self.bias
+
+    def silu_times_up(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For an MLP's gate and up rows in alternating tiles of 8 (backends.decoder.GATE_TILE):
+        SiLU(gate) * up written by the gear's GEMV itself, where its kernel can (kernels.matmul.
+        silu_times_up_matmul); None elsewhere, and the MLP computes it from forward()'s rows."""
+        if not self.words or self.bias is not None:
+            return None
+        return silu_times_up_matmul(x, self.planes, self.selector.gear)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"

@@ -26,21 +26,23 @@ def gear_matmul_op(
     l_scale: torch.Tensor,
     group_size: int,
     gear: int,
+    silu_times_up: bool = False,
 ) -> torch.Tensor:
     from gearterm.kernels import triton_gears  # imports triton: only where it runs
 
     planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
-    return triton_gears.gear_matmul(x, planes, Gear(gear))
+    return triton_gears.gear_matmul(x, planes, Gear(gear), silu_times_up=silu_times_up)
 
 
 @gear_matmul_op.register_fake
-def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear):
-    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, silu_times_up=False):
+    return x.new_empty((*x.shape[:-1], weight.shape[0] // 2 if silu_times_up else weight.shape[0]))
 
 
-def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear) -> torch.Tensor:
+def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, silu_times_up: bool = False) -> torch.Tensor:
     p = planes
-    return gear_matmul_op(x, p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear))
+    args = (p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear), silu_times_up)
+    return gear_matmul_op(x, *args)
 
 
 @torch.library.custom_op("gearterm::high_gemv", mutates_args=())

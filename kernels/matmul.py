@@ -104,6 +104,22 @@ def for_cpu_kernel(nw: NestedWeight) -> NestedWeight:
     return NestedWeight(nw.weight, nw.h_codes, nw.h_scale.float(), nw.h_zero.float(), nw.l_codes, nw.l_scale.float(), nw.group_size)
 
 
+def silu_times_up_matmul(x: torch.Tensor, w: WordPlanes, gear: Gear) -> torch.Tensor | None:
+    """SiLU(gate) * up [..., out / 2] for an MLP's stacked gate and up rows in alternating tiles
+    of 8 (backends.decoder.GATE_TILE), in the one kernel of the low or mid gear's batch-1 GEMV,
+    which writes it instead of the rows' products: one kernel less a layer. None where that GEMV
+    does not run (the high gear, several rows, a CPU)."""
+    if gear == Gear.HIGH or x[..., 0].numel() != 1:
+        return None
+    from gearterm.kernels import triton_gears, triton_gemv_mma  # import triton: only where they run
+
+    if not triton_gemv_mma.fits(x.reshape(1, -1), w):
+        return None
+    if torch.compiler.is_compiling():
+        return compiled_gear_matmul(x, w, gear, silu_times_up=True)
+    return triton_gears.gear_matmul(x, w, gear, silu_times_up=True)
+
+
 def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor:
     if gear == Gear.HIGH:
         return F.linear(x, w.weight)  # the original weight through the platform's BLAS

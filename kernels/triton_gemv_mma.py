@@ -221,6 +221,7 @@ def _gemv_mma_kernel(
     xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
     PDL: tl.constexpr,
+    SILU_TIMES_UP: tl.constexpr,  # rows 0-7 of each 16 are gate rows, 8-15 their up rows: write SiLU(gate) * up
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -273,8 +274,22 @@ def _gemv_mma_kernel(
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
-    out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
-    tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
+    dtype = y_ptr.dtype.element_ty
+    if SILU_TIMES_UP:
+        gate, up = tl.split(tl.permute(y, (1, 0)))
+        tl.store(y_ptr + tl.program_id(0) * 8 + tl.arange(0, 8), _silu_times_up(gate, up, dtype))
+    else:
+        out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
+        tl.store(y_ptr + out, y.to(dtype))
+
+
+@triton.jit
+def _silu_times_up(gate, up, dtype: tl.constexpr):
+    """SiLU(gate) * up rounded as eager PyTorch rounds it: the GEMV's outputs to 16 bits, SiLU
+    computed in float32 (x / (1 + exp(-x))) and rounded, the product computed in float32 and rounded."""
+    g = gate.to(dtype).to(tl.float32)
+    silu = (g / (1.0 + tl.exp(-g))).to(dtype).to(tl.float32)
+    return (silu * up.to(dtype).to(tl.float32)).to(dtype)
 
 
 def splits(n: int, groups: int, gear: Gear) -> int | None:
@@ -329,21 +344,24 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
+    silu_times_up: bool = False,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
-    ahead the codes are asked into L2 (default: as prefetch_steps says)."""
+    ahead the codes are asked into L2 (default: as prefetch_steps says). `silu_times_up`: W's rows
+    alternate in tiles of 8, gate rows then their up rows (backends.decoder.GATE_TILE), and the
+    kernel writes SiLU(gate) * up, [1, out / 2], instead of the products."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
     prefetch = prefetch_steps(gear, ahead) if prefetch is None else prefetch
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
-    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    y = torch.empty(1, n // 2 if silu_times_up else n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl,
+        PDL=pdl, launch_pdl=pdl, SILU_TIMES_UP=silu_times_up,
     )  # fmt: skip
     return y

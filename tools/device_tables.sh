@@ -14,12 +14,15 @@
 #   high: on a card that is not an H200, the high gear's own GEMV against cuBLAS alone: its tests,
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
-#      fp16.
+#      fp16;
+#   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
+#      what differs), alternated twice on one machine, after the gear GEMVs' tests (carry .whl
+#      .devshared).
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3, one, high or sweep}
+part=${1:?which part: 1, 2, 3, one, high, sweep or ab}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -64,6 +67,22 @@ high)
     for gemv in cublas own; do
         GEARTERM_HIGH_GEMV=$gemv timeout 190 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
             --json-out "$OUT/decode-$gemv.json"
+    done
+    ;;
+ab)
+    [[ -d .devbefore ]] || { echo "no .devbefore: run tools/device_before.sh COMMIT first"; exit 3; }
+    timeout 150 $pytest tests/kernels/test_triton_gears_cuda.py -k "silu or every_split"
+    rm -rf /tmp/before && mkdir /tmp/before && cp -r gearterm backends kernels pyproject.toml /tmp/before/
+    cp -r .devbefore/. /tmp/before/
+    find /tmp/before -name "*.absent" | while read -r f; do rm -f "$f" "${f%.absent}"; done
+    profile=--profile
+    for run in 1 2; do
+        for tree in after before; do
+            dir=.; [[ $tree == before ]] && dir=/tmp/before
+            (cd $dir && timeout 140 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 $profile \
+                --json-out "$OUT/decode-$tree-$run.json")
+            profile=
+        done
     done
     ;;
 esac

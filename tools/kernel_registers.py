@@ -41,9 +41,12 @@ for mid in (False, True):
     for ks in (2, 4, 8):
         for ahead in (False, True):
             prefetch = prefetch_steps(Gear.MID if mid else Gear.LOW, ahead)
-            constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True}
-            used = usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)
-            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}: {used}")
+            for silu in (False, True) if not ahead else (False,):  # SiLU(gate) * up: the gate/up rows, not x ahead
+                constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True,
+                             "SILU_TIMES_UP": silu}  # fmt: skip
+                used = usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)
+                what = " SiLU(gate) * up" if silu else ""
+                print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{what}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6

@@ -175,3 +175,22 @@ def test_reading_a_prompt_gives_the_last_logits_and_every_entropy_of_one_pass(fa
     assert heights == [3, 1, 3, 1, 2]  # chunks of 4, 4 and 2 positions, each in blocks of 3
     torch.testing.assert_close(last, whole[-1], atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(entropies, entropy_varentropy(whole)[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [24, 20])
+def test_the_mlp_reads_gate_and_up_rows_in_the_order_the_loader_stacks_them(width):
+    """The loader stacks gate and up rows in alternating tiles of 8 where the width allows it
+    (24), all gate rows then all up rows where not (20); either way the MLP computes
+    down(SiLU(x gate^T) * x up^T)."""
+    import torch.nn.functional as F
+
+    from gearterm.backends.decoder import MLP, Shape, tile_gate_up
+
+    s = Shape("llama", 10, 16, width, 1, 2, 2, 8, 1e-5, "silu")
+    torch.manual_seed(width)
+    gate, up, down, x = torch.randn(width, 16), torch.randn(width, 16), torch.randn(16, width), torch.randn(3, 16)
+    stacked = tile_gate_up(torch.cat([gate, up]))
+    assert torch.equal(stacked[8:16], up[:8]) == (width == 24) and torch.equal(stacked[:width], gate) == (width == 20)
+    mlp = MLP(s)
+    mlp.gate_up.weight.data, mlp.down.weight.data = stacked, down
+    torch.testing.assert_close(mlp(x), F.silu(x @ gate.T) * (x @ up.T) @ down.T)

@@ -79,6 +79,39 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
                     assert err <= max(1.5 * cuda_cores, TOLERANCE[dtype] * ref.abs().max().item()), (gear, ks, ahead, prefetch, err)
 
 
+
+@pytest.mark.parametrize("shape", [(3072, 576), (28672, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_gate_up_gemv_writes_silu_gate_times_up_as_eager_torch_computes_it(shape, dtype):
+    """An MLP's gate and up rows in tiles of 8 (SmolLM2's width, with x read ahead, and
+    Llama-3-8B's): the GEMV's SiLU(gate) * up equals F.silu(gate) * up of its own products, every
+    gear, eagerly and as one operator of a compiled graph; nothing but one row on a GPU takes it."""
+    import torch.nn.functional as F
+
+    from gearterm.backends.decoder import GATE_TILE, tile_gate_up
+    from gearterm.kernels.matmul import geared_matmul, silu_times_up_matmul
+    from gearterm.kernels.nested import pack
+    from gearterm.kernels.word_planes import to_word_planes
+
+    torch.manual_seed(shape[0])
+    planes = to_word_planes(pack(tile_gate_up(torch.randn(*shape, device="cuda") * 0.05)))
+    x = torch.randn(1, shape[1], device="cuda", dtype=dtype)
+    compiled = torch.compile(lambda x, gear: silu_times_up_matmul(x, planes, gear) * 2.0, fullgraph=True)
+    for gear in (Gear.LOW, Gear.MID):
+        tiles = geared_matmul(x, planes, gear).unflatten(-1, (-1, 2, GATE_TILE))
+        gate, up = tiles[..., 0, :].flatten(-2), tiles[..., 1, :].flatten(-2)
+        expected = F.silu(gate) * up
+        fused = silu_times_up_matmul(x, planes, gear)
+        assert fused.shape == (1, shape[0] // 2) and fused.dtype == dtype
+        # exp on the GPU's fast unit against CUDA's expf: at most one rounding of the output apart
+        torch.testing.assert_close(fused, expected, rtol=2 ** -7 if dtype == torch.bfloat16 else 2 ** -10, atol=0)
+        assert (fused == expected).float().mean() > 0.99
+        torch.testing.assert_close(compiled(x, gear), fused * 2.0, rtol=0, atol=0)
+    assert silu_times_up_matmul(x, planes, Gear.HIGH) is None
+    assert silu_times_up_matmul(x.expand(2, -1).contiguous(), planes, Gear.LOW) is None
+    assert silu_times_up_matmul(x.cpu(), planes, Gear.LOW) is None
+
+
 def _against_cublas(shape, dtype):
     """w, x, the float64 product, and the error bound: cuBLAS's own error (1.5x), or one rounding."""
     import torch.nn.functional as F
