@@ -244,18 +244,24 @@ class MLP(nn.Module):
         self.silu, self.tiled = s.activation == "silu", tiles_gate_up(width)
         self.act = F.silu if self.silu else lambda g: F.gelu(g, approximate="tanh")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The MLP of x; with `residual`, residual + it (the layer's residual stream)."""
+        h = None
         if self.silu and self.tiled and hasattr(self.gate_up, "silu_times_up"):
             h = self.gate_up.silu_times_up(x)  # a geared layer's GEMV writing SiLU(gate) * up, where it can
-            if h is not None:
-                return self.down(h)
-        y = self.gate_up(x)
-        if self.tiled:
-            tiles = y.unflatten(-1, (-1, 2, GATE_TILE))
-            gate, up = tiles[..., 0, :].flatten(-2), tiles[..., 1, :].flatten(-2)
-        else:
-            gate, up = y.chunk(2, dim=-1)
-        return self.down(self.act(gate) * up)
+        if h is None:
+            y = self.gate_up(x)
+            if self.tiled:
+                tiles = y.unflatten(-1, (-1, 2, GATE_TILE))
+                gate, up = tiles[..., 0, :].flatten(-2), tiles[..., 1, :].flatten(-2)
+            else:
+                gate, up = y.chunk(2, dim=-1)
+            h = self.act(gate) * up
+        if residual is None:
+            return self.down(h)
+        if hasattr(self.down, "plus"):  # a geared layer: its GEMV adds the residual, where it can
+            return self.down.plus(h, residual)
+        return residual + self.down(h)
 
 
 class Router(nn.Linear):
@@ -308,8 +314,11 @@ class Block(nn.Module):
     def forward(self, x, cos, sin, visible, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor:
         h = self.attn(self.attn_norm(x), cos, sin, visible, cache, pos)
         x = x + (self.post_attn_norm(h) if self.sandwich else h)
-        h = self.mlp(self.mlp_norm(x))
-        return x + (self.post_mlp_norm(h) if self.sandwich else h)
+        if self.sandwich:
+            return x + self.post_mlp_norm(self.mlp(self.mlp_norm(x)))
+        if isinstance(self.mlp, MLP):
+            return self.mlp(self.mlp_norm(x), residual=x)
+        return x + self.mlp(self.mlp_norm(x))
 
 
 class Decoder(nn.Module):

@@ -7,7 +7,8 @@ from torch import nn
 
 from gearterm.kernels.gear import Gear, GearSelector
 from gearterm.kernels.matmul import (
-    for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv, silu_times_up_matmul,
+    for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv, plus_residual_matmul,
+    silu_times_up_matmul,
 )  # fmt: skip
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
@@ -66,6 +67,15 @@ class GearedLinear(nn.Module):
         if not self.words or self.bias is not None:
             return None
         return silu_times_up_matmul(x, self.planes, self.selector.gear)
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + self(x): added by the gear's GEMV before it stores, where its kernel can
+        (kernels.matmul.plus_residual_matmul), one kernel less a layer; else added after."""
+        if self.words and self.bias is None:
+            y = plus_residual_matmul(x, self.planes, self.selector.gear, residual, self.own_high_gemv)
+            if y is not None:
+                return y
+        return residual + self(x)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"

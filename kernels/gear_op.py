@@ -27,31 +27,34 @@ def gear_matmul_op(
     group_size: int,
     gear: int,
     silu_times_up: bool = False,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     from gearterm.kernels import triton_gears  # imports triton: only where it runs
 
     planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
-    return triton_gears.gear_matmul(x, planes, Gear(gear), silu_times_up=silu_times_up)
+    return triton_gears.gear_matmul(x, planes, Gear(gear), silu_times_up=silu_times_up, residual=residual)
 
 
 @gear_matmul_op.register_fake
-def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, silu_times_up=False):
+def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, silu_times_up=False, residual=None):
     return x.new_empty((*x.shape[:-1], weight.shape[0] // 2 if silu_times_up else weight.shape[0]))
 
 
-def compiled_gear_matmul(x: torch.Tensor, planes: WordPlanes, gear: Gear, silu_times_up: bool = False) -> torch.Tensor:
+def compiled_gear_matmul(
+    x: torch.Tensor, planes: WordPlanes, gear: Gear, silu_times_up: bool = False, residual: torch.Tensor | None = None
+) -> torch.Tensor:
     p = planes
     args = (p.weight, p.h_words, p.h_scale, p.h_zero, p.l_words, p.l_scale, p.group_size, int(gear), silu_times_up)
-    return gear_matmul_op(x, *args)
+    return gear_matmul_op(x, *args, residual)
 
 
 @torch.library.custom_op("gearterm::high_gemv", mutates_args=())
-def high_gemv_op(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def high_gemv_op(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
     from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
 
-    return triton_gemv_f16.gemv_f16(x, weight)
+    return triton_gemv_f16.gemv_f16(x, weight, residual=residual)
 
 
 @high_gemv_op.register_fake
-def _(x, weight):
+def _(x, weight, residual=None):
     return x.new_empty((*x.shape[:-1], weight.shape[0]))

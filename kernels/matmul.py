@@ -120,6 +120,34 @@ def silu_times_up_matmul(x: torch.Tensor, w: WordPlanes, gear: Gear) -> torch.Te
     return triton_gears.gear_matmul(x, w, gear, silu_times_up=True)
 
 
+def plus_residual_matmul(
+    x: torch.Tensor, w: WordPlanes, gear: Gear, residual: torch.Tensor, own_high: bool = False
+) -> torch.Tensor | None:
+    """residual + x @ W_gear^T in one kernel: the gear's batch-1 GEMV adds the residual before it
+    stores (the high gear's where it is gearterm's own, `own_high`), rounded as `residual +
+    F.linear(...)` rounds. None where no such GEMV runs (cuBLAS, several rows, a CPU)."""
+    if x[..., 0].numel() != 1 or residual.shape != (*x.shape[:-1], w.shape[0]) or residual.dtype != x.dtype:
+        return None
+    if not residual.is_contiguous():
+        return None
+    compiling = torch.compiler.is_compiling()
+    if gear == Gear.HIGH:
+        if not own_high:
+            return None
+        from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
+
+        if not triton_gemv_f16.fits(x, w.weight):
+            return None
+        return high_gemv_op(x, w.weight, residual) if compiling else triton_gemv_f16.gemv_f16(x, w.weight, residual=residual)
+    from gearterm.kernels import triton_gears, triton_gemv_mma  # import triton: only where they run
+
+    if not triton_gemv_mma.fits(x.reshape(1, -1), w):
+        return None
+    if compiling:
+        return compiled_gear_matmul(x, w, gear, residual=residual)
+    return triton_gears.gear_matmul(x, w, gear, residual=residual)
+
+
 def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor:
     if gear == Gear.HIGH:
         return F.linear(x, w.weight)  # the original weight through the platform's BLAS

@@ -357,15 +357,21 @@ def _geometry(planes: WordPlanes) -> dict:
 
 
 def gear_matmul(
-    x: torch.Tensor, planes: WordPlanes, gear: Gear, config: dict | None = None, silu_times_up: bool = False
+    x: torch.Tensor,
+    planes: WordPlanes,
+    gear: Gear,
+    config: dict | None = None,
+    silu_times_up: bool = False,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [..., in] @ W_gear^T for the low or mid gear, on the device the planes live on.
     Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
     (and X_AHEAD, PREFETCH) for the tensor-core GEMV, BLOCK_N and the rest for the others.
-    `silu_times_up` (the tensor-core GEMV only: where triton_gemv_mma.fits): W is an MLP's gate
-    and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out / 2]."""
+    Two epilogues of the tensor-core GEMV only (where triton_gemv_mma.fits): `silu_times_up`: W is
+    an MLP's gate and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out
+    / 2]; `residual` (x's shape but `out` wide): the result is residual + x @ W_gear^T."""
     if gear == Gear.HIGH:
         raise ValueError("the high gear reads the original weight: use F.linear")
     n, k = planes.shape
@@ -384,11 +390,12 @@ def gear_matmul(
     full = k == groups * planes.group_size and geometry["WPG"] * NIBBLES == planes.group_size
     full = full and geometry["WPG"] == geometry["WPG_P2"]
     config = config or {}
-    if silu_times_up and not (m == 1 and triton_gemv_mma.fits(x2, planes)):
-        raise ValueError("SiLU(gate) * up is written by the batch-1 tensor-core GEMV only (triton_gemv_mma.fits)")
+    epilogues = {"silu_times_up": silu_times_up, "residual": None if residual is None else residual.reshape(1, n)}
+    if (silu_times_up or residual is not None) and not (m == 1 and triton_gemv_mma.fits(x2, planes)):
+        raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
     if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
         knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH")
-        y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, silu_times_up=silu_times_up)
+        y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
         return y.reshape(*lead, y.shape[-1])
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
         return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)

@@ -30,7 +30,10 @@ def _add(a, b):
 
 
 @triton.jit
-def _gemv_f16_kernel(x_ptr, w_ptr, y_ptr, K, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr):
+def _gemv_f16_kernel(
+    x_ptr, w_ptr, y_ptr, r_ptr, K, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr,
+    RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
+):  # fmt: skip
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_K)
     w_ptrs = w_ptr + rows[:, None].to(tl.int64) * K + cols[None, :]
@@ -47,7 +50,10 @@ def _gemv_f16_kernel(x_ptr, w_ptr, y_ptr, K, BLOCK_N: tl.constexpr, BLOCK_K: tl.
     x = tl.load(x_ptr + (K - BLOCK_K) + cols, eviction_policy="evict_last")
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     # tl.reduce with our own _add, not tl.sum: the interpreter tests can run it (triton_gears says why)
-    tl.store(y_ptr + rows, tl.reduce(acc, 1, _add).to(y_ptr.dtype.element_ty))
+    y = tl.reduce(acc, 1, _add).to(y_ptr.dtype.element_ty)
+    if RESIDUAL:  # the products rounded, then the sum: as `r + F.linear(x, W)` rounds twice
+        y = (tl.load(r_ptr + rows).to(tl.float32) + y.to(tl.float32)).to(y_ptr.dtype.element_ty)
+    tl.store(y_ptr + rows, y)
 
 
 def config(n: int, k: int) -> dict:
@@ -72,15 +78,18 @@ def fits(x: torch.Tensor, weight: torch.Tensor, cfg: dict | None = None) -> bool
     )
 
 
-def gemv_f16(x: torch.Tensor, weight: torch.Tensor, cfg: dict | None = None) -> torch.Tensor:
-    """x [..., in] (one row) @ weight^T -> [..., out], where `fits`."""
+def gemv_f16(
+    x: torch.Tensor, weight: torch.Tensor, cfg: dict | None = None, residual: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x [..., in] (one row) @ weight^T -> [..., out], where `fits`; plus `residual` (x's shape
+    but `out` wide, contiguous, x's type) where given."""
     n, k = weight.shape
     cfg = {**config(n, k), **(cfg or {})}
     x1 = x.reshape(k).contiguous()
     y = torch.empty(*x.shape[:-1], n, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
     _gemv_f16_kernel[(n // cfg["BLOCK_N"],)](
-        x1, weight, y, k, BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], num_warps=cfg["num_warps"],
-        PDL=pdl, launch_pdl=pdl,
+        x1, weight, y, y if residual is None else residual, k, BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
+        num_warps=cfg["num_warps"], PDL=pdl, launch_pdl=pdl, RESIDUAL=residual is not None,
     )  # fmt: skip
     return y

@@ -218,10 +218,11 @@ def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr,
 
 @triton.jit
 def _gemv_mma_kernel(
-    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, G,
+    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, y_ptr, r_ptr, G,
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
     PDL: tl.constexpr,
     SILU_TIMES_UP: tl.constexpr,  # rows 0-7 of each 16 are gate rows, 8-15 their up rows: write SiLU(gate) * up
+    RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -280,7 +281,10 @@ def _gemv_mma_kernel(
         tl.store(y_ptr + tl.program_id(0) * 8 + tl.arange(0, 8), _silu_times_up(gate, up, dtype))
     else:
         out = tl.program_id(0) * _TILE_ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
-        tl.store(y_ptr + out, y.to(dtype))
+        y = y.to(dtype)
+        if RESIDUAL:  # the products rounded, then the sum: as `r + F.linear(x, W)` rounds twice
+            y = (tl.load(r_ptr + out).to(tl.float32) + y.to(tl.float32)).to(dtype)
+        tl.store(y_ptr + out, y)
 
 
 @triton.jit
@@ -345,12 +349,14 @@ def gemv_mma(
     ahead: bool | None = None,
     prefetch: int | None = None,
     silu_times_up: bool = False,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
     ahead the codes are asked into L2 (default: as prefetch_steps says). `silu_times_up`: W's rows
     alternate in tiles of 8, gate rows then their up rows (backends.decoder.GATE_TILE), and the
-    kernel writes SiLU(gate) * up, [1, out / 2], instead of the products."""
+    kernel writes SiLU(gate) * up, [1, out / 2], instead of the products. `residual` [1, out]
+    (contiguous, x's type): the kernel writes residual + the products."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
@@ -361,7 +367,7 @@ def gemv_mma(
     pdl = dependent_launch.enabled(x.device)
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
-        planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl, SILU_TIMES_UP=silu_times_up,
+        y if residual is None else residual, planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
+        PDL=pdl, launch_pdl=pdl, SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None,
     )  # fmt: skip
     return y

@@ -16,8 +16,8 @@
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
-#      what differs), alternated twice on one machine, after the gear GEMVs' tests (carry .whl
-#      .devshared).
+#      what differs), alternated twice on one machine, after the CUDA tests of the gear GEMVs'
+#      epilogues (carry .whl .devshared).
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
@@ -71,7 +71,7 @@ high)
     ;;
 ab)
     [[ -d .devbefore ]] || { echo "no .devbefore: run tools/device_before.sh COMMIT first"; exit 3; }
-    timeout 150 $pytest tests/kernels/test_triton_gears_cuda.py -k "silu or every_split"
+    timeout 170 $pytest tests/kernels/test_triton_gears_cuda.py -k "silu or residual or epilogues"
     rm -rf /tmp/before && mkdir /tmp/before && cp -r gearterm backends kernels pyproject.toml /tmp/before/
     cp -r .devbefore/. /tmp/before/
     find /tmp/before -name "*.absent" | while read -r f; do rm -f "$f" "${f%.absent}"; done

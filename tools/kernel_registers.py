@@ -36,17 +36,18 @@ def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -
 
 print(f"Triton {triton.__version__}, sm_90, registers a thread and stack bytes (spills)")
 gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16",
-        "y_ptr": "*fp16", "G": "i32"}  # fmt: skip
+        "y_ptr": "*fp16", "r_ptr": "*fp16", "G": "i32"}  # fmt: skip
 for mid in (False, True):
     for ks in (2, 4, 8):
         for ahead in (False, True):
             prefetch = prefetch_steps(Gear.MID if mid else Gear.LOW, ahead)
-            for silu in (False, True) if not ahead else (False,):  # SiLU(gate) * up: the gate/up rows, not x ahead
+            # The epilogues where the decoder asks for them: SiLU(gate) * up on the stacked gate and
+            # up rows (28672, x not ahead), the residual on the down projection (4096, x ahead).
+            for epilogue in ("", " SiLU(gate) * up" if not ahead else " + residual"):
                 constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True,
-                             "SILU_TIMES_UP": silu}  # fmt: skip
-                used = usage(_gemv_mma_kernel, gemv, constants, range(7), num_warps=ks)
-                what = " SiLU(gate) * up" if silu else ""
-                print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{what}: {used}")
+                             "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue}  # fmt: skip
+                used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=ks)
+                print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{epilogue}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6

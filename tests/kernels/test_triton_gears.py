@@ -198,6 +198,20 @@ def test_high_gear_own_gemv_matches_the_float64_product(shape, config, dtype):
     assert (y.double() - ref).abs().max().item() <= ulp * ref.abs().max().item()
 
 
+
+def test_high_gear_own_gemv_adds_the_residual_as_eager_torch_does():
+    """Given the residual, the own GEMV writes residual + x @ W^T, rounded as eager
+    `residual + F.linear(x, W)` rounds: the products to 16 bits, then the sum (the decoder's
+    residual add after the MLP, in the down projection's kernel). float16 only: Triton's
+    interpreter truncates float32 to bfloat16 where a GPU rounds to nearest (the CUDA test
+    checks bfloat16)."""
+    torch.manual_seed(3)
+    w = torch.randn(12, 2048, dtype=torch.float16) * 0.05
+    x, residual = torch.randn(1, 2048, dtype=torch.float16), torch.randn(1, 12, dtype=torch.float16) * 4
+    products = triton_gemv_f16.gemv_f16(x, w)
+    assert torch.equal(triton_gemv_f16.gemv_f16(x, w, residual=residual), residual + products)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_word_layout_round_trips(shape):
     nw, planes = planes_for(*shape, seed=1)

@@ -112,6 +112,33 @@ def test_the_gate_up_gemv_writes_silu_gate_times_up_as_eager_torch_computes_it(s
     assert silu_times_up_matmul(x.cpu(), planes, Gear.LOW) is None
 
 
+
+@pytest.mark.parametrize("shape", [(576, 1536), (4096, 14336)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_down_gemv_adds_the_residual_as_eager_torch_does(shape, dtype):
+    """SmolLM2's and Llama-3-8B's down projection: every gear's GEMV given the residual writes
+    residual + its own products, bit for bit as eager adds them, eagerly and as one operator of a
+    compiled graph; the high gear only where its GEMV is gearterm's own; one row on a GPU only."""
+    from gearterm.kernels.matmul import geared_matmul, plus_residual_matmul
+    from gearterm.kernels.nested import pack
+    from gearterm.kernels.triton_gemv_f16 import gemv_f16
+    from gearterm.kernels.word_planes import to_word_planes
+
+    torch.manual_seed(shape[1])
+    planes = to_word_planes(pack((torch.randn(*shape, device="cuda") * 0.02).to(dtype)))
+    x = torch.randn(1, shape[1], device="cuda", dtype=dtype)
+    residual = torch.randn(1, shape[0], device="cuda", dtype=dtype) * 4
+    compiled = torch.compile(lambda x, r, gear: plus_residual_matmul(x, planes, gear, r, own_high=True) * 2.0, fullgraph=True)
+    for gear in Gear:
+        products = gemv_f16(x, planes.weight) if gear == Gear.HIGH else geared_matmul(x, planes, gear)
+        added = plus_residual_matmul(x, planes, gear, residual, own_high=True)
+        assert torch.equal(added, residual + products), gear
+        torch.testing.assert_close(compiled(x, residual, gear), added * 2.0, rtol=0, atol=0)
+    assert plus_residual_matmul(x, planes, Gear.HIGH, residual, own_high=False) is None
+    assert plus_residual_matmul(x.expand(2, -1).contiguous(), planes, Gear.LOW, residual.expand(2, -1)) is None
+    assert plus_residual_matmul(x, planes, Gear.LOW, residual.float()) is None
+
+
 def _against_cublas(shape, dtype):
     """w, x, the float64 product, and the error bound: cuBLAS's own error (1.5x), or one rounding."""
     import torch.nn.functional as F
@@ -201,6 +228,53 @@ def test_a_decoder_with_the_own_high_gemv_gives_cublas_logits(tmp_path, monkeypa
         assert same == token
         assert (own - cublas).abs().max().item() <= 1e-2 * cublas.abs().max().item()
 
+
+
+def test_the_mlp_epilogues_in_the_gemvs_change_no_token(tmp_path, monkeypatch):
+    """A random Llama in float16 whose MLP the gear GEMVs' epilogues take (hidden 512, MLP 1024):
+    replayed as graphs in the low and mid gears, with SiLU(gate) * up and the residual add written
+    by the GEMVs, each step's logits are those of the same decoder computing them after the GEMVs,
+    to float16 rounding, on the same tokens (the unfused decoder's greedy ones)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from gearterm.backends import geared_linear
+    from gearterm.backends.cuda_decoder import GraphDecoder
+    from gearterm.backends.decoder_weights import load_decoder
+    from gearterm.kernels.gear import GearSelector
+
+    config = LlamaConfig(vocab_size=512, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=128)  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    written, steps = set(), {}
+    for fused in (False, True):
+        for name in ("silu_times_up_matmul", "plus_residual_matmul"):
+            kernel = getattr(geared_linear, name)
+
+            def fused_or_none(*args, kernel=kernel, fused=fused, name=name, **kwargs):
+                y = kernel(*args, **kwargs) if fused else None
+                if y is not None:
+                    written.add(name)
+                return y
+
+            monkeypatch.setattr(geared_linear, name, fused_or_none)
+        model = load_decoder(tmp_path, config, torch.float16, "cuda")
+        selector = GearSelector(Gear.LOW)
+        geared_linear.gear_decoder_layers(model.layers, selector)
+        decoder = GraphDecoder(model, selector, 64)
+        for gear in (Gear.LOW, Gear.MID):
+            selector.gear = gear
+            logits, steps[fused, gear] = decoder.prefill([1, 400, 34])[-1], []
+            for i in range(12):
+                token = torch.tensor(steps[False, gear][i][0], device="cuda") if fused else logits.argmax(-1)
+                logits, _ = decoder.step(token)
+                steps[fused, gear].append((int(token), logits.float()))
+        monkeypatch.undo()
+    assert written == {"silu_times_up_matmul", "plus_residual_matmul"}  # in the fused run, the GEMVs did
+    for gear in (Gear.LOW, Gear.MID):
+        for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
+            assert same == token
+            assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
     from transformers import AutoConfig
