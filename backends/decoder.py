@@ -216,7 +216,8 @@ class Attention(nn.Module):
 # The MLP's gate and up rows are stacked in one matrix in alternating tiles of GATE_TILE rows:
 # gate rows 0-7, up rows 0-7, gate rows 8-15, ... A program of the gear GEMV computes 16 rows, so
 # it holds each gate row with its up row and writes SiLU(gate) * up itself
-# (kernels.triton_gemv_mma): the MLP is two kernels a step, not three.
+# (kernels.triton_gemv_mma); the down projection's GEMV adds the residual (GearedLinear.plus):
+# a decode step's MLP is its two GEMVs.
 GATE_TILE = 8
 
 
