@@ -80,12 +80,13 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
 
 
 
-@pytest.mark.parametrize("shape", [(3072, 576), (28672, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(2048, 512), (28672, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_the_gate_up_gemv_writes_silu_gate_times_up_as_eager_torch_computes_it(shape, dtype):
-    """An MLP's gate and up rows in tiles of 8 (SmolLM2's width, with x read ahead, and
+    """An MLP's gate and up rows in tiles of 8 (a small MLP's, with x read ahead, and
     Llama-3-8B's): the GEMV's SiLU(gate) * up equals F.silu(gate) * up of its own products, every
     gear, eagerly and as one operator of a compiled graph; nothing but one row on a GPU takes it."""
+    torch._dynamo.reset()  # one compiled function a parametrization: dynamo's recompile limit is 8
     import torch.nn.functional as F
 
     from gearterm.backends.decoder import GATE_TILE, tile_gate_up
@@ -103,8 +104,9 @@ def test_the_gate_up_gemv_writes_silu_gate_times_up_as_eager_torch_computes_it(s
         expected = F.silu(gate) * up
         fused = silu_times_up_matmul(x, planes, gear)
         assert fused.shape == (1, shape[0] // 2) and fused.dtype == dtype
-        # exp on the GPU's fast unit against CUDA's expf: at most one rounding of the output apart
-        torch.testing.assert_close(fused, expected, rtol=2 ** -7 if dtype == torch.bfloat16 else 2 ** -10, atol=0)
+        # exp on the GPU's fast unit against CUDA's expf: SiLU one rounding apart, and so the
+        # product at most two (one element of 14336 in float16 on an H100)
+        torch.testing.assert_close(fused, expected, rtol=2 ** -6 if dtype == torch.bfloat16 else 2 ** -9, atol=0)
         assert (fused == expected).float().mean() > 0.99
         torch.testing.assert_close(compiled(x, gear), fused * 2.0, rtol=0, atol=0)
     assert silu_times_up_matmul(x, planes, Gear.HIGH) is None
@@ -119,6 +121,7 @@ def test_the_down_gemv_adds_the_residual_as_eager_torch_does(shape, dtype):
     """SmolLM2's and Llama-3-8B's down projection: every gear's GEMV given the residual writes
     residual + its own products, bit for bit as eager adds them, eagerly and as one operator of a
     compiled graph; the high gear only where its GEMV is gearterm's own; one row on a GPU only."""
+    torch._dynamo.reset()  # one compiled function a parametrization: dynamo's recompile limit is 8
     from gearterm.kernels.matmul import geared_matmul, plus_residual_matmul
     from gearterm.kernels.nested import pack
     from gearterm.kernels.triton_gemv_f16 import gemv_f16
