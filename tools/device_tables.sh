@@ -16,8 +16,8 @@
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
-#      what differs), alternated twice on one machine, after the CUDA tests of the gear GEMVs'
-#      epilogues (carry .whl .devshared).
+#      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
+#      the gear GEMVs' epilogues (carry .whl .devshared).
 # Make the carried copies first with tools/device_shared.sh (and the wheels with tools/device_wheels.sh).
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
@@ -76,7 +76,7 @@ ab)
     cp -r .devbefore/. /tmp/before/
     find /tmp/before -name "*.absent" | while read -r f; do rm -f "$f" "${f%.absent}"; done
     profile=--profile
-    for run in 1 2; do
+    for run in $(seq "${RUNS:-2}"); do  # RUNS=1 where device time is short
         for tree in after before; do
             dir=.; [[ $tree == before ]] && dir=/tmp/before
             (cd $dir && timeout 140 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 $profile \
