@@ -91,9 +91,28 @@ def high_gear_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
 
         if triton_gemv_f16.fits(x, weight):
-            y = high_gemv_op(x, weight) if torch.compiler.is_compiling() else triton_gemv_f16.gemv_f16(x, weight)
+            y = _own_high_gemv(x, weight)
             return y if bias is None else y + bias
     return linear(x, weight, bias)
+
+
+def _own_high_gemv(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """kernels.triton_gemv_f16 where it fits: one operator in a compiled graph, a launch otherwise."""
+    if torch.compiler.is_compiling():
+        return high_gemv_op(x, weight, residual)
+    from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
+
+    return triton_gemv_f16.gemv_f16(x, weight, residual=residual)
+
+
+def _gear_gemv(x: torch.Tensor, w: WordPlanes, gear: Gear, **epilogues) -> torch.Tensor:
+    """The low or mid gear's Triton matmul (kernels.triton_gears.gear_matmul, its epilogues):
+    one operator in a compiled graph, not a traced launch; a launch otherwise."""
+    if torch.compiler.is_compiling():
+        return compiled_gear_matmul(x, w, gear, **epilogues)
+    from gearterm.kernels.triton_gears import gear_matmul  # imports triton: only where it runs
+
+    return gear_matmul(x, w, gear, **epilogues)
 
 
 def for_cpu_kernel(nw: NestedWeight) -> NestedWeight:
@@ -111,13 +130,9 @@ def silu_times_up_matmul(x: torch.Tensor, w: WordPlanes, gear: Gear) -> torch.Te
     does not run (the high gear, several rows, a CPU)."""
     if gear == Gear.HIGH or x[..., 0].numel() != 1:
         return None
-    from gearterm.kernels import triton_gears, triton_gemv_mma  # import triton: only where they run
+    from gearterm.kernels import triton_gemv_mma  # imports triton: only where it runs
 
-    if not triton_gemv_mma.fits(x.reshape(1, -1), w):
-        return None
-    if torch.compiler.is_compiling():
-        return compiled_gear_matmul(x, w, gear, silu_times_up=True)
-    return triton_gears.gear_matmul(x, w, gear, silu_times_up=True)
+    return _gear_gemv(x, w, gear, silu_times_up=True) if triton_gemv_mma.fits(x.reshape(1, -1), w) else None
 
 
 def plus_residual_matmul(
@@ -126,37 +141,23 @@ def plus_residual_matmul(
     """residual + x @ W_gear^T in one kernel: the gear's batch-1 GEMV adds the residual before it
     stores (the high gear's where it is gearterm's own, `own_high`), rounded as `residual +
     F.linear(...)` rounds. None where no such GEMV runs (cuBLAS, several rows, a CPU)."""
-    if x[..., 0].numel() != 1 or residual.shape != (*x.shape[:-1], w.shape[0]) or residual.dtype != x.dtype:
+    same_shape = residual.shape == (*x.shape[:-1], w.shape[0]) and residual.dtype == x.dtype
+    if x[..., 0].numel() != 1 or not same_shape or not residual.is_contiguous():
         return None
-    if not residual.is_contiguous():
-        return None
-    compiling = torch.compiler.is_compiling()
     if gear == Gear.HIGH:
-        if not own_high:
-            return None
         from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs
 
-        if not triton_gemv_f16.fits(x, w.weight):
-            return None
-        return high_gemv_op(x, w.weight, residual) if compiling else triton_gemv_f16.gemv_f16(x, w.weight, residual=residual)
-    from gearterm.kernels import triton_gears, triton_gemv_mma  # import triton: only where they run
+        return _own_high_gemv(x, w.weight, residual) if own_high and triton_gemv_f16.fits(x, w.weight) else None
+    from gearterm.kernels import triton_gemv_mma  # imports triton: only where it runs
 
-    if not triton_gemv_mma.fits(x.reshape(1, -1), w):
-        return None
-    if compiling:
-        return compiled_gear_matmul(x, w, gear, residual=residual)
-    return triton_gears.gear_matmul(x, w, gear, residual=residual)
+    return _gear_gemv(x, w, gear, residual=residual) if triton_gemv_mma.fits(x.reshape(1, -1), w) else None
 
 
 def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor:
     if gear == Gear.HIGH:
         return F.linear(x, w.weight)  # the original weight through the platform's BLAS
     if isinstance(w, WordPlanes):
-        if torch.compiler.is_compiling():  # one operator in the graph, not a traced launch
-            return compiled_gear_matmul(x, w, gear)
-        from gearterm.kernels.triton_gears import gear_matmul  # imports triton: only where it runs
-
-        return gear_matmul(x, w, gear)
+        return _gear_gemv(x, w, gear)
     if w.h_scale.dtype == torch.float32 and x.device.type == "cpu" and x[..., 0].numel() <= CPU_KERNEL_ROWS:
         return cpu_gears.gear_matmul(x, w, gear)  # for_cpu_kernel chose float32 scales for it
     return reference_matmul(x, w, gear)

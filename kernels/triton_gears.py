@@ -390,10 +390,11 @@ def gear_matmul(
     full = k == groups * planes.group_size and geometry["WPG"] * NIBBLES == planes.group_size
     full = full and geometry["WPG"] == geometry["WPG_P2"]
     config = config or {}
+    tensor_cores = m == 1 and triton_gemv_mma.fits(x2, planes)
     epilogues = {"silu_times_up": silu_times_up, "residual": None if residual is None else residual.reshape(1, n)}
-    if (silu_times_up or residual is not None) and not (m == 1 and triton_gemv_mma.fits(x2, planes)):
+    if (silu_times_up or residual is not None) and not tensor_cores:
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
-    if m == 1 and "BLOCK_N" not in config and triton_gemv_mma.fits(x2, planes):
+    if tensor_cores and "BLOCK_N" not in config:
         knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH")
         y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
         return y.reshape(*lead, y.shape[-1])
