@@ -368,7 +368,7 @@ def gear_matmul(
     Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
-    (and X_AHEAD, PREFETCH) for the tensor-core GEMV, BLOCK_N and the rest for the others.
+    (and X_AHEAD, PREFETCH, PIN) for the tensor-core GEMV, BLOCK_N and the rest for the others.
     Two epilogues of the tensor-core GEMV only (where triton_gemv_mma.fits): `silu_times_up`: W is
     an MLP's gate and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out
     / 2]; `residual` (x's shape but `out` wide): the result is residual + x @ W_gear^T."""
@@ -395,7 +395,7 @@ def gear_matmul(
     if (silu_times_up or residual is not None) and not tensor_cores:
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
     if tensor_cores and "BLOCK_N" not in config:
-        knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH")
+        knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN", False)
         y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
         return y.reshape(*lead, y.shape[-1])
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:

@@ -165,6 +165,15 @@ def _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0, GC, MID: tl.constexpr):
 
 
 @triton.jit
+def _pin_loads(wi):
+    """A warp barrier (bar.warp.sync), which ptxas does not move loads across: the next step's
+    loads above it are issued at the step's top, not sunk to its end (offline for sm_90, Triton
+    3.9: at 5-12% of the low gear's loop instead of 76-80%), at the cost of the registers that
+    hold them for the whole step (low KS 2: 156 instead of 123)."""
+    tl.inline_asm_elementwise("bar.warp.sync -1;\nmov.u32 $0, 0;", "=r,r", [wi], tl.int32, False, 1)
+
+
+@triton.jit
 def _prefetch(pointers):
     # Four words of a lane's row a time (pack 4): the 16 bytes its vector load reads.
     tl.inline_asm_elementwise(_PREFETCH, "=r,=r,=r,=r,l,l,l,l", [pointers], tl.int32, False, 4)
@@ -223,6 +232,7 @@ def _gemv_mma_kernel(
     PDL: tl.constexpr,
     SILU_TIMES_UP: tl.constexpr,  # rows 0-7 of each 16 are gate rows, 8-15 their up rows: write SiLU(gate) * up
     RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
+    PIN: tl.constexpr = False,  # experiment: the next step's loads held at the step's top (_pin_loads)
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -254,6 +264,8 @@ def _gemv_mma_kernel(
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
         q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
+        if PIN:
+            _pin_loads(wi)
         if X_AHEAD:
             xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
             xc0, xc1, xc2, xc3, xd0, xd1, xd2, xd3 = nc0, nc1, nc2, nc3, nd0, nd1, nd2, nd3
@@ -348,12 +360,14 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
+    pin: bool = False,
     silu_times_up: bool = False,
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
-    ahead the codes are asked into L2 (default: as prefetch_steps says). `silu_times_up`: W's rows
+    ahead the codes are asked into L2 (default: as prefetch_steps says); `pin`: the experiment
+    _pin_loads. `silu_times_up`: W's rows
     alternate in tiles of 8, gate rows then their up rows (backends.decoder.GATE_TILE), and the
     kernel writes SiLU(gate) * up, [1, out / 2], instead of the products. `residual` [1, out]
     (contiguous, x's type): the kernel writes residual + the products."""
@@ -368,6 +382,6 @@ def gemv_mma(
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         y if residual is None else residual, planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl, SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None,
+        PDL=pdl, launch_pdl=pdl, PIN=pin, SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None,
     )  # fmt: skip
     return y

@@ -170,6 +170,8 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         return [{"KS": ks, "X_AHEAD": a, "PREFETCH": 0} for ks in (1, 2, 4, 8) for a in (False, True)] + [
             {"KS": ks, "X_AHEAD": a, "PREFETCH": 2} for ks in (2, 4) for a in (False, True)
         ] + [
+            {"KS": ks, "X_AHEAD": a, "PREFETCH": 0, "PIN": True} for ks in (1, 2, 4, 8) for a in (False, True)
+        ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
                 (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),

@@ -56,7 +56,7 @@ def test_compiled_kernels_match_reference(shape, batch):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
     """Batch 1 of 16-bit x in groups of 128 takes the mma.sync GEMV; each way of splitting
-    `in` over warps, with x read ahead or not and the codes asked into L2 or not, gives the reference, as closely as the CUDA-core
+    `in` over warps, with x read ahead or not, the codes asked into L2 or not and the next step's loads pinned or not, gives the reference, as closely as the CUDA-core
     kernel does."""
     from gearterm.kernels import triton_gemv_mma
     from gearterm.kernels.nested import pack, reference_matmul
@@ -72,11 +72,12 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
         ref = reference_matmul(x.double(), nw, gear)
         cuda_cores = (gear_matmul(x, planes, gear, {"BLOCK_N": 8}).double() - ref).abs().max().item()
         for ks in (1, 2, 4, 8):
-            for ahead, prefetch in [(False, 0), (True, 0), (False, 2), (True, 2)]:
+            for ahead, prefetch, pin in [(False, 0, False), (True, 0, False), (False, 2, False), (True, 2, False), (False, 0, True), (True, 0, True)]:  # fmt: skip
                 if triton_gemv_mma.whole_steps(planes.groups, ks):
-                    y = triton_gemv_mma.gemv_mma(x, planes, gear, ks, ahead, prefetch)
+                    y = triton_gemv_mma.gemv_mma(x, planes, gear, ks, ahead, prefetch, pin)
                     err = (y.double() - ref).abs().max().item()
-                    assert err <= max(1.5 * cuda_cores, TOLERANCE[dtype] * ref.abs().max().item()), (gear, ks, ahead, prefetch, err)
+                    bound = max(1.5 * cuda_cores, TOLERANCE[dtype] * ref.abs().max().item())
+                    assert err <= bound, (gear, ks, ahead, prefetch, pin, err)
 
 
 
