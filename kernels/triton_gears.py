@@ -395,7 +395,7 @@ def gear_matmul(
     if (silu_times_up or residual is not None) and not tensor_cores:
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
     if tensor_cores and "BLOCK_N" not in config:
-        knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN", False)
+        knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")
         y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
         return y.reshape(*lead, y.shape[-1])
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:

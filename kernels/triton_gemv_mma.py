@@ -25,6 +25,8 @@ kernel reads the same layout and the CUDA tests check this one against the refer
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -353,6 +355,16 @@ def prefetch_steps(gear: Gear, ahead: bool) -> int:
     return 2 if gear == Gear.MID and ahead else 0
 
 
+# Experiment (default off): GEARTERM_GEMV_PIN=wide pins the next step's loads (_pin_loads) where x
+# is not read ahead (the wide projections: q/k/v, gate/up), =all everywhere.
+PIN = os.environ.get("GEARTERM_GEMV_PIN", "")
+
+
+def pin_loads(ahead: bool) -> bool:
+    """Whether the next step's loads are pinned at the step's top, as GEARTERM_GEMV_PIN says."""
+    return PIN == "all" or (PIN == "wide" and not ahead)
+
+
 def gemv_mma(
     x: torch.Tensor,
     planes: WordPlanes,
@@ -360,14 +372,14 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
-    pin: bool = False,
+    pin: bool | None = None,
     silu_times_up: bool = False,
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
     ahead the codes are asked into L2 (default: as prefetch_steps says); `pin`: the experiment
-    _pin_loads. `silu_times_up`: W's rows
+    _pin_loads (default: as pin_loads says). `silu_times_up`: W's rows
     alternate in tiles of 8, gate rows then their up rows (backends.decoder.GATE_TILE), and the
     kernel writes SiLU(gate) * up, [1, out / 2], instead of the products. `residual` [1, out]
     (contiguous, x's type): the kernel writes residual + the products."""
@@ -375,6 +387,7 @@ def gemv_mma(
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
     prefetch = prefetch_steps(gear, ahead) if prefetch is None else prefetch
+    pin = pin_loads(ahead) if pin is None else pin
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
     y = torch.empty(1, n // 2 if silu_times_up else n, dtype=x.dtype, device=x.device)
