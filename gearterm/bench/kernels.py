@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="also time other block sizes for the gear kernels (JSON rows with a config)"
     )
+    parser.add_argument(
+        "--sweep-key", action="append", help="sweep only the block sizes that set this key (KS, PIN, BLOCK_N...), repeatable"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list instead of the table")
     parser.add_argument("--json-out", type=Path, help="also write the rows as one JSON list to this file")
 
@@ -257,22 +260,27 @@ def main(args: argparse.Namespace) -> int:
                 speedup = base / r["us"] if base else None
                 rows.append({"shape": shape, "batch": batch, "impl": impl, **r, "speedup_vs_fp16": speedup})
             if args.sweep:
+                if not args.json:
+                    for impl, r in results.items():
+                        print(f"default {shape:>12} b{batch:<3} {impl:<4} {r['us']:>8.1f} us {r['tbps']:5.2f} TB/s", flush=True)
                 for impl in ("low", "mid", "high"):
                     if impl not in results:  # not asked for, or not at this batch
                         continue
                     for cfg in sweep_configs(impl, batch):
                         if cfg.get("KS") and not whole_steps(in_features // 128, cfg["KS"]):
                             continue
+                        if args.sweep_key and not any(key in cfg for key in args.sweep_key):
+                            continue
                         if impl == "high" and not gemv_fits(x, cases[impl].copies[0], cfg):
                             continue
                         r = run_case(cases[impl], x, torch, cfg)
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
+                        if not args.json:  # as it comes: a long sweep cut short keeps what it timed
+                            print(f"sweep {shape:>12} b{batch:<3} {impl:<4} {r['us']:>8.1f} us {r['tbps']:5.2f} TB/s "
+                                  f"err {_figure(r['max_abs_err'], '9.3g')}  {cfg}", flush=True)  # fmt: skip
         del cases
         torch.cuda.empty_cache()
     limit = add_limit_shares(rows)
-    if args.sweep and not args.json:
-        for s in sweeps:
-            print(f"sweep {s['shape']:>12} b{s['batch']:<3} {s['impl']:<4} {s['us']:>8.1f} us {s['tbps']:5.2f} TB/s  {s['config']}")
     out = rows + sweeps  # a sweep row names its block sizes under "config"; the default rows have none
     if args.json_out:
         args.json_out.write_text(json.dumps(out, indent=1) + "\n")
