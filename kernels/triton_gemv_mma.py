@@ -131,18 +131,30 @@ _PREFETCH = tl.constexpr("prefetch.global.L2 [$4];\nmov.u32 $0, 0;\nmov.u32 $1, 
 
 
 @triton.jit
-def _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0, GC, MID: tl.constexpr):
+def _step_loads(
+    hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0, GC, MID: tl.constexpr, PIN: tl.constexpr
+):  # fmt: skip
     """Codes of STEP groups ([rows, 16] each) and their scales, four groups to a vector.
-    Past the chunk's end (the prefetch of the last step) nothing is read."""
+    Past the chunk's end (the prefetch of the last step) nothing is read. PIN 2: the scales and
+    the first half of the codes (low) or the high plane (mid) held above a warp barrier (_pin_loads)."""
     ok = g0 < GC
     words = tile_words + g0 * _TILE + wi
+    if PIN == 2:
+        scales = tl.max_contiguous(tl.multiple_of(row_scales + g0 + wi % 4, [1, 4]), [1, 4])
+        s = tl.load(hs_ptr + scales, mask=ok, other=0.0)
+        z = tl.load(hz_ptr + scales, mask=ok, other=0.0)
     q0 = tl.load(hw_ptr + words, mask=ok, other=0)
     q1 = tl.load(hw_ptr + words + _TILE, mask=ok, other=0)
+    if PIN == 2 and not MID:
+        _pin_loads(wi)
     q2 = tl.load(hw_ptr + words + 2 * _TILE, mask=ok, other=0)
     q3 = tl.load(hw_ptr + words + 3 * _TILE, mask=ok, other=0)
-    scales = tl.max_contiguous(tl.multiple_of(row_scales + g0 + wi % 4, [1, 4]), [1, 4])
-    s = tl.load(hs_ptr + scales, mask=ok, other=0.0)
-    z = tl.load(hz_ptr + scales, mask=ok, other=0.0)
+    if PIN != 2:
+        scales = tl.max_contiguous(tl.multiple_of(row_scales + g0 + wi % 4, [1, 4]), [1, 4])
+        s = tl.load(hs_ptr + scales, mask=ok, other=0.0)
+        z = tl.load(hz_ptr + scales, mask=ok, other=0.0)
+    if PIN == 2 and MID:
+        _pin_loads(wi)
     if MID:
         l0 = tl.load(lw_ptr + words, mask=ok, other=0)
         l1 = tl.load(lw_ptr + words + _TILE, mask=ok, other=0)
@@ -169,9 +181,11 @@ def _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0, GC, MID: tl.constexpr):
 @triton.jit
 def _pin_loads(wi):
     """A warp barrier (bar.warp.sync), which ptxas does not move loads across: the next step's
-    loads above it are issued at the step's top, not sunk to its end (offline for sm_90, Triton
-    3.9: at 5-12% of the low gear's loop instead of 76-80%), at the cost of the registers that
-    hold them for the whole step (low KS 2: 156 instead of 123)."""
+    loads above it are issued at the step's top, before the step's first x load, not sunk to its
+    end (offline for sm_90, Triton 3.9: at 5-12% of the low gear's loop instead of 76-80%), at the
+    cost of the registers that hold them for the whole step (low 156 instead of 123, mid 245
+    instead of 165). With x read ahead the step has no load left to anchor its products, ptxas
+    hoists them above the barrier, and the loads sink as before."""
     tl.inline_asm_elementwise("bar.warp.sync -1;\nmov.u32 $0, 0;", "=r,r", [wi], tl.int32, False, 1)
 
 
@@ -234,7 +248,7 @@ def _gemv_mma_kernel(
     PDL: tl.constexpr,
     SILU_TIMES_UP: tl.constexpr,  # rows 0-7 of each 16 are gate rows, 8-15 their up rows: write SiLU(gate) * up
     RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
-    PIN: tl.constexpr = False,  # experiment: the next step's loads held at the step's top (_pin_loads)
+    PIN: tl.constexpr = 0,  # experiment: the next step's loads held at the step's top (_pin_loads); 2: some (_step_loads)
 ):  # fmt: skip
     # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
     # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
@@ -252,7 +266,7 @@ def _gemv_mma_kernel(
     # the loop's end all the same, offline for sm_90: see _prefetch_step). (Reading
     # two steps ahead was slower, 9.0 against 12.1 us for the mid gear at 4096x4096 on an H100;
     # Triton's shared-memory pipelining was slower too: it stages x as well, 4 bytes a copy.)
-    q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID)  # fmt: skip
+    q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, 0, GC, MID, PIN)  # fmt: skip
     if PDL:  # the first codes are in flight; x comes from the kernel before (kernels.dependent_launch)
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
@@ -265,8 +279,8 @@ def _gemv_mma_kernel(
         nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, 3, wi, GC, True)
     for g0 in range(0, GC, _STEP):
         c0, c1, c2, c3, cs, cz, d0, d1, d2, d3, dls = q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls
-        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID)  # fmt: skip
-        if PIN:
+        q0, q1, q2, q3, s, z, l0, l1, l2, l3, ls = _step_loads(hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, tile_words, row_scales, wi, g0 + _STEP, GC, MID, PIN)  # fmt: skip
+        if PIN == 1:
             _pin_loads(wi)
         if X_AHEAD:
             xa0, xa1, xa2, xa3, xb0, xb1, xb2, xb3 = na0, na1, na2, na3, nb0, nb1, nb2, nb3
@@ -360,9 +374,9 @@ def prefetch_steps(gear: Gear, ahead: bool) -> int:
 PIN = os.environ.get("GEARTERM_GEMV_PIN", "")
 
 
-def pin_loads(ahead: bool) -> bool:
-    """Whether the next step's loads are pinned at the step's top, as GEARTERM_GEMV_PIN says."""
-    return PIN == "all" or (PIN == "wide" and not ahead)
+def pin_loads(ahead: bool) -> int:
+    """Whether the next step's loads are pinned at the step's top (1) or not (0), as GEARTERM_GEMV_PIN says."""
+    return int(PIN == "all" or (PIN == "wide" and not ahead))
 
 
 def gemv_mma(
@@ -372,7 +386,7 @@ def gemv_mma(
     ks: int | None = None,
     ahead: bool | None = None,
     prefetch: int | None = None,
-    pin: bool | None = None,
+    pin: int | None = None,
     silu_times_up: bool = False,
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:

@@ -45,7 +45,7 @@ for mid in (False, True):
             # up rows (28672, x not ahead), the residual on the down projection (4096, x ahead).
             for epilogue in ("", " SiLU(gate) * up" if not ahead else " + residual"):
                 constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True,
-                             "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue}  # fmt: skip
+                             "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue, "PIN": 0}  # fmt: skip
                 used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=ks)
                 print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{epilogue}: {used}")
 

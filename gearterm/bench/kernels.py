@@ -173,7 +173,7 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         return [{"KS": ks, "X_AHEAD": a, "PREFETCH": 0} for ks in (1, 2, 4, 8) for a in (False, True)] + [
             {"KS": ks, "X_AHEAD": a, "PREFETCH": 2} for ks in (2, 4) for a in (False, True)
         ] + [
-            {"KS": ks, "X_AHEAD": a, "PREFETCH": 0, "PIN": True} for ks in (1, 2, 4, 8) for a in (False, True)
+            {"KS": ks, "X_AHEAD": False, "PREFETCH": 0, "PIN": pin} for pin, kss in [(1, (1, 2, 4, 8)), (2, (2, 4))] for ks in kss
         ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
