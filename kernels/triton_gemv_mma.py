@@ -371,12 +371,12 @@ def prefetch_steps(gear: Gear, ahead: bool) -> int:
 
 # Experiment (default off): GEARTERM_GEMV_PIN=wide pins the next step's loads (_pin_loads) where x
 # is not read ahead (the wide projections: q/k/v, gate/up), =all everywhere.
-PIN = os.environ.get("GEARTERM_GEMV_PIN", "")
+PIN_SETTING = os.environ.get("GEARTERM_GEMV_PIN", "")
 
 
 def pin_loads(ahead: bool) -> int:
-    """Whether the next step's loads are pinned at the step's top (1) or not (0), as GEARTERM_GEMV_PIN says."""
-    return int(PIN == "all" or (PIN == "wide" and not ahead))
+    """PIN as GEARTERM_GEMV_PIN asks: 1 (the next step's loads pinned at the step's top) or 0."""
+    return int(PIN_SETTING == "all" or (PIN_SETTING == "wide" and not ahead))
 
 
 def gemv_mma(
@@ -392,10 +392,10 @@ def gemv_mma(
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
-    ahead the codes are asked into L2 (default: as prefetch_steps says); `pin`: the experiment
-    _pin_loads (default: as pin_loads says). `silu_times_up`: W's rows
-    alternate in tiles of 8, gate rows then their up rows (backends.decoder.GATE_TILE), and the
-    kernel writes SiLU(gate) * up, [1, out / 2], instead of the products. `residual` [1, out]
+    ahead the codes are asked into L2 (default: as prefetch_steps says); `pin`: the experiment PIN
+    (default: as pin_loads says). `silu_times_up`: W's rows alternate in tiles of 8, gate rows then
+    their up rows (backends.decoder.GATE_TILE), and the kernel writes SiLU(gate) * up, [1, out / 2],
+    instead of the products. `residual` [1, out]
     (contiguous, x's type): the kernel writes residual + the products."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)

@@ -34,6 +34,18 @@ def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -
     return " ".join(re.search(r"(REG:\d+) (STACK:\d+)", dump).groups())
 
 
+def code_loads_in_loop() -> str:
+    """Where the last kernel compiled by usage() issues its 16-byte weight loads in its loop (the
+    first backward branch's span), as shares of the loop's instructions: ptxas places them, not
+    the source."""
+    sass = subprocess.run([CUOBJDUMP, "--dump-sass", "/tmp/gearterm-kernel.cubin"], capture_output=True, text=True).stdout
+    code = [(int(a, 16), text) for a, text in re.findall(r"/\*([0-9a-f]{4})\*/\s+([^;]*);", sass)]
+    jump = next((at, int(to, 16)) for at, text in code for to in re.findall(r"BRA (0x[0-9a-f]+)", text) if int(to, 16) < at)
+    loop = [text for at, text in code if jump[1] <= at <= jump[0]]
+    shares = [i / len(loop) for i, text in enumerate(loop) if re.search(r"LDG\.E\.128", text)]
+    return f"loop {len(loop)} instructions, code loads at {min(shares):.2f}-{max(shares):.2f} of it"
+
+
 print(f"Triton {triton.__version__}, sm_90, registers a thread and stack bytes (spills)")
 gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16",
         "y_ptr": "*fp16", "r_ptr": "*fp16", "G": "i32"}  # fmt: skip
@@ -48,6 +60,13 @@ for mid in (False, True):
                              "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue, "PIN": 0}  # fmt: skip
                 used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=ks)
                 print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{epilogue}: {used}")
+# The experiment PIN (triton_gemv_mma._pin_loads), x not ahead, beside the default.
+for mid in (False, True):
+    for pin in (0, 1, 2):
+        constants = {"MID": mid, "BF16": False, "KS": 4, "X_AHEAD": False, "PREFETCH": 0, "PDL": True,
+                     "SILU_TIMES_UP": False, "RESIDUAL": False, "PIN": pin}  # fmt: skip
+        used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=4)
+        print(f"gear GEMV {'mid' if mid else 'low'} KS 4 x ahead False PIN {pin}: {used}, {code_loads_in_loop()}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6

@@ -56,8 +56,8 @@ def test_compiled_kernels_match_reference(shape, batch):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
     """Batch 1 of 16-bit x in groups of 128 takes the mma.sync GEMV; each way of splitting
-    `in` over warps, with x read ahead or not, the codes asked into L2 or not and the next step's loads pinned or not, gives the reference, as closely as the CUDA-core
-    kernel does."""
+    `in` over warps, with x read ahead or not, the codes asked into L2 or not and the next step's
+    loads pinned or not (PIN 1 and 2), gives the reference, as closely as the CUDA-core kernel does."""
     from gearterm.kernels import triton_gemv_mma
     from gearterm.kernels.nested import pack, reference_matmul
     from gearterm.kernels.triton_gears import gear_matmul
