@@ -15,6 +15,8 @@
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
+#   pin: the experiment PIN of the gear GEMV (kernels-h200.md): its sweep beside the defaults, then
+#      the decode table without it and with it where x is not read ahead (carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -22,7 +24,7 @@
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3, one, high, sweep or ab}
+part=${1:?which part: 1, 2, 3, one, high, sweep, pin or ab}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -67,6 +69,14 @@ high)
     for gemv in cublas own; do
         GEARTERM_HIGH_GEMV=$gemv timeout 190 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
             --json-out "$OUT/decode-$gemv.json"
+    done
+    ;;
+pin)
+    timeout 200 $bench kernels --sweep --sweep-key PIN --batch 1 --impl fp16 --impl low --impl mid --shape 28672x4096 \
+        --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-pin.json"
+    for setting in off wide; do
+        GEARTERM_GEMV_PIN=$setting timeout 150 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
+            --json-out "$OUT/decode-pin-$setting.json"
     done
     ;;
 ab)
