@@ -21,6 +21,7 @@ from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel, prefetch_steps  #
 
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
 ALIGNED = 16  # Triton specializes a pointer or stride divisible by 16 at launch: vector loads
+CUBIN = Path("/tmp/gearterm-kernel.cubin")  # the kernel usage() compiled last
 
 
 def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -> str:
@@ -28,9 +29,8 @@ def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -
     attrs = {(i,): [["tt.divisibility", ALIGNED]] for i in aligned}
     source = ASTSource(kernel, signature, constexprs=constants, attrs=attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
-    cubin = Path("/tmp/gearterm-kernel.cubin")
-    cubin.write_bytes(compiled.asm["cubin"])
-    dump = subprocess.run([CUOBJDUMP, "--dump-resource-usage", cubin], capture_output=True, text=True, check=True).stdout
+    CUBIN.write_bytes(compiled.asm["cubin"])
+    dump = subprocess.run([CUOBJDUMP, "--dump-resource-usage", CUBIN], capture_output=True, text=True, check=True).stdout
     return " ".join(re.search(r"(REG:\d+) (STACK:\d+)", dump).groups())
 
 
@@ -38,7 +38,7 @@ def code_loads_in_loop() -> str:
     """Where the last kernel compiled by usage() issues its 16-byte weight loads in its loop (the
     first backward branch's span), as shares of the loop's instructions: ptxas places them, not
     the source."""
-    sass = subprocess.run([CUOBJDUMP, "--dump-sass", "/tmp/gearterm-kernel.cubin"], capture_output=True, text=True).stdout
+    sass = subprocess.run([CUOBJDUMP, "--dump-sass", CUBIN], capture_output=True, text=True).stdout
     code = [(int(a, 16), text) for a, text in re.findall(r"/\*([0-9a-f]{4})\*/\s+([^;]*);", sass)]
     jump = next((at, int(to, 16)) for at, text in code for to in re.findall(r"BRA (0x[0-9a-f]+)", text) if int(to, 16) < at)
     loop = [text for at, text in code if jump[1] <= at <= jump[0]]
