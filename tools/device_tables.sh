@@ -15,8 +15,9 @@
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
-#   pin: the experiment PIN of the gear GEMV (kernels-h200.md): its sweep beside the defaults, then
-#      the decode table without it and with it where x is not read ahead (carry .whl .devshared);
+#   pin: the gear GEMV's experiments PIN and TMA (kernels-h200.md): the decode table without PIN and
+#      with it where x is not read ahead, then both experiments' sweep beside the defaults, last,
+#      as its rows are printed as they come (carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -72,12 +73,12 @@ high)
     done
     ;;
 pin)
-    timeout 200 $bench kernels --sweep --sweep-key PIN --batch 1 --impl fp16 --impl low --impl mid --shape 28672x4096 \
-        --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-pin.json"
     for setting in off wide; do
         GEARTERM_GEMV_PIN=$setting timeout 150 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
             --json-out "$OUT/decode-pin-$setting.json"
     done
+    timeout 250 $bench kernels --sweep --sweep-key PIN --sweep-key TMA --batch 1 --impl fp16 --impl low --impl mid \
+        --shape 28672x4096 --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-pin.json"
     ;;
 ab)
     [[ -d .devbefore ]] || { echo "no .devbefore: run tools/device_before.sh COMMIT first"; exit 3; }

@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 
 from gearterm.errors import UsageError
@@ -175,6 +176,8 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         ] + [
             {"KS": ks, "X_AHEAD": False, "PREFETCH": 0, "PIN": pin} for pin, kss in [(1, (1, 2, 4, 8)), (2, (2, 4))] for ks in kss
         ] + [
+            {"KS": ks, "TMA": stages} for ks in (1, 2, 4) for stages in (2, 3, 4)
+        ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [
                 (16, 4, 2, 3), (16, 4, 2, 5), (16, 8, 4, 3), (8, 8, 1, 3),
@@ -273,7 +276,11 @@ def main(args: argparse.Namespace) -> int:
                             continue
                         if impl == "high" and not gemv_fits(x, cases[impl].copies[0], cfg):
                             continue
-                        r = run_case(cases[impl], x, torch, cfg)
+                        try:
+                            r = run_case(cases[impl], x, torch, cfg)
+                        except (RuntimeError, ValueError) as e:  # an experiment that cannot run here: say so, go on
+                            print(f"sweep {shape:>12} b{batch:<3} {impl:<4} failed: {e}  {cfg}", file=sys.stderr, flush=True)
+                            continue
                         sweeps.append({"shape": shape, "batch": batch, "impl": impl, "config": cfg, **r})
                         if not args.json:  # as it comes: a long sweep cut short keeps what it timed
                             print(f"sweep {shape:>12} b{batch:<3} {impl:<4} {r['us']:>8.1f} us {r['tbps']:5.2f} TB/s "

@@ -80,6 +80,33 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
                     assert err <= bound, (gear, ks, ahead, prefetch, pin, err)
 
 
+@pytest.mark.parametrize("shape", [(32, 512), (6144, 4096), (4096, 14336)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_bulk_copy_gemv_matches_reference_at_every_split_and_depth(shape, dtype):
+    """The experiment TMA (gearterm.kernels.triton_gemv_tma: the codes through a ring of
+    shared-memory buffers by bulk copies), each split of `in` over warps and 2-4 pipeline stages,
+    gives the reference as closely as the mma.sync GEMV it copies does. Hopper or later."""
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("bulk copies (TMA) need a Hopper GPU or later")
+    from gearterm.kernels import triton_gemv_mma
+    from gearterm.kernels.nested import pack, reference_matmul
+    from gearterm.kernels.triton_gears import gear_matmul
+    from gearterm.kernels.word_planes import to_word_planes
+
+    torch.manual_seed(shape[0])
+    nw = pack(torch.randn(*shape, device="cuda") * 0.02)
+    planes = to_word_planes(nw)
+    x = torch.randn(1, shape[1], device="cuda", dtype=dtype) * 2
+    for gear in (Gear.LOW, Gear.MID):
+        ref = reference_matmul(x.double(), nw, gear)
+        for ks in (1, 2, 4):
+            if triton_gemv_mma.whole_steps(planes.groups, ks):
+                mma = (triton_gemv_mma.gemv_mma(x, planes, gear, ks, False, 0, 0).double() - ref).abs().max().item()
+                bound = max(1.5 * mma, TOLERANCE[dtype] * ref.abs().max().item())
+                for stages in (2, 3, 4):
+                    err = (gear_matmul(x, planes, gear, {"KS": ks, "TMA": stages}).double() - ref).abs().max().item()
+                    assert err <= bound, (gear, ks, stages, err, mma)
+
 
 @pytest.mark.parametrize("shape", [(2048, 512), (28672, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

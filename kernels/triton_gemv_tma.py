@@ -1,0 +1,118 @@
+"""Experiment (default off): the batch-1 low/mid gear GEMV of gearterm.kernels.triton_gemv_mma
+with its codes streamed by the Hopper bulk-copy engine (TMA) through a ring of shared-memory buffers.
+
+Why: there, each warp reads the next step's codes into registers and ptxas issues those loads at
+the end of the step (kernels-h200.md), so a warp waits for most of a trip to memory every step;
+holding them earlier costs registers, hence warps (the experiment PIN). Here Triton's pipeliner
+keeps the codes of the next STAGES - 1 steps in flight as bulk copies into shared memory, one
+copy a group of a program's KS chunks, an mbarrier a buffer: no register holds them in flight.
+(Triton's cp.async pipelining of the same loads lost, kernels-h200.md: a 16-byte copy a lane.)
+
+Same programs, lanes and inline PTX as triton_gemv_mma, in three dimensions: [KS chunks, 16 rows,
+16 words], warp c on chunk c, lane 4r + t on rows r and r + 8, words 4t..4t+3. That is how Triton
+lays out a [KS, 16, 16] block read out of shared memory (offline, Triton 3.6 and 3.9), so nothing
+stands between the copy and the products. The codes' [rows / 16, groups, 256] words are read as
+[rows / 16 * KS, groups / KS * 16, 16]: a program's chunk c is block row program * KS + c.
+Hopper and later only; the CUDA tests check it against the reference. Plain products only: no
+epilogue and no dependent launch, until it has shown it is worth them.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, splits, whole_steps
+from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
+
+TILE = TILE_ROWS * 16  # words of one group of one row tile
+_ROWS = tl.constexpr(TILE_ROWS)
+_STEP = tl.constexpr(STEP)
+
+
+# x read by inline PTX, which Triton's pipeliner leaves where it stands: as tl.load it would stage x
+# through shared memory too (offline: 172 KB of it for the low gear at KS 4, stages 3).
+_X_LOAD = tl.constexpr("ld.global.L1::evict_last.v4.b32 {$0, $1, $2, $3}, [$4];")
+
+
+@triton.jit
+def _x_load(pointers):
+    return tl.inline_asm_elementwise(_X_LOAD, "=r,=r,=r,=r,l,l,l,l", [pointers], tl.int32, True, 4)
+
+
+@triton.jit
+def _group_at(acc, xw_ptr, x_chunk, g, wi, codes, low_codes, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+    """triton_gemv_mma._group_at with x read by _x_load: 16 bytes a lane a load."""
+    pairs = xw_ptr + x_chunk + g * 64 + (wi // 4) * 16 + wi % 4
+    x0, x1, x2, x3 = _x_load(pairs), _x_load(pairs + 4), _x_load(pairs + 8), _x_load(pairs + 12)
+    return _group(acc, x0, x1, x2, x3, codes, low_codes, s, z, ls, j, MID, BF16)
+
+
+@triton.jit
+def _codes(desc, block, g):
+    """Group g's codes of the program's chunks, [16 KS, 16] as triton_gemv_mma's tile."""
+    KS: tl.constexpr = desc.block_shape[1]
+    return tl.reshape(desc.load([0, block, g, 0, 0]), [16 * KS, 16])
+
+
+@triton.jit
+def _gemv_tma_kernel(
+    xw_ptr, h_codes, hs_ptr, hz_ptr, l_codes, ls_ptr, y_ptr, G,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, STAGES: tl.constexpr,
+):  # fmt: skip
+    # Rows, chunks and lanes as in triton_gemv_mma._gemv_mma_kernel.
+    v = tl.arange(0, 16 * KS)[:, None]
+    row = tl.program_id(0) * _ROWS + (v // (8 * KS)) * 8 + v % 8
+    chunk = (v // 8) % KS
+    GC = G // KS
+    row_scales = row * G + chunk * GC
+    x_chunk = chunk * (GC * 64)
+    wi = tl.arange(0, 16)[None, :]
+    block = tl.program_id(0) * KS
+    acc = tl.full([16 * KS, 16], 0.0, tl.float32)
+    for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
+        q0, q1, q2, q3 = _codes(h_codes, block, g0), _codes(h_codes, block, g0 + 1), _codes(h_codes, block, g0 + 2), _codes(h_codes, block, g0 + 3)
+        scales, s, z = _scale_loads(hs_ptr, hz_ptr, row_scales, wi, g0, True)
+        if MID:
+            l0, l1, l2, l3 = _codes(l_codes, block, g0), _codes(l_codes, block, g0 + 1), _codes(l_codes, block, g0 + 2), _codes(l_codes, block, g0 + 3)
+            ls = tl.load(ls_ptr + scales)
+        else:
+            l0, l1, l2, l3, ls = q0, q1, q2, q3, s
+        acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, q0, l0, s, z, ls, 0, MID, BF16)
+        acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, q1, l1, s, z, ls, 1, MID, BF16)
+        acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, q2, l2, s, z, ls, 2, MID, BF16)
+        acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, q3, l3, s, z, ls, 3, MID, BF16)
+    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
+    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
+    out = tl.program_id(0) * _ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
+    tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
+
+
+def _descriptor(words: torch.Tensor, ks: int) -> TensorDescriptor:
+    """The words [rows / 16, groups, 16 rows x 16] as [row halves 2, rows / 16 x ks, groups / ks,
+    8 rows, 16], a copy's block [2, ks, 1, 8, 16]: one group of the program's chunks, in the order
+    of triton_gemv_mma's tile (row 8 h + r of chunk c at tile row 8 ks h + 8 c + r). The strides are
+    not in the order of the dimensions (the halves' 128 words inside a group's 256)."""
+    tiles, groups, _ = words.shape
+    gc = groups // ks
+    return TensorDescriptor(words, [2, tiles * ks, gc, 8, 16], [128, gc * TILE, TILE, 16, 1], [2, ks, 1, 8, 16])
+
+
+def gemv_tma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, stages: int = 3) -> torch.Tensor:
+    """x [1, in] (contiguous) @ W_gear^T -> [1, out] where triton_gemv_mma.fits, on Hopper or later;
+    `stages`: the pipeliner's stages (stages - 1 steps of codes in flight)."""
+    n, _ = planes.shape
+    ks = ks or splits(n, planes.groups, gear)
+    if not whole_steps(planes.groups, ks):
+        raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
+    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    high = _descriptor(planes.h_words, ks)
+    _gemv_tma_kernel[(n // TILE_ROWS,)](
+        x.view(torch.int32), high, planes.h_scale, planes.h_zero, _descriptor(planes.l_words, ks) if gear == Gear.MID else high,
+        planes.l_scale, y, planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, STAGES=stages,
+        num_warps=ks,
+    )  # fmt: skip
+    return y
