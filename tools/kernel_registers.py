@@ -3,7 +3,8 @@
 reads the resource use. Occupancy follows from it (65,536 registers a multiprocessor: a 128-thread
 program of 123 registers a thread fits four times, one of 165 three). This is the Triton installed
 here, which may not be the GPU machine's; its numbers are for comparing variants, not a measurement.
-Run from the repository root: .venv/bin/python tools/kernel_registers.py"""
+Run from the repository root: .venv/bin/python tools/kernel_registers.py; with the GPU machine's
+Triton, installed apart (pip install --no-deps --target /tmp/t36 triton==3.6.0): PYTHONPATH=/tmp/t36 first."""
 
 import os
 import re
@@ -18,6 +19,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from gearterm.kernels.triton_decode_attention import attend_slices  # noqa: E402
 from gearterm.kernels.gear import Gear  # noqa: E402
 from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel, prefetch_steps  # noqa: E402
+from gearterm.kernels.triton_gemv_tma import _gemv_tma_kernel  # noqa: E402
 
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
 ALIGNED = 16  # Triton specializes a pointer or stride divisible by 16 at launch: vector loads
@@ -31,7 +33,7 @@ def usage(kernel, signature: dict, constants: dict, aligned: range, **options) -
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
     CUBIN.write_bytes(compiled.asm["cubin"])
     dump = subprocess.run([CUOBJDUMP, "--dump-resource-usage", CUBIN], capture_output=True, text=True, check=True).stdout
-    return " ".join(re.search(r"(REG:\d+) (STACK:\d+)", dump).groups())
+    return " ".join(re.search(r"(REG:\d+) (STACK:\d+)", dump).groups()) + f" SHARED:{compiled.metadata.shared}"
 
 
 def code_loads_in_loop() -> str:
@@ -46,7 +48,7 @@ def code_loads_in_loop() -> str:
     return f"loop {len(loop)} instructions, code loads at {min(shares):.2f}-{max(shares):.2f} of it"
 
 
-print(f"Triton {triton.__version__}, sm_90, registers a thread and stack bytes (spills)")
+print(f"Triton {triton.__version__}, sm_90, registers a thread, stack bytes (spills) and shared memory bytes a program")
 gemv = {"xw_ptr": "*i32", "hw_ptr": "*i32", "hs_ptr": "*fp16", "hz_ptr": "*fp16", "lw_ptr": "*i32", "ls_ptr": "*fp16",
         "y_ptr": "*fp16", "r_ptr": "*fp16", "G": "i32"}  # fmt: skip
 for mid in (False, True):
@@ -67,6 +69,16 @@ for mid in (False, True):
                      "SILU_TIMES_UP": False, "RESIDUAL": False, "PIN": pin}  # fmt: skip
         used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=4)
         print(f"gear GEMV {'mid' if mid else 'low'} KS 4 x ahead False PIN {pin}: {used}, {code_loads_in_loop()}")
+# The experiment TMA (triton_gemv_tma): codes by bulk copies through stages - 1 shared-memory buffers.
+for mid in (False, True):
+    for ks in (1, 2, 4):
+        codes = f"tensordesc<i32[2,{ks},1,8,16]>"
+        tma = {"xw_ptr": "*i32", "h_codes": codes, "hs_ptr": "*fp16", "hz_ptr": "*fp16", "l_codes": codes,
+               "ls_ptr": "*fp16", "y_ptr": "*fp16", "G": "i32"}  # fmt: skip
+        for stages in (2, 3, 4):
+            constants = {"MID": mid, "BF16": False, "KS": ks, "STAGES": stages}
+            used = usage(_gemv_tma_kernel, tma, constants, (0, 2, 3, 5, 6, 7), num_warps=ks)
+            print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} TMA stages {stages}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6
