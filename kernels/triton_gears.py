@@ -369,7 +369,7 @@ def gear_matmul(
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
     (and X_AHEAD, PREFETCH, PIN) for the tensor-core GEMV, TMA (stages) for its bulk-copy
-    experiment (triton_gemv_tma), BLOCK_N and the rest for the others.
+    experiment (triton_gemv_tma; GEARTERM_GEMV_TMA sets it for every call), BLOCK_N and the rest for the others.
     Two epilogues of the tensor-core GEMV only (where triton_gemv_mma.fits): `silu_times_up`: W is
     an MLP's gate and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out
     / 2]; `residual` (x's shape but `out` wide): the result is residual + x @ W_gear^T."""
@@ -395,10 +395,10 @@ def gear_matmul(
     epilogues = {"silu_times_up": silu_times_up, "residual": None if residual is None else residual.reshape(1, n)}
     if (silu_times_up or residual is not None) and not tensor_cores:
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
-    if tensor_cores and "TMA" in config:  # experiment: codes by bulk copies (triton_gemv_tma), products only
-        if silu_times_up or residual is not None:
-            raise ValueError("the bulk-copy GEMV (TMA) writes the products only")
-        return triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS"), config["TMA"]).reshape(*lead, n)
+    stages = config.get("TMA", triton_gemv_tma.STAGES_SETTING)
+    if tensor_cores and stages and "BLOCK_N" not in config:  # experiment: codes by bulk copies
+        y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS"), stages, **epilogues)
+        return y.reshape(*lead, y.shape[-1])
     if tensor_cores and "BLOCK_N" not in config:
         knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")
         y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)

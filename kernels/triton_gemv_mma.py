@@ -303,6 +303,12 @@ def _gemv_mma_kernel(
             acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
         if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
             _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
+    _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+
+
+@triton.jit
+def _write_rows(acc, wi, y_ptr, r_ptr, KS: tl.constexpr, SILU_TIMES_UP: tl.constexpr, RESIDUAL: tl.constexpr):
+    """The program's 16 rows from the lanes' sums [16 KS, 16], written as the epilogue asks."""
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)

@@ -13,11 +13,12 @@ Same programs, lanes and inline PTX as triton_gemv_mma, in three dimensions: [KS
 lays out a [KS, 16, 16] block read out of shared memory (offline, Triton 3.6 and 3.9), so nothing
 stands between the copy and the products. The codes' [rows / 16, groups, 256] words are read as
 [rows / 16 * KS, groups / KS * 16, 16]: a program's chunk c is block row program * KS + c.
-Hopper and later only; the CUDA tests check it against the reference. Plain products only: no
-epilogue and no dependent launch, until it has shown it is worth them.
+Hopper and later only; the CUDA tests check it against the reference.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -25,9 +26,13 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, splits, whole_steps
+from gearterm.kernels import dependent_launch
+from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, _write_rows, splits, whole_steps
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
+# GEARTERM_GEMV_TMA=N: every batch-1 tensor-core GEMV (the decode step's) takes this kernel with N
+# stages (gearterm.kernels.triton_gears.gear_matmul); unset or 0: off.
+STAGES_SETTING = int(os.environ.get("GEARTERM_GEMV_TMA") or 0)
 TILE = TILE_ROWS * 16  # words of one group of one row tile
 _ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
@@ -60,8 +65,9 @@ def _codes(desc, block, g):
 
 @triton.jit
 def _gemv_tma_kernel(
-    xw_ptr, h_codes, hs_ptr, hz_ptr, l_codes, ls_ptr, y_ptr, G,
-    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, STAGES: tl.constexpr,
+    xw_ptr, h_codes, hs_ptr, hz_ptr, l_codes, ls_ptr, y_ptr, r_ptr, G,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, STAGES: tl.constexpr, PDL: tl.constexpr,
+    SILU_TIMES_UP: tl.constexpr, RESIDUAL: tl.constexpr,  # the epilogues of triton_gemv_mma
 ):  # fmt: skip
     # Rows, chunks and lanes as in triton_gemv_mma._gemv_mma_kernel.
     v = tl.arange(0, 16 * KS)[:, None]
@@ -73,6 +79,10 @@ def _gemv_tma_kernel(
     wi = tl.arange(0, 16)[None, :]
     block = tl.program_id(0) * KS
     acc = tl.full([16 * KS, 16], 0.0, tl.float32)
+    if PDL:  # x comes from the kernel before (kernels.dependent_launch); the codes' first copies
+        # are issued after this wait: the pipeliner puts them just before the loop
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
     for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
         q0, q1, q2, q3 = _codes(h_codes, block, g0), _codes(h_codes, block, g0 + 1), _codes(h_codes, block, g0 + 2), _codes(h_codes, block, g0 + 3)
         scales, s, z = _scale_loads(hs_ptr, hz_ptr, row_scales, wi, g0, True)
@@ -85,10 +95,7 @@ def _gemv_tma_kernel(
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, q1, l1, s, z, ls, 1, MID, BF16)
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, q2, l2, s, z, ls, 2, MID, BF16)
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, q3, l3, s, z, ls, 3, MID, BF16)
-    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
-    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
-    out = tl.program_id(0) * _ROWS + tl.arange(0, 2)[:, None] * 8 + tl.arange(0, 8)[None, :]
-    tl.store(y_ptr + out, y.to(y_ptr.dtype.element_ty))
+    _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
 
 
 def _descriptor(words: torch.Tensor, ks: int) -> TensorDescriptor:
@@ -101,18 +108,28 @@ def _descriptor(words: torch.Tensor, ks: int) -> TensorDescriptor:
     return TensorDescriptor(words, [2, tiles * ks, gc, 8, 16], [128, gc * TILE, TILE, 16, 1], [2, ks, 1, 8, 16])
 
 
-def gemv_tma(x: torch.Tensor, planes: WordPlanes, gear: Gear, ks: int | None = None, stages: int = 3) -> torch.Tensor:
-    """x [1, in] (contiguous) @ W_gear^T -> [1, out] where triton_gemv_mma.fits, on Hopper or later;
+def gemv_tma(
+    x: torch.Tensor,
+    planes: WordPlanes,
+    gear: Gear,
+    ks: int | None = None,
+    stages: int = 3,
+    silu_times_up: bool = False,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """triton_gemv_mma.gemv_mma's product and epilogues, on Hopper or later, where it fits;
     `stages`: the pipeliner's stages (stages - 1 steps of codes in flight)."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     if not whole_steps(planes.groups, ks):
         raise ValueError(f"{planes.groups} groups do not split into {ks} chunks of whole {STEP}-group steps")
-    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
+    y = torch.empty(1, n // 2 if silu_times_up else n, dtype=x.dtype, device=x.device)
     high = _descriptor(planes.h_words, ks)
+    pdl = dependent_launch.enabled(x.device)
     _gemv_tma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), high, planes.h_scale, planes.h_zero, _descriptor(planes.l_words, ks) if gear == Gear.MID else high,
-        planes.l_scale, y, planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, STAGES=stages,
-        num_warps=ks,
+        planes.l_scale, y, y if residual is None else residual, planes.groups, MID=gear == Gear.MID,
+        BF16=x.dtype == torch.bfloat16, KS=ks, STAGES=stages, num_warps=ks, PDL=pdl, launch_pdl=pdl,
+        SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None,
     )  # fmt: skip
     return y

@@ -74,10 +74,11 @@ for mid in (False, True):
     for ks in (1, 2, 4):
         codes = f"tensordesc<i32[2,{ks},1,8,16]>"
         tma = {"xw_ptr": "*i32", "h_codes": codes, "hs_ptr": "*fp16", "hz_ptr": "*fp16", "l_codes": codes,
-               "ls_ptr": "*fp16", "y_ptr": "*fp16", "G": "i32"}  # fmt: skip
+               "ls_ptr": "*fp16", "y_ptr": "*fp16", "r_ptr": "*fp16", "G": "i32"}  # fmt: skip
         for stages in (2, 3, 4):
-            constants = {"MID": mid, "BF16": False, "KS": ks, "STAGES": stages}
-            used = usage(_gemv_tma_kernel, tma, constants, (0, 2, 3, 5, 6, 7), num_warps=ks)
+            constants = {"MID": mid, "BF16": False, "KS": ks, "STAGES": stages, "PDL": True, "SILU_TIMES_UP": False,
+                         "RESIDUAL": False}  # fmt: skip
+            used = usage(_gemv_tma_kernel, tma, constants, (0, 2, 3, 5, 6, 7, 8), num_warps=ks)
             print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} TMA stages {stages}: {used}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"

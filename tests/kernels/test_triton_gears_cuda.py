@@ -85,10 +85,11 @@ def test_tensor_core_gemv_matches_reference_at_every_split(shape, dtype):
 def test_bulk_copy_gemv_matches_reference_at_every_split_and_depth(shape, dtype):
     """The experiment TMA (gearterm.kernels.triton_gemv_tma: the codes through a ring of
     shared-memory buffers by bulk copies), each split of `in` over warps and 2-4 pipeline stages,
-    gives the reference as closely as the mma.sync GEMV it copies does. Hopper or later."""
+    gives the reference as closely as the mma.sync GEMV it copies does, and its epilogues (the
+    residual added, SiLU(gate) * up) the same bits as that GEMV's. Hopper or later."""
     if torch.cuda.get_device_capability() < (9, 0):
         pytest.skip("bulk copies (TMA) need a Hopper GPU or later")
-    from gearterm.kernels import triton_gemv_mma
+    from gearterm.kernels import triton_gemv_mma, triton_gemv_tma
     from gearterm.kernels.nested import pack, reference_matmul
     from gearterm.kernels.triton_gears import gear_matmul
     from gearterm.kernels.word_planes import to_word_planes
@@ -106,6 +107,12 @@ def test_bulk_copy_gemv_matches_reference_at_every_split_and_depth(shape, dtype)
                 for stages in (2, 3, 4):
                     err = (gear_matmul(x, planes, gear, {"KS": ks, "TMA": stages}).double() - ref).abs().max().item()
                     assert err <= bound, (gear, ks, stages, err, mma)
+        # Same products, group by group, as the mma.sync GEMV: its epilogues give the same bits.
+        residual = torch.randn(1, shape[0], device="cuda", dtype=dtype)
+        tma = triton_gemv_tma.gemv_tma(x, planes, gear, residual=residual)
+        assert torch.equal(tma, triton_gemv_mma.gemv_mma(x, planes, gear, ahead=False, prefetch=0, pin=0, residual=residual))
+        tma = triton_gemv_tma.gemv_tma(x, planes, gear, silu_times_up=True)
+        assert torch.equal(tma, triton_gemv_mma.gemv_mma(x, planes, gear, ahead=False, prefetch=0, pin=0, silu_times_up=True))
 
 
 @pytest.mark.parametrize("shape", [(2048, 512), (28672, 4096)], ids=lambda s: f"{s[0]}x{s[1]}")
