@@ -15,9 +15,9 @@
 #      its block sizes beside cuBLAS fp16, the decode table with it off, then on;
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
-#   pin: the gear GEMV's experiments PIN and TMA (kernels-h200.md): the decode table without PIN and
-#      with it where x is not read ahead, then both experiments' sweep beside the defaults, last,
-#      as its rows are printed as they come (carry .whl .devshared);
+#   exp: the gear GEMV's experiments PIN and TMA (kernels-h200.md): both experiments' sweep beside
+#      the defaults, then the decode table as it is and with TMA (GEARTERM_GEMV_TMA=3), then with PIN
+#      where x is not read ahead (GEARTERM_GEMV_PIN=wide), where time is left (carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -25,7 +25,7 @@
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3, one, high, sweep, pin or ab}
+part=${1:?which part: 1, 2, 3, one, high, sweep, exp or ab}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -72,13 +72,13 @@ high)
             --json-out "$OUT/decode-$gemv.json"
     done
     ;;
-pin)
-    for setting in off wide; do
-        GEARTERM_GEMV_PIN=$setting timeout 150 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 \
-            --json-out "$OUT/decode-pin-$setting.json"
+exp)
+    timeout 240 $bench kernels --sweep --sweep-key PIN --sweep-key TMA --batch 1 --impl fp16 --impl low --impl mid \
+        --shape 28672x4096 --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-exp.json"
+    for setting in off tma pin; do
+        GEARTERM_GEMV_TMA=$([[ $setting == tma ]] && echo 3) GEARTERM_GEMV_PIN=$([[ $setting == pin ]] && echo wide) \
+            timeout 150 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 --json-out "$OUT/decode-$setting.json"
     done
-    timeout 250 $bench kernels --sweep --sweep-key PIN --sweep-key TMA --batch 1 --impl fp16 --impl low --impl mid \
-        --shape 28672x4096 --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-pin.json"
     ;;
 ab)
     [[ -d .devbefore ]] || { echo "no .devbefore: run tools/device_before.sh COMMIT first"; exit 3; }
