@@ -13,6 +13,7 @@ import pytest
 import torch
 
 triton = pytest.importorskip("triton")
+import triton.language as tl  # noqa: E402
 if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 9):
     # Seen with 3.6: its interpreter cannot iterate tl.range over a runtime bound.
     pytest.skip("these tests need Triton's interpreter from 3.9 on", allow_module_level=True)
@@ -32,6 +33,7 @@ KERNEL_MODULES = {
     "gearterm.kernels.triton_rmsnorm": "_rms_norm_kernel",
     "gearterm.kernels.triton_decode_attention": "attend_slices",
     "gearterm.kernels.triton_gemv_f16": "_gemv_f16_kernel",
+    "gearterm.kernels.triton_gemv_tma": "_gemv_tma_kernel",
 }
 
 
@@ -53,7 +55,7 @@ def _import_kernels(interpreted: bool) -> list:
         _set_interpret(before)
 
 
-triton_gears, triton_rmsnorm, _, triton_gemv_f16 = _import_kernels(interpreted=True)
+triton_gears, triton_rmsnorm, _, triton_gemv_f16, triton_gemv_tma = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -237,6 +239,36 @@ def test_word_layout_puts_channel_pairs_in_16_bit_halves_and_rows_in_tiles():
         assert code.item() == int(expected)
     assert words[1, :, 4 * 16 :].eq(0).all()  # rows 20..31 are padding
 
+
+
+@pytest.mark.parametrize("ks", [1, 2, 4])
+def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
+    """The experiment TMA copies a group's codes through a five-dimensional view of the words
+    (triton_gemv_tma._descriptor, strides out of dimension order); reshaped, the block must be the
+    [16 KS, 16] tile the mma.sync kernel's pointers read, row 8 (v // 8 KS) + v % 8 of chunk
+    (v // 8) % KS at tile row v, for every program, chunk and group."""
+
+    @triton.jit
+    def count_differences(codes, words_ptr, differ_ptr, G, KS: tl.constexpr):
+        v = tl.arange(0, 16 * KS)[:, None]
+        GC = G // KS
+        tile = tl.program_id(0) * (G * 256) + (v // (8 * KS) * 8 + v % 8) * 16 + (v // 8) % KS * (GC * 256)
+        for g in range(0, GC):
+            copied = triton_gemv_tma._codes(codes, tl.program_id(0) * KS, g)
+            read = tl.load(words_ptr + tile + g * 256 + tl.arange(0, 16)[None, :])
+            differ = tl.reduce(tl.reduce((copied != read).to(tl.int32), 1, triton_gears._add), 0, triton_gears._add)
+            tl.atomic_add(differ_ptr, differ)  # (tl.sum stays compiled in a test session: triton_gears._add)
+
+    torch.manual_seed(ks)
+    tiles, groups = 3, 8
+    words = torch.randint(-(2**31), 2**31 - 1, (tiles, groups, 256), dtype=torch.int32)
+    differ = torch.zeros(1, dtype=torch.int32)
+    count_differences[(tiles,)](triton_gemv_tma._descriptor(words, ks), words, differ, groups, KS=ks)
+    assert differ.item() == 0
+    # The comparison can fail: against the words with the rows of each tile turned by one.
+    turned = words.view(tiles, groups, 16, 16).roll(1, dims=2).reshape(tiles, groups, 256).contiguous()
+    count_differences[(tiles,)](triton_gemv_tma._descriptor(words, ks), turned, differ, groups, KS=ks)
+    assert differ.item() > 0
 
 def test_cpu_layers_keep_the_reference_layout():
     from gearterm.backends.geared_linear import GearedLinear
