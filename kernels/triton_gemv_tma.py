@@ -8,11 +8,11 @@ keeps the codes of the next STAGES - 1 steps in flight as bulk copies into share
 copy a group of a program's KS chunks, an mbarrier a buffer: no register holds them in flight.
 (Triton's cp.async pipelining of the same loads lost, kernels-h200.md: a 16-byte copy a lane.)
 
-Same programs, lanes and inline PTX as triton_gemv_mma, in three dimensions: [KS chunks, 16 rows,
-16 words], warp c on chunk c, lane 4r + t on rows r and r + 8, words 4t..4t+3. That is how Triton
-lays out a [KS, 16, 16] block read out of shared memory (offline, Triton 3.6 and 3.9), so nothing
-stands between the copy and the products. The codes' [rows / 16, groups, 256] words are read as
-[rows / 16 * KS, groups / KS * 16, 16]: a program's chunk c is block row program * KS + c.
+Same programs, lanes and inline PTX as triton_gemv_mma. A copy's block is one group of the
+program's KS chunks through a five-dimensional view of the words (_descriptor) that reshapes to
+that kernel's [16 KS, 16] tile; Triton reads it out of shared memory straight into the layout the
+inline PTX needs (warp c on chunk c, lane 4r + t on rows r and r + 8, words 4t..4t+3; offline,
+Triton 3.6 and 3.9), so no layout conversion stands between the copy and the products.
 Hopper and later only; the CUDA tests check it against the reference.
 """
 
@@ -25,8 +25,8 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from gearterm.kernels.gear import Gear
 from gearterm.kernels import dependent_launch
+from gearterm.kernels.gear import Gear
 from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, _write_rows, splits, whole_steps
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
@@ -64,6 +64,12 @@ def _codes(desc, block, g):
 
 
 @triton.jit
+def _step_codes(desc, block, g0):
+    """The codes of the step's four groups."""
+    return _codes(desc, block, g0), _codes(desc, block, g0 + 1), _codes(desc, block, g0 + 2), _codes(desc, block, g0 + 3)
+
+
+@triton.jit
 def _gemv_tma_kernel(
     xw_ptr, h_codes, hs_ptr, hz_ptr, l_codes, ls_ptr, y_ptr, r_ptr, G,
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, STAGES: tl.constexpr, PDL: tl.constexpr,
@@ -84,10 +90,10 @@ def _gemv_tma_kernel(
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
     for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
-        q0, q1, q2, q3 = _codes(h_codes, block, g0), _codes(h_codes, block, g0 + 1), _codes(h_codes, block, g0 + 2), _codes(h_codes, block, g0 + 3)
+        q0, q1, q2, q3 = _step_codes(h_codes, block, g0)
         scales, s, z = _scale_loads(hs_ptr, hz_ptr, row_scales, wi, g0, True)
         if MID:
-            l0, l1, l2, l3 = _codes(l_codes, block, g0), _codes(l_codes, block, g0 + 1), _codes(l_codes, block, g0 + 2), _codes(l_codes, block, g0 + 3)
+            l0, l1, l2, l3 = _step_codes(l_codes, block, g0)
             ls = tl.load(ls_ptr + scales)
         else:
             l0, l1, l2, l3, ls = q0, q1, q2, q3, s
