@@ -369,7 +369,8 @@ def gear_matmul(
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
     (and X_AHEAD, PREFETCH, PIN) for the tensor-core GEMV, TMA (stages) for its bulk-copy
-    experiment (triton_gemv_tma; GEARTERM_GEMV_TMA sets it for every call), BLOCK_N and the rest for the others.
+    experiment (triton_gemv_tma; GEARTERM_GEMV_TMA sets it for every call), BLOCK_N and the rest
+    for the others.
     Two epilogues of the tensor-core GEMV only (where triton_gemv_mma.fits): `silu_times_up`: W is
     an MLP's gate and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out
     / 2]; `residual` (x's shape but `out` wide): the result is residual + x @ W_gear^T."""

@@ -125,6 +125,8 @@ def gemv_tma(
 ) -> torch.Tensor:
     """triton_gemv_mma.gemv_mma's product and epilogues, on Hopper or later, where it fits;
     `stages`: the pipeliner's stages (stages - 1 steps of codes in flight)."""
+    if torch.cuda.get_device_capability(x.device) < (9, 0):
+        raise ValueError("the bulk-copy GEMV (GEARTERM_GEMV_TMA) needs a Hopper GPU or later")
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     if not whole_steps(planes.groups, ks):
