@@ -9,8 +9,8 @@ copy a group of a program's KS chunks, an mbarrier a buffer: no register holds t
 (Triton's cp.async pipelining of the same loads lost, kernels-h200.md: a 16-byte copy a lane.)
 
 Same programs, lanes and inline PTX as triton_gemv_mma. A copy's block is one group of the
-program's KS chunks through a five-dimensional view of the words (_descriptor) that reshapes to
-that kernel's [16 KS, 16] tile; Triton reads it out of shared memory straight into the layout the
+program's KS chunks through a view of the words (_descriptor) that reshapes to that kernel's
+[16 KS, 16] tile; Triton reads it out of shared memory straight into the layout the
 inline PTX needs (warp c on chunk c, lane 4r + t on rows r and r + 8, words 4t..4t+3; offline,
 Triton 3.6 and 3.9), so no layout conversion stands between the copy and the products.
 Hopper and later only; the CUDA tests check it against the reference.
@@ -57,16 +57,19 @@ def _group_at(acc, xw_ptr, x_chunk, g, wi, codes, low_codes, s, z, ls, j: tl.con
 
 
 @triton.jit
-def _codes(desc, block, g):
+def _codes(desc, block, g, KS: tl.constexpr):
     """Group g's codes of the program's chunks, [16 KS, 16] as triton_gemv_mma's tile."""
-    KS: tl.constexpr = desc.block_shape[1]
-    return tl.reshape(desc.load([0, block, g, 0, 0]), [16 * KS, 16])
+    if KS == 1:
+        tile = tl.reshape(desc.load([block, g, 0, 0]), [16, 16])
+    else:
+        tile = tl.reshape(desc.load([0, block, g, 0, 0]), [16 * KS, 16])
+    return tile
 
 
 @triton.jit
-def _step_codes(desc, block, g0):
+def _step_codes(desc, block, g0, KS: tl.constexpr):
     """The codes of the step's four groups."""
-    return _codes(desc, block, g0), _codes(desc, block, g0 + 1), _codes(desc, block, g0 + 2), _codes(desc, block, g0 + 3)
+    return _codes(desc, block, g0, KS), _codes(desc, block, g0 + 1, KS), _codes(desc, block, g0 + 2, KS), _codes(desc, block, g0 + 3, KS)
 
 
 @triton.jit
@@ -90,10 +93,10 @@ def _gemv_tma_kernel(
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
     for g0 in tl.range(0, GC, _STEP, num_stages=STAGES):
-        q0, q1, q2, q3 = _step_codes(h_codes, block, g0)
+        q0, q1, q2, q3 = _step_codes(h_codes, block, g0, KS)
         scales, s, z = _scale_loads(hs_ptr, hz_ptr, row_scales, wi, g0, True)
         if MID:
-            l0, l1, l2, l3 = _step_codes(l_codes, block, g0)
+            l0, l1, l2, l3 = _step_codes(l_codes, block, g0, KS)
             ls = tl.load(ls_ptr + scales)
         else:
             l0, l1, l2, l3, ls = q0, q1, q2, q3, s
@@ -105,11 +108,15 @@ def _gemv_tma_kernel(
 
 
 def _descriptor(words: torch.Tensor, ks: int) -> TensorDescriptor:
-    """The words [rows / 16, groups, 16 rows x 16] as [row halves 2, rows / 16 x ks, groups / ks,
-    8 rows, 16], a copy's block [2, ks, 1, 8, 16]: one group of the program's chunks, in the order
-    of triton_gemv_mma's tile (row 8 h + r of chunk c at tile row 8 ks h + 8 c + r). The strides are
-    not in the order of the dimensions (the halves' 128 words inside a group's 256)."""
+    """A copy's block: one group of the program's ks chunks, in the order of triton_gemv_mma's
+    tile (row 8 h + r of chunk c at tile row 8 ks h + 8 c + r). The words [rows / 16, groups,
+    16 rows x 16] as they are for one chunk; for more, as [row halves 2, rows / 16 x ks, groups / ks,
+    8 rows, 16], a block [2, ks, 1, 8, 16]. That view's strides are not in the order of its
+    dimensions (the halves' 128 words inside a group's 256), which the CUDA documentation's
+    example of a tensor map does not show: should the driver refuse it, KS 1 still runs."""
     tiles, groups, _ = words.shape
+    if ks == 1:
+        return TensorDescriptor(words, [tiles, groups, TILE_ROWS, 16], [groups * TILE, TILE, 16, 1], [1, 1, TILE_ROWS, 16])
     gc = groups // ks
     return TensorDescriptor(words, [2, tiles * ks, gc, 8, 16], [128, gc * TILE, TILE, 16, 1], [2, ks, 1, 8, 16])
 

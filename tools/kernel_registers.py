@@ -72,7 +72,7 @@ for mid in (False, True):
 # The experiment TMA (triton_gemv_tma): codes by bulk copies through stages - 1 shared-memory buffers.
 for mid in (False, True):
     for ks in (1, 2, 4):
-        codes = f"tensordesc<i32[2,{ks},1,8,16]>"
+        codes = "tensordesc<i32[1,1,16,16]>" if ks == 1 else f"tensordesc<i32[2,{ks},1,8,16]>"
         tma = {"xw_ptr": "*i32", "h_codes": codes, "hs_ptr": "*fp16", "hz_ptr": "*fp16", "l_codes": codes,
                "ls_ptr": "*fp16", "y_ptr": "*fp16", "r_ptr": "*fp16", "G": "i32"}  # fmt: skip
         for stages in (2, 3, 4):

@@ -176,7 +176,7 @@ def sweep_configs(impl: str, batch: int) -> list[dict]:
         ] + [
             {"KS": ks, "X_AHEAD": False, "PREFETCH": 0, "PIN": pin} for pin, kss in [(1, (1, 2, 4, 8)), (2, (2, 4))] for ks in kss
         ] + [
-            {"KS": ks, "TMA": stages} for ks in (1, 2, 4) for stages in (2, 3, 4)
+            {"KS": ks, "TMA": stages} for ks, stages in [(1, 2), (1, 3), (1, 4), (1, 6), (2, 2), (2, 3), (2, 4), (4, 2), (4, 3), (4, 4)]
         ] + [
             {"BLOCK_N": n, "BLOCK_G": g, "STAGES": st, "num_warps": w}
             for n, g, w, st in [

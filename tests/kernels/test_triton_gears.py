@@ -243,8 +243,8 @@ def test_word_layout_puts_channel_pairs_in_16_bit_halves_and_rows_in_tiles():
 
 @pytest.mark.parametrize("ks", [1, 2, 4])
 def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
-    """The experiment TMA copies a group's codes through a five-dimensional view of the words
-    (triton_gemv_tma._descriptor, strides out of dimension order); reshaped, the block must be the
+    """The experiment TMA copies a group's codes through a view of the words (triton_gemv_tma.
+    _descriptor; for KS > 1 with strides out of dimension order); reshaped, the block must be the
     [16 KS, 16] tile the mma.sync kernel's pointers read, row 8 (v // 8 KS) + v % 8 of chunk
     (v // 8) % KS at tile row v, for every program, chunk and group."""
 
@@ -254,7 +254,7 @@ def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
         GC = G // KS
         tile = tl.program_id(0) * (G * 256) + (v // (8 * KS) * 8 + v % 8) * 16 + (v // 8) % KS * (GC * 256)
         for g in range(0, GC):
-            copied = triton_gemv_tma._codes(codes, tl.program_id(0) * KS, g)
+            copied = triton_gemv_tma._codes(codes, tl.program_id(0) * KS, g, KS)
             read = tl.load(words_ptr + tile + g * 256 + tl.arange(0, 16)[None, :])
             differ = tl.reduce(tl.reduce((copied != read).to(tl.int32), 1, triton_gears._add), 0, triton_gears._add)
             tl.atomic_add(differ_ptr, differ)  # (tl.sum stays compiled in a test session: triton_gears._add)
