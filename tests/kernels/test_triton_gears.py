@@ -240,7 +240,6 @@ def test_word_layout_puts_channel_pairs_in_16_bit_halves_and_rows_in_tiles():
     assert words[1, :, 4 * 16 :].eq(0).all()  # rows 20..31 are padding
 
 
-
 @pytest.mark.parametrize("ks", [1, 2, 4])
 def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
     """The experiment TMA copies a group's codes through a view of the words (triton_gemv_tma.
@@ -269,6 +268,7 @@ def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
     turned = words.view(tiles, groups, 16, 16).roll(1, dims=2).reshape(tiles, groups, 256).contiguous()
     count_differences[(tiles,)](triton_gemv_tma._descriptor(words, ks), turned, differ, groups, KS=ks)
     assert differ.item() > 0
+
 
 def test_cpu_layers_keep_the_reference_layout():
     from gearterm.backends.geared_linear import GearedLinear
