@@ -398,7 +398,7 @@ def gear_matmul(
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
     stages = config.get("TMA", triton_gemv_tma.STAGES_SETTING)
     if tensor_cores and stages and "BLOCK_N" not in config:  # experiment: codes by bulk copies
-        y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS"), stages, **epilogues)
+        y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS", triton_gemv_tma.KS_SETTING), stages, **epilogues)
         return y.reshape(*lead, y.shape[-1])
     if tensor_cores and "BLOCK_N" not in config:
         knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")

@@ -30,9 +30,16 @@ from gearterm.kernels.gear import Gear
 from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, _write_rows, splits, whole_steps
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
-# GEARTERM_GEMV_TMA=N: every batch-1 tensor-core GEMV (the decode step's) takes this kernel with N
-# stages (gearterm.kernels.triton_gears.gear_matmul); unset or 0: off.
-STAGES_SETTING = int(os.environ.get("GEARTERM_GEMV_TMA") or 0)
+
+def _setting(text: str) -> tuple[int, int | None]:
+    """GEARTERM_GEMV_TMA=N[:KS]: every batch-1 tensor-core GEMV (the decode step's) takes this
+    kernel with N stages (gearterm.kernels.triton_gears.gear_matmul), KS as given or as splits()
+    says; unset or 0: off. "3" -> (3, None), "3:1" -> (3, 1)."""
+    stages, _, ks = text.partition(":")
+    return int(stages or 0), int(ks) if ks else None
+
+
+STAGES_SETTING, KS_SETTING = _setting(os.environ.get("GEARTERM_GEMV_TMA", ""))
 TILE = TILE_ROWS * 16  # words of one group of one row tile
 _ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
