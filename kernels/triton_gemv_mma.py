@@ -253,13 +253,7 @@ def _gemv_mma_kernel(
     RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
     PIN: tl.constexpr = 0,  # experiment: the next step's loads held at the step's top (_pin_loads); 2: some (_step_loads)
 ):  # fmt: skip
-    # A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile
-    # is row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i
-    # on tile rows 8i..8i+7 of every 8 KS, so a warp holds one chunk, a lane rows r, r + 8.
-    v = tl.arange(0, 16 * KS)[:, None]
-    row = tl.program_id(0) * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
-    chunk = (v // 8) % KS
-    GC = G // KS
+    row, chunk, GC = _program_tile(G, KS)
     tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
     row_scales = row * G + chunk * GC
     x_chunk = chunk * (GC * 64)
@@ -304,6 +298,18 @@ def _gemv_mma_kernel(
         if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
             _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
     _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+
+
+@triton.jit
+def _program_tile(G, KS: tl.constexpr):
+    """A program: 16 rows, `in` in KS chunks, a warp a chunk. Row v of the [16 KS, 16] tile is
+    row 8 (v // 8 KS) + v % 8 of the program, chunk (v // 8) % KS: Triton puts warp i on tile rows
+    8i..8i+7 of every 8 KS, so a warp holds one chunk, a lane rows r, r + 8. Returns each tile
+    row's row and chunk, and the groups a chunk has."""
+    v = tl.arange(0, 16 * KS)[:, None]
+    row = tl.program_id(0) * _TILE_ROWS + (v // (8 * KS)) * 8 + v % 8
+    chunk = (v // 8) % KS
+    return row, chunk, G // KS
 
 
 @triton.jit

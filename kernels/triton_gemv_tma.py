@@ -27,7 +27,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 from gearterm.kernels import dependent_launch
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.triton_gemv_mma import STEP, _group, _scale_loads, _write_rows, splits, whole_steps
+from gearterm.kernels.triton_gemv_mma import STEP, _group, _program_tile, _scale_loads, _write_rows, splits, whole_steps
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
 
@@ -41,7 +41,6 @@ def _setting(text: str) -> tuple[int, int | None]:
 
 STAGES_SETTING, KS_SETTING = _setting(os.environ.get("GEARTERM_GEMV_TMA", ""))
 TILE = TILE_ROWS * 16  # words of one group of one row tile
-_ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
 
 
@@ -85,11 +84,7 @@ def _gemv_tma_kernel(
     MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, STAGES: tl.constexpr, PDL: tl.constexpr,
     SILU_TIMES_UP: tl.constexpr, RESIDUAL: tl.constexpr,  # the epilogues of triton_gemv_mma
 ):  # fmt: skip
-    # Rows, chunks and lanes as in triton_gemv_mma._gemv_mma_kernel.
-    v = tl.arange(0, 16 * KS)[:, None]
-    row = tl.program_id(0) * _ROWS + (v // (8 * KS)) * 8 + v % 8
-    chunk = (v // 8) % KS
-    GC = G // KS
+    row, chunk, GC = _program_tile(G, KS)
     row_scales = row * G + chunk * GC
     x_chunk = chunk * (GC * 64)
     wi = tl.arange(0, 16)[None, :]
