@@ -396,13 +396,13 @@ def gear_matmul(
     epilogues = {"silu_times_up": silu_times_up, "residual": None if residual is None else residual.reshape(1, n)}
     if (silu_times_up or residual is not None) and not tensor_cores:
         raise ValueError("SiLU(gate) * up and the residual are added by the batch-1 tensor-core GEMV only")
-    stages = config.get("TMA", triton_gemv_tma.STAGES_SETTING)
-    if tensor_cores and stages and "BLOCK_N" not in config:  # experiment: codes by bulk copies
-        y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS", triton_gemv_tma.KS_SETTING), stages, **epilogues)
-        return y.reshape(*lead, y.shape[-1])
     if tensor_cores and "BLOCK_N" not in config:
-        knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")
-        y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
+        stages = config.get("TMA", triton_gemv_tma.STAGES_SETTING)
+        if stages:  # experiment: codes by bulk copies
+            y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS", triton_gemv_tma.KS_SETTING), stages, **epilogues)
+        else:
+            knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")
+            y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
         return y.reshape(*lead, y.shape[-1])
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
         return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)
