@@ -75,6 +75,12 @@ def test_missing_model_path(capsys, tmp_path):
     _one_clean_error(*result, "no such model directory")
 
 
+def test_a_file_that_is_not_gguf_is_refused_with_what_model_takes(capsys, tmp_path):
+    weights = tmp_path / "stories260K.bin"  # a llama2.c checkpoint, say
+    weights.write_bytes(b"\0" * 64)
+    _one_clean_error(*run_cli(capsys, "run", "--model", str(weights), "--prompt", "hi"), "a .gguf file")
+
+
 def test_directory_without_weights(capsys, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     _one_clean_error(*run_cli(capsys, "run", "--model", str(tmp_path), "--prompt", "hi"), "no weights")
