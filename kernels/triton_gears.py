@@ -368,9 +368,9 @@ def gear_matmul(
     Batch 1 of 16-bit x in groups of 128 on a GPU takes the tensor-core GEMV
     (gearterm.kernels.triton_gemv_mma); other shapes, float32 and the interpreter the CUDA-core one.
     `config` overrides some or all block sizes (the kernel benchmark's sweep uses it): KS
-    (and X_AHEAD, PREFETCH, PIN) for the tensor-core GEMV, TMA (stages) for its bulk-copy
-    experiment (triton_gemv_tma; GEARTERM_GEMV_TMA sets it for every call), BLOCK_N and the rest
-    for the others.
+    (and X_AHEAD, PREFETCH, PIN, and the probe LOADS_ONLY, whose result is not the product) for
+    the tensor-core GEMV, TMA (stages) for its bulk-copy experiment (triton_gemv_tma;
+    GEARTERM_GEMV_TMA sets it for every call), BLOCK_N and the rest for the others.
     Two epilogues of the tensor-core GEMV only (where triton_gemv_mma.fits): `silu_times_up`: W is
     an MLP's gate and up rows in alternating tiles of 8, and the result SiLU(gate) * up, [..., out
     / 2]; `residual` (x's shape but `out` wide): the result is residual + x @ W_gear^T."""
@@ -402,7 +402,7 @@ def gear_matmul(
             y = triton_gemv_tma.gemv_tma(x2, planes, gear, config.get("KS", triton_gemv_tma.KS_SETTING), stages, **epilogues)
         else:
             knobs = config.get("KS"), config.get("X_AHEAD"), config.get("PREFETCH"), config.get("PIN")
-            y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues)
+            y = triton_gemv_mma.gemv_mma(x2, planes, gear, *knobs, **epilogues, loads_only=config.get("LOADS_ONLY", False))
         return y.reshape(*lead, y.shape[-1])
     if m >= DEQUANTIZE_ROWS and x2.is_cuda and x.dtype != torch.float32 and not config:
         return torch.nn.functional.linear(x2, dequantize(planes, gear, x.dtype)).reshape(*lead, n)

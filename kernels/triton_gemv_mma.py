@@ -114,6 +114,35 @@ def rows_asm(mid: bool, bf16: bool, j: int) -> tuple[str, str]:
     return "\n".join(lines), ",".join(constraints)
 
 
+def loads_only_asm(mid: bool, j: int) -> tuple[str, str]:
+    """The probe LOADS_ONLY: rows_asm's operands but the group sums (the accumulator's bits, the
+    codes, x's pairs, the scales of group j) folded by three-input XORs into the rows' outputs
+    (elements 0 and 4), so that every word the products read is loaded and none is multiplied.
+    Offline (sm_90, Triton 3.6, KS 4, x not ahead): the same loads in the loop; 158 instructions
+    a loop step instead of 390 (low), 231 instead of 672 (mid); 69 registers instead of 123 (low),
+    128 instead of 165 (mid), so more programs fit an SM where the grid has them. Returns the PTX
+    and its constraints."""
+    operands = iter(range(8, 1000, 8))
+    acc, codes = next(operands), [next(operands) for _ in range(2 if mid else 1)]
+    xs = [next(operands) for _ in range(4)]
+    s = next(operands)
+    planes = [s, s + 4] + ([s + 8] if mid else [])  # scales and zeros (and the low plane's scales)
+    words = [
+        [f"${base + 4 * r + w}" for base in codes for w in range(4)] + [f"${p + 2 * r + j // 2}" for p in planes]
+        for r in range(2)
+    ]
+    words[0] += [f"${x + k}" for x in xs for k in range(4)]  # x is the same for both rows
+    lines = ["{", ".reg .b32 t<2>;"]
+    for r in range(2):
+        lines.append(f"mov.b32 t{r}, ${acc + 4 * r};")
+        row = words[r]
+        lines += [f"lop3.b32 t{r}, t{r}, {a}, {b}, 0x96;" for a, b in zip(row[::2], row[1::2])]
+        lines += [f"xor.b32 t{r}, t{r}, {row[-1]};"] if len(row) % 2 else []
+    lines += ["mov.b32 $0, t0;", "mov.b32 $4, t1;"] + [f"mov.b32 ${e}, 0;" for e in (1, 2, 3, 5, 6, 7)] + ["}"]
+    constraints = ["=r"] * 8 + ["r"] * (8 + 8 * len(codes) + 32 + 4 * len(planes))
+    return "\n".join(lines), ",".join(constraints)
+
+
 _SUMS_F16 = tl.constexpr(group_sums_asm(False))
 _SUMS_BF16 = tl.constexpr(group_sums_asm(True))
 _SUMS_CONSTRAINTS = tl.constexpr(",".join(["=f"] * 8 + ["r"] * 16))
@@ -124,6 +153,10 @@ _MID_F16 = tl.constexpr(tuple(rows_asm(True, False, j)[0] for j in range(STEP)))
 _MID_BF16 = tl.constexpr(tuple(rows_asm(True, True, j)[0] for j in range(STEP)))
 _LOW_CONSTRAINTS = tl.constexpr(rows_asm(False, False, 0)[1])
 _MID_CONSTRAINTS = tl.constexpr(rows_asm(True, False, 0)[1])
+_LOW_PROBE = tl.constexpr(tuple(loads_only_asm(False, j)[0] for j in range(STEP)))
+_MID_PROBE = tl.constexpr(tuple(loads_only_asm(True, j)[0] for j in range(STEP)))
+_LOW_PROBE_CONSTRAINTS = tl.constexpr(loads_only_asm(False, 0)[1])
+_MID_PROBE_CONSTRAINTS = tl.constexpr(loads_only_asm(True, 0)[1])
 _TILE = tl.constexpr(TILE_ROWS * 16)  # words of one group of one row tile
 _TILE_ROWS = tl.constexpr(TILE_ROWS)
 _STEP = tl.constexpr(STEP)
@@ -218,8 +251,13 @@ def _x_loads(xw_ptr, x_chunk, g, wi, GC, AHEAD: tl.constexpr):
 
 
 @triton.jit
-def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+def _group(
+    acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr,
+    LOADS_ONLY: tl.constexpr = False,
+):  # fmt: skip
     """acc + one group (the step's j-th) of the lane's rows, x's pairs in x0..x3."""
+    if LOADS_ONLY:
+        return _xor_words(acc, x0, x1, x2, x3, q, ql, s, z, ls, j, MID)
     # (The asm strings are constexprs: Triton takes them only as direct arguments.)
     xs = [x0, x1, x2, x3]
     if BF16:
@@ -238,10 +276,26 @@ def _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.conste
 
 
 @triton.jit
-def _group_at(acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr):
+def _xor_words(acc, x0, x1, x2, x3, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr):
+    """The probe LOADS_ONLY in place of _group (loads_only_asm). Its result is not the product."""
+    bits = acc.to(tl.int32, bitcast=True)
+    if MID:
+        args = [bits, q, ql, x0, x1, x2, x3, s, z, ls]
+        bits = tl.inline_asm_elementwise(_MID_PROBE[j], _MID_PROBE_CONSTRAINTS, args, tl.int32, True, 8)
+    else:
+        args = [bits, q, x0, x1, x2, x3, s, z]
+        bits = tl.inline_asm_elementwise(_LOW_PROBE[j], _LOW_PROBE_CONSTRAINTS, args, tl.int32, True, 8)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _group_at(
+    acc, xw_ptr, x_chunk, g, wi, GC, q, ql, s, z, ls, j: tl.constexpr, MID: tl.constexpr, BF16: tl.constexpr,
+    LOADS_ONLY: tl.constexpr = False,
+):  # fmt: skip
     """_group with x of group g read just before it: 16 registers of x live at a time."""
     x0, x1, x2, x3 = _x_loads(xw_ptr, x_chunk, g, wi, GC, False)
-    return _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j, MID, BF16)
+    return _group(acc, x0, x1, x2, x3, q, ql, s, z, ls, j, MID, BF16, LOADS_ONLY)
 
 
 @triton.jit
@@ -252,6 +306,7 @@ def _gemv_mma_kernel(
     SILU_TIMES_UP: tl.constexpr,  # rows 0-7 of each 16 are gate rows, 8-15 their up rows: write SiLU(gate) * up
     RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
     PIN: tl.constexpr = 0,  # experiment: the next step's loads held at the step's top (_pin_loads); 2: some (_step_loads)
+    LOADS_ONLY: tl.constexpr = False,  # probe: the same loads without the products (_xor_words)
 ):  # fmt: skip
     row, chunk, GC = _program_tile(G, KS)
     tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
@@ -286,15 +341,15 @@ def _gemv_mma_kernel(
             nb0, nb1, nb2, nb3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 1, wi, GC, True)
             nc0, nc1, nc2, nc3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 2, wi, GC, True)
             nd0, nd1, nd2, nd3 = _x_loads(xw_ptr, x_chunk, g0 + _STEP + 3, wi, GC, True)
-            acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16)
-            acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16)
-            acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16)
-            acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16)
+            acc = _group(acc, xa0, xa1, xa2, xa3, c0, d0, cs, cz, dls, 0, MID, BF16, LOADS_ONLY)
+            acc = _group(acc, xb0, xb1, xb2, xb3, c1, d1, cs, cz, dls, 1, MID, BF16, LOADS_ONLY)
+            acc = _group(acc, xc0, xc1, xc2, xc3, c2, d2, cs, cz, dls, 2, MID, BF16, LOADS_ONLY)
+            acc = _group(acc, xd0, xd1, xd2, xd3, c3, d3, cs, cz, dls, 3, MID, BF16, LOADS_ONLY)
         else:
-            acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16)
-            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0, wi, GC, c0, d0, cs, cz, dls, 0, MID, BF16, LOADS_ONLY)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, GC, c1, d1, cs, cz, dls, 1, MID, BF16, LOADS_ONLY)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, GC, c2, d2, cs, cz, dls, 2, MID, BF16, LOADS_ONLY)
+            acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16, LOADS_ONLY)
         if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
             _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
     _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
@@ -404,6 +459,7 @@ def gemv_mma(
     pin: int | None = None,
     silu_times_up: bool = False,
     residual: torch.Tensor | None = None,
+    loads_only: bool = False,
 ) -> torch.Tensor:
     """x [1, in] (contiguous) @ W_gear^T -> [1, out], for shapes where `fits`; `ahead`: whether x
     is read a step ahead with the codes (default: as x_ahead says); `prefetch`: how many steps
@@ -411,7 +467,8 @@ def gemv_mma(
     (default: as pin_loads says). `silu_times_up`: W's rows alternate in tiles of 8, gate rows then
     their up rows (backends.decoder.GATE_TILE), and the kernel writes SiLU(gate) * up, [1, out / 2],
     instead of the products. `residual` [1, out]
-    (contiguous, x's type): the kernel writes residual + the products."""
+    (contiguous, x's type): the kernel writes residual + the products. `loads_only`: the probe
+    (bench kernels --sweep): the same loads without the products, whose result is not x @ W^T."""
     n, _ = planes.shape
     ks = ks or splits(n, planes.groups, gear)
     ahead = x_ahead(n, x.device) if ahead is None else ahead
@@ -424,6 +481,6 @@ def gemv_mma(
     _gemv_mma_kernel[(n // TILE_ROWS,)](
         x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, y,
         y if residual is None else residual, planes.groups, MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch, num_warps=ks,
-        PDL=pdl, launch_pdl=pdl, PIN=pin, SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None,
+        PDL=pdl, launch_pdl=pdl, PIN=pin, SILU_TIMES_UP=silu_times_up, RESIDUAL=residual is not None, LOADS_ONLY=loads_only,
     )  # fmt: skip
     return y

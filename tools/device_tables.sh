@@ -16,9 +16,10 @@
 #   sweep: on a card that is not an H200, the gear GEMVs' tests and their block sizes beside cuBLAS
 #      fp16;
 #   exp: the gear GEMV's experiments PIN and TMA (kernels-h200.md): both experiments' sweep beside
-#      the defaults, then the decode table as it is, with TMA (GEARTERM_GEMV_TMA=3:1; KS 1, whose view
-#      has its strides in order), then with PIN where x is not read ahead (GEARTERM_GEMV_PIN=wide),
-#      where time is left (carry .whl .devshared);
+#      the defaults and the probe LOADS_ONLY (the default's loads without its products), then the
+#      decode table as it is, with TMA (GEARTERM_GEMV_TMA=3:1; KS 1, whose view has its strides in
+#      order), then with PIN where x is not read ahead (GEARTERM_GEMV_PIN=wide), where time is
+#      left (carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -74,7 +75,8 @@ high)
     done
     ;;
 exp)
-    timeout 240 $bench kernels --sweep --sweep-key PIN --sweep-key TMA --batch 1 --impl fp16 --impl low --impl mid \
+    timeout 240 $bench kernels --sweep --sweep-key PIN --sweep-key TMA --sweep-key LOADS_ONLY --batch 1 \
+        --impl fp16 --impl low --impl mid \
         --shape 28672x4096 --shape 6144x4096 --shape 4096x14336 --json-out "$OUT/sweep-exp.json"
     for setting in off tma pin; do
         GEARTERM_GEMV_TMA=$([[ $setting == tma ]] && echo 3:1) GEARTERM_GEMV_PIN=$([[ $setting == pin ]] && echo wide) \

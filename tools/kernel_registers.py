@@ -59,16 +59,19 @@ for mid in (False, True):
             # up rows (28672, x not ahead), the residual on the down projection (4096, x ahead).
             for epilogue in ("", " SiLU(gate) * up" if not ahead else " + residual"):
                 constants = {"MID": mid, "BF16": False, "KS": ks, "X_AHEAD": ahead, "PREFETCH": prefetch, "PDL": True,
-                             "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue, "PIN": 0}  # fmt: skip
+                             "SILU_TIMES_UP": "SiLU" in epilogue, "RESIDUAL": "residual" in epilogue, "PIN": 0,
+                             "LOADS_ONLY": False}  # fmt: skip
                 used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=ks)
                 print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} x ahead {ahead!s:5} prefetch {prefetch}{epilogue}: {used}")
-# The experiment PIN (triton_gemv_mma._pin_loads), x not ahead, beside the default.
+# The experiment PIN (triton_gemv_mma._pin_loads), x not ahead, beside the default; then the probe
+# LOADS_ONLY (the same loads, the products replaced by an XOR of the words).
 for mid in (False, True):
-    for pin in (0, 1, 2):
+    for pin, probe in ((0, False), (1, False), (2, False), (0, True)):
         constants = {"MID": mid, "BF16": False, "KS": 4, "X_AHEAD": False, "PREFETCH": 0, "PDL": True,
-                     "SILU_TIMES_UP": False, "RESIDUAL": False, "PIN": pin}  # fmt: skip
+                     "SILU_TIMES_UP": False, "RESIDUAL": False, "PIN": pin, "LOADS_ONLY": probe}  # fmt: skip
         used = usage(_gemv_mma_kernel, gemv, constants, range(8), num_warps=4)
-        print(f"gear GEMV {'mid' if mid else 'low'} KS 4 x ahead False PIN {pin}: {used}, {code_loads_in_loop()}")
+        name = "LOADS_ONLY" if probe else f"PIN {pin}"
+        print(f"gear GEMV {'mid' if mid else 'low'} KS 4 x ahead False {name}: {used}, {code_loads_in_loop()}")
 # The experiment TMA (triton_gemv_tma): codes by bulk copies through stages - 1 shared-memory buffers.
 for mid in (False, True):
     for ks in (1, 2, 4):

@@ -1,6 +1,7 @@
 """Where the batch-1 gear GEMV's time goes, from the hardware counters: each decoder shape's low and
-mid gear GEMV (gearterm.kernels.triton_gemv_mma, the decoder's settings), the same with the codes by
-bulk copies (the experiment TMA, 3 stages; Hopper and later) and cuBLAS fp16 beside them,
+mid gear GEMV (gearterm.kernels.triton_gemv_mma, the decoder's settings), its loads without its
+products (the probe LOADS_ONLY), the same with the codes by bulk copies (the experiment TMA, 3
+stages; Hopper and later) and cuBLAS fp16 beside them,
 one call each inside cudaProfilerStart/Stop, so that Nsight Compute reads those calls and no other
 (warm-up calls compile and run outside the range).
 Run from the repository root on a CUDA GPU, under ncu (METHOD.md: leave the clocks alone):
@@ -25,6 +26,8 @@ for n, k in SHAPES:
     planes = to_word_planes(pack(w))
     calls = {"cuBLAS fp16": lambda: F.linear(x, w)}
     calls |= {f"{gear.name.lower()} gear": lambda gear=gear: gear_matmul(x, planes, gear) for gear in (Gear.LOW, Gear.MID)}
+    probe = {"LOADS_ONLY": True}
+    calls |= {f"{g.name.lower()} gear, loads only": lambda g=g: gear_matmul(x, planes, g, probe) for g in (Gear.LOW, Gear.MID)}
     if torch.cuda.get_device_capability() >= (9, 0):
         calls |= {f"{g.name.lower()} gear, TMA": lambda g=g: gear_matmul(x, planes, g, {"TMA": 3}) for g in (Gear.LOW, Gear.MID)}
     for name, call in calls.items():
