@@ -18,6 +18,7 @@ depends on a value on the host.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ class Shape:
     sliding_window: int | None = None
     sliding_layers: tuple[bool, ...] = ()  # per layer: attends over the window only
     rotary_dim: int = 0  # leading dims of a head that rotate (Phi's partial rotary); 0 = all
+    rotary_tiles: bool = False  # each head's q and k rows in rotary_order (the experiment QKV_EPILOGUE)
     tie_embeddings: bool = False
     max_positions: int = 2048
     # Mixture of experts: which layers route (an empty tuple: none), among how many experts
@@ -99,13 +101,51 @@ class RMSNorm(nn.Module):
         return self.weight * h.to(x.dtype)  # Llama casts back, then scales
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding on x [T, heads, dim]; cos and sin [T, rotary_dim] (halves repeated)."""
+# Experiment (default off): GEARTERM_QKV_EPILOGUE=1 keeps each rotary pair of a head's q and k
+# rows (dim d and its partner d + rotary_dim / 2) in one tile of 16 rows: dims 8t..8t+7, then their
+# partners, for each t. A program of the gear GEMV computes 16 rows, so it can rotate q and k itself
+# and write k and v into the cache (GearedLinear.rotated_into_cache): no rotary or cache-write
+# kernel in the decode step. q and k are permuted alike, so their products are the same; the
+# cache holds k in this order.
+QKV_EPILOGUE = os.environ.get("GEARTERM_QKV_EPILOGUE", "") == "1"
+ROTARY_TILE = 8
+
+
+def tiles_rotary(head_dim: int, rotary_dim: int) -> bool:
+    """Whether the experiment asks for rotary tiles and a head's rotating dims split into whole tiles."""
+    return QKV_EPILOGUE and rotary_dim % (2 * ROTARY_TILE) == 0 and rotary_dim <= head_dim
+
+
+def rotary_order(s: Shape) -> torch.Tensor:
+    """A head's dims in the tiled order: 8t..8t+7, then r/2 + 8t..r/2 + 8t + 7, for each t (r the
+    rotary dims); the dims that do not rotate after them, as they were."""
+    r = s.rotary_dim or s.head_dim
+    first = torch.arange(r // 2).view(-1, ROTARY_TILE)
+    return torch.cat([torch.stack([first, first + r // 2], 1).flatten(), torch.arange(r, s.head_dim)])
+
+
+def tile_rotary(stacked: torch.Tensor, s: Shape) -> torch.Tensor:
+    """q, k and v rows stacked ([q + 2 kv, ...], a weight or a bias), each head's q and k rows in
+    rotary_order."""
+    heads = s.num_heads + s.num_kv_heads
+    qk = stacked[: heads * s.head_dim].unflatten(0, (heads, s.head_dim))
+    return torch.cat([qk[:, rotary_order(s)].flatten(0, 1), stacked[heads * s.head_dim :]])
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, tiled: bool = False) -> torch.Tensor:
+    """Rotary embedding on x [T, heads, dim]; cos and sin [T, rotary_dim] (halves repeated).
+    `tiled`: x's dims in rotary_order (the result too), with the same arithmetic."""
     r = cos.shape[-1]
     x_rot, x_pass = x[..., :r], x[..., r:]
     half = r // 2
-    rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
-    out = x_rot * cos[:, None] + rotated * sin[:, None]
+    if tiled:
+        pairs = x_rot.unflatten(-1, (-1, 2, ROTARY_TILE))
+        c, s = (t[:, None, :half].unflatten(-1, (-1, 1, ROTARY_TILE)) for t in (cos, sin))
+        rotated = torch.cat((-pairs[..., 1:, :], pairs[..., :1, :]), dim=-2)
+        out = (pairs * c + rotated * s).flatten(-3)
+    else:
+        rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
+        out = x_rot * cos[:, None] + rotated * sin[:, None]
     return torch.cat((out, x_pass), dim=-1) if x_pass.numel() else out
 
 
@@ -178,7 +218,7 @@ class Attention(nn.Module):
         v = v.view(T, s.num_kv_heads, s.head_dim)
         if s.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        q, k = rotate(q, cos, sin, s.rotary_tiles), rotate(k, cos, sin, s.rotary_tiles)
         if isinstance(pos, torch.Tensor):  # captured: pos holds the index of each new position
             keys, values = cache.write_at(k, v, pos)
             if reads_filled_only(x, s):

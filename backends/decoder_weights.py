@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gearterm.backends.base import BackendError
-from gearterm.backends.decoder import Decoder, Shape, tile_gate_up
+from gearterm.backends.decoder import Decoder, Shape, rotary_order, tile_gate_up, tile_rotary, tiles_rotary
 
 # model_type -> what the families' configs call things differently
 FAMILIES = {
@@ -82,6 +82,7 @@ def shape_of(config) -> Shape:
         sliding_window=window,
         sliding_layers=sliding,
         rotary_dim=int(head_dim * partial),
+        rotary_tiles=tiles_rotary(head_dim, int(head_dim * partial)),
         tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
         max_positions=getattr(config, "max_position_embeddings", 2048),
         **_experts(config),
@@ -195,8 +196,20 @@ def decoder_state(hf: dict[str, torch.Tensor], shape: Shape) -> dict[str, torch.
         if shape.qk_norm:
             out[dst + "attn.q_norm.weight"] = take(attn + "q_norm.weight")
             out[dst + "attn.k_norm.weight"] = take(attn + "k_norm.weight")
-    # Every MLP's (experts' and shared ones' too) gate and up rows in the decoder's order.
-    return {k: tile_gate_up(v) if k.endswith(("gate_up.weight", "gate_up.bias")) else v for k, v in out.items()}
+    # Every MLP's (experts' and shared ones' too) gate and up rows in the decoder's order; q and k
+    # too where the decoder tiles them.
+    out = {k: tile_gate_up(v) if k.endswith(("gate_up.weight", "gate_up.bias")) else v for k, v in out.items()}
+    if shape.rotary_tiles:
+        out = {k: _in_rotary_order(k, v, shape) for k, v in out.items()}
+    return out
+
+
+def _in_rotary_order(name: str, tensor: torch.Tensor, shape: Shape) -> torch.Tensor:
+    if name.endswith(("attn.qkv.weight", "attn.qkv.bias")):
+        return tile_rotary(tensor, shape)
+    if name.endswith(("attn.q_norm.weight", "attn.k_norm.weight")):  # a weight a dim of the head
+        return tensor[rotary_order(shape)]
+    return tensor
 
 
 def _expert_state(hf, src: str, dst: str, shape: Shape, take) -> dict[str, torch.Tensor]:

@@ -194,3 +194,46 @@ def test_the_mlp_reads_gate_and_up_rows_in_the_order_the_loader_stacks_them(widt
     mlp = MLP(s)
     mlp.gate_up.weight.data, mlp.down.weight.data = stacked, down
     torch.testing.assert_close(mlp(x), F.silu(x @ gate.T) * (x @ up.T) @ down.T)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_rotating_q_and_k_in_rotary_tiles_gives_the_same_numbers_in_that_order(dtype):
+    """The experiment QKV_EPILOGUE's layout: a head's dims in rotary_order (48 dims, 32 rotating:
+    Phi's partial rotary), rotated by rotate(tiled=True): the values rotate() gives in the
+    original order, bit for bit, permuted."""
+    from gearterm.backends.decoder import Shape, rotary_order, rotate
+
+    s = Shape("phi3", 10, 16, 24, 1, 2, 2, 48, 1e-5, "silu", rotary_dim=32)
+    order = rotary_order(s)
+    assert sorted(order.tolist()) == list(range(48)) and order[:16].tolist() == [*range(8), *range(16, 24)]
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 48).to(dtype)
+    angles = torch.randn(3, 16)
+    cos, sin = (torch.cat([f(angles)] * 2, -1).to(dtype) for f in (torch.cos, torch.sin))
+    assert torch.equal(rotate(x[..., order], cos, sin, tiled=True), rotate(x, cos, sin)[..., order])
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_q_and_k_rows_in_rotary_tiles_give_transformers_logits(name, tmp_path, monkeypatch):
+    """With the experiment QKV_EPILOGUE on, the loader puts each head's q and k rows (and q/k
+    norm weights) in rotary_order and the decoder rotates them there: the logits stay
+    transformers'."""
+    from transformers import AutoConfig
+
+    from gearterm.backends import decoder as decoder_module
+
+    monkeypatch.setattr(decoder_module, "QKV_EPILOGUE", True)
+    config = copy.deepcopy(CONFIGS[name])
+    config._attn_implementation = "eager"
+    config.num_attention_heads, config.num_key_value_heads = 2, 1  # heads of 32 dims: two tiles each
+    if getattr(config, "head_dim", None):
+        config.head_dim = 32
+    reference = save_random_model(config, tmp_path)
+    decoder = load_decoder(tmp_path, AutoConfig.from_pretrained(tmp_path), torch.float32, "cpu")
+    assert decoder.shape.rotary_tiles and not torch.equal(decoder_module.rotary_order(decoder.shape), torch.arange(32))
+    decoder.allocate(128)
+    ids = torch.tensor(PROMPT)
+    with torch.no_grad():
+        expected = reference(ids[None]).logits[0]
+        got = torch.cat([decoder(ids[:7], 0), decoder(ids[7:], 7)])
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
