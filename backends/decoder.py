@@ -212,6 +212,9 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, visible, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor:
         """`visible`: attention_mask for this layer's window (None: every key so far)."""
         s, T = self.s, x.shape[0]
+        q = self._rotated_into_cache(x, cos, sin, cache, pos)
+        if q is not None:  # the GEMV rotated q and k and wrote k and v
+            return self._attend_filled(q.view(T, s.num_heads, s.head_dim), cache.k, cache.v, pos)
         q, k, v = self.qkv(x).split(self.sizes, dim=-1)
         q = q.view(T, s.num_heads, s.head_dim)
         k = k.view(T, s.num_kv_heads, s.head_dim)
@@ -222,14 +225,28 @@ class Attention(nn.Module):
         if isinstance(pos, torch.Tensor):  # captured: pos holds the index of each new position
             keys, values = cache.write_at(k, v, pos)
             if reads_filled_only(x, s):
-                # Grouped heads read in place, in slices of the cache up to the last position
-                # (gearterm.kernels.decode_attention): a step, or a verify pass's few positions.
-                window = s.sliding_window if self.sliding else None
-                return self.o(decode_attention(q, keys, values, pos[:1], window, self.scale).reshape(T, -1))
+                return self._attend_filled(q, keys, values, pos)
         else:
             keys, values = cache.write(k, v, pos)
         out = self.attend(q.transpose(0, 1), keys, values, visible)  # [heads, T, head_dim]
         return self.o(out.transpose(0, 1).reshape(T, -1))
+
+    def _attend_filled(self, q, keys, values, pos: torch.Tensor) -> torch.Tensor:
+        """o of the attention of q [T, heads, head_dim] (a step, or a verify pass's few positions):
+        grouped heads read in place, in slices of the cache up to the last position
+        (gearterm.kernels.decode_attention)."""
+        window = self.s.sliding_window if self.sliding else None
+        return self.o(decode_attention(q, keys, values, pos[:1], window, self.scale).reshape(q.shape[0], -1))
+
+    def _rotated_into_cache(self, x, cos, sin, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor | None:
+        """The experiment QKV_EPILOGUE's captured step: q [1, q rows] from the gear's GEMV, which
+        rotates q and k and writes k and v into the cache itself; None where it does not run (the
+        experiment off, a prompt, q/k norms between the GEMV and the rotation, the high gear, a CPU)."""
+        s = self.s
+        step = isinstance(pos, torch.Tensor) and x.shape[0] == 1 and reads_filled_only(x, s)
+        if not (step and s.rotary_tiles and not s.qk_norm and hasattr(self.qkv, "rotated_into_cache")):
+            return None
+        return self.qkv.rotated_into_cache(x, cos[0], sin[0], pos, cache.k, cache.v, self.sizes[0], cos.shape[-1])
 
     def attend(self, q, keys, values, mask) -> torch.Tensor:
         groups = self.s.num_heads // self.s.num_kv_heads

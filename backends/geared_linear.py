@@ -8,7 +8,7 @@ from torch import nn
 from gearterm.kernels.gear import Gear, GearSelector
 from gearterm.kernels.matmul import (
     for_cpu_kernel, fused_kernels_available, geared_matmul, high_gear_matmul, own_high_gemv, plus_residual_matmul,
-    silu_times_up_matmul,
+    rotated_into_cache_matmul, silu_times_up_matmul,
 )  # fmt: skip
 from gearterm.kernels.nested import GROUP_SIZE, NestedWeight, pack
 from gearterm.kernels.word_planes import WordPlanes, to_nested, to_word_planes
@@ -76,6 +76,14 @@ class GearedLinear(nn.Module):
             if y is not None:
                 return y
         return residual + self(x)
+
+    def rotated_into_cache(self, x, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int) -> torch.Tensor | None:
+        """For q, k and v stacked in rotary tiles (backends.decoder.tile_rotary), one row: q rotated,
+        and k rotated and v written into the caches at pos, by the gear's GEMV itself where its
+        kernel can (kernels.matmul.rotated_into_cache_matmul); None elsewhere."""
+        if not self.words or self.bias is not None:
+            return None
+        return rotated_into_cache_matmul(x, self.planes, self.selector.gear, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"

@@ -48,6 +48,38 @@ def compiled_gear_matmul(
     return gear_matmul_op(x, *args, residual)
 
 
+@torch.library.custom_op("gearterm::gear_qkv", mutates_args=("k_cache", "v_cache"))
+def gear_qkv_op(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    h_words: torch.Tensor,
+    h_scale: torch.Tensor,
+    h_zero: torch.Tensor,
+    l_words: torch.Tensor,
+    l_scale: torch.Tensor,
+    group_size: int,
+    gear: int,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    pos: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    q_rows: int,
+    rotary_dim: int,
+) -> torch.Tensor:
+    """kernels.triton_gemv_qkv.gemv_qkv: q returned, k and v written into the caches (declared,
+    so that inductor orders the cache's readers after it and writes in place)."""
+    from gearterm.kernels import triton_gemv_qkv  # imports triton: only where it runs
+
+    planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
+    return triton_gemv_qkv.gemv_qkv(x, planes, Gear(gear), cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
+
+
+@gear_qkv_op.register_fake
+def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim):
+    return x.new_empty((1, q_rows))
+
+
 @torch.library.custom_op("gearterm::high_gemv", mutates_args=())
 def high_gemv_op(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
     from gearterm.kernels import triton_gemv_f16  # imports triton: only where it runs

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from gearterm.kernels import cpu_gears
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.gear_op import compiled_gear_matmul, high_gemv_op
+from gearterm.kernels.gear_op import compiled_gear_matmul, gear_qkv_op, high_gemv_op
 from gearterm.kernels.nested import NestedWeight, reference_matmul
 from gearterm.kernels.word_planes import WordPlanes
 
@@ -151,6 +151,23 @@ def plus_residual_matmul(
     from gearterm.kernels import triton_gemv_mma  # imports triton: only where it runs
 
     return _gear_gemv(x, w, gear, residual=residual) if triton_gemv_mma.fits(x.reshape(1, -1), w) else None
+
+
+def rotated_into_cache_matmul(
+    x: torch.Tensor, w: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int
+) -> torch.Tensor | None:
+    """q [1, q_rows] rotated, k rotated and v written into the caches, from one row of x and q, k
+    and v stacked in rotary tiles, by the gear's batch-1 GEMV (kernels.triton_gemv_qkv: the
+    experiment QKV_EPILOGUE). None where that GEMV does not run (the high gear, several rows, a CPU)."""
+    if gear == Gear.HIGH or x[..., 0].numel() != 1:
+        return None
+    from gearterm.kernels import triton_gemv_qkv  # imports triton: only where it runs
+
+    x = x.reshape(1, -1)
+    if not triton_gemv_qkv.fits(x, w, k_cache.shape[-1], rotary_dim):
+        return None
+    args = (x, w.weight, w.h_words, w.h_scale, w.h_zero, w.l_words, w.l_scale, w.group_size, int(gear))
+    return gear_qkv_op(*args, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
 
 
 def geared_matmul(x: torch.Tensor, w: NestedWeight | WordPlanes, gear: Gear) -> torch.Tensor:

@@ -308,6 +308,17 @@ def _gemv_mma_kernel(
     PIN: tl.constexpr = 0,  # experiment: the next step's loads held at the step's top (_pin_loads); 2: some (_step_loads)
     LOADS_ONLY: tl.constexpr = False,  # probe: the same loads without the products (_xor_words)
 ):  # fmt: skip
+    acc = _row_sums(xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, G, MID, BF16, KS, X_AHEAD, PREFETCH, PDL, PIN, LOADS_ONLY)
+    _write_rows(acc, tl.arange(0, 16)[None, :], y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+
+
+@triton.jit
+def _row_sums(
+    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, G,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
+    PDL: tl.constexpr, PIN: tl.constexpr, LOADS_ONLY: tl.constexpr,
+):  # fmt: skip
+    """The program's lanes' sums [16 KS, 16] (what _write_rows reads), the kernels' loop."""
     row, chunk, GC = _program_tile(G, KS)
     tile_words = tl.program_id(0) * (G * _TILE) + (row % _TILE_ROWS) * 16 + chunk * (GC * _TILE)
     row_scales = row * G + chunk * GC
@@ -352,7 +363,7 @@ def _gemv_mma_kernel(
             acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, GC, c3, d3, cs, cz, dls, 3, MID, BF16, LOADS_ONLY)
         if PREFETCH:  # after the step's products, where it costs no registers (kernels-h100.md)
             _prefetch_step(hw_ptr, lw_ptr, tile_words, wi, g0 + PREFETCH * _STEP, GC, MID)
-    _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+    return acc
 
 
 @triton.jit

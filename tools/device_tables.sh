@@ -20,6 +20,8 @@
 #      decode table as it is, with TMA (GEARTERM_GEMV_TMA=3:1; KS 1, whose view has its strides in
 #      order), then with PIN where x is not read ahead (GEARTERM_GEMV_PIN=wide), where time is
 #      left (carry .whl .devshared);
+#   qkv: the experiment QKV_EPILOGUE (kernels/triton_gemv_qkv.py): its CUDA tests, then the decode
+#      table with it on and off, both profiled (RUNS=n: alternated n times; carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -27,7 +29,7 @@
 # Usage: bash tools/device_tables.sh PART. The JSON tables land under $OUT, all printed text in
 # $OUT/log-PART.txt. Another card stops parts 1 and one at once unless ANY_GPU=1.
 . tools/device_prelude.sh || exit 1
-part=${1:?which part: 1, 2, 3, one, high, sweep, exp or ab}
+part=${1:?which part: 1, 2, 3, one, high, sweep, exp, qkv or ab}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader)
 [[ ($part != 1 && $part != one) || $gpu == *H200* || -n ${ANY_GPU:-} ]] || { echo "$gpu is not an H200: nothing run"; exit 3; }
 exec > >(tee "$OUT/log-$part.txt") 2>&1
@@ -81,6 +83,17 @@ exp)
     for setting in off tma pin; do
         GEARTERM_GEMV_TMA=$([[ $setting == tma ]] && echo 3:1) GEARTERM_GEMV_PIN=$([[ $setting == pin ]] && echo wide) \
             timeout 150 $bench decode --shape llama3-8b --baseline-tokens 8 --energy-seconds 2 --json-out "$OUT/decode-$setting.json"
+    done
+    ;;
+qkv)
+    timeout 170 $pytest tests/kernels/test_triton_gears_cuda.py -k "qkv"
+    profile=--profile
+    for run in $(seq "${RUNS:-1}"); do
+        for setting in 1 0; do
+            GEARTERM_QKV_EPILOGUE=$setting timeout 140 $bench decode --shape llama3-8b --baseline-tokens 8 \
+                --energy-seconds 2 $profile --json-out "$OUT/decode-qkv$setting-$run.json"
+            [[ $setting == 0 ]] && profile=
+        done
     done
     ;;
 ab)

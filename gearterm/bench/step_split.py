@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 import time
 
-# Kernel names by part, first match wins (gear GEMVs: the low and mid gears', and the high gear's
-# own where it runs, kernels.matmul.own_high_gemv). cuBLAS names carry gemv, gemm, xmma or (CUDA 13) nvjet.
+# Kernel names by part, first match wins (gear GEMVs: the low and mid gears', their experiments'
+# too, and the high gear's own where it runs, kernels.matmul.own_high_gemv). cuBLAS names carry gemv, gemm, xmma or (CUDA 13) nvjet.
 PARTS = [
-    ("gear GEMVs", re.compile(r"_gemv_mma_kernel|_gemv_f16_kernel|_gemv_kernel|_gemm_kernel")),
+    ("gear GEMVs", re.compile(r"_gemv(_mma|_f16|_tma|_qkv)?_kernel|_gemm_kernel")),
     ("cuBLAS (16-bit weights)", re.compile(r"gemv|gemm|xmma|cutlass|cublas|nvjet", re.IGNORECASE)),
     ("attention", re.compile(r"attend_slices|merge_slices")),
 ]

@@ -5,7 +5,8 @@ from gearterm.bench.step_split import REST, describe, part_of
 
 
 def test_kernels_fall_in_their_parts():
-    assert part_of("_gemv_mma_kernel") == "gear GEMVs"
+    for gear_gemv in ("_gemv_mma_kernel", "_gemv_qkv_kernel", "_gemv_tma_kernel", "_gemv_f16_kernel", "_gemv_kernel"):
+        assert part_of(gear_gemv) == "gear GEMVs"
     assert part_of("void gemv2T_kernel_val<int, int, __half, __half, float, 128, 16, 4, 4, false>") == "cuBLAS (16-bit weights)"
     assert part_of("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize64x64x64") == "cuBLAS (16-bit weights)"
     assert part_of("nvjet_sm90_hsh_64x8_64x16_2x1_v_bz_splitK_TNT") == "cuBLAS (16-bit weights)"

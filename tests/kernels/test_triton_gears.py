@@ -34,6 +34,7 @@ KERNEL_MODULES = {
     "gearterm.kernels.triton_decode_attention": "attend_slices",
     "gearterm.kernels.triton_gemv_f16": "_gemv_f16_kernel",
     "gearterm.kernels.triton_gemv_tma": "_gemv_tma_kernel",
+    "gearterm.kernels.triton_gemv_qkv": "_gemv_qkv_kernel",
 }
 
 
@@ -55,7 +56,7 @@ def _import_kernels(interpreted: bool) -> list:
         _set_interpret(before)
 
 
-triton_gears, triton_rmsnorm, _, triton_gemv_f16, triton_gemv_tma = _import_kernels(interpreted=True)
+triton_gears, triton_rmsnorm, _, triton_gemv_f16, triton_gemv_tma, triton_gemv_qkv = _import_kernels(interpreted=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -268,6 +269,42 @@ def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
     turned = words.view(tiles, groups, 16, 16).roll(1, dims=2).reshape(tiles, groups, 256).contiguous()
     count_differences[(tiles,)](triton_gemv_tma._descriptor(words, ks), turned, differ, groups, KS=ks)
     assert differ.item() > 0
+
+
+@pytest.mark.parametrize("rotary_dim", [128, 64], ids=["all-rotate", "partial"])
+def test_the_qkv_epilogue_rotates_and_writes_as_the_decoder_does(rotary_dim):
+    """The experiment QKV_EPILOGUE's epilogue (triton_gemv_qkv._write_qkv; its GEMV is inline PTX,
+    CUDA only) given q, k and v rows in rotary tiles: q as the decoder rotates it, k rotated and v
+    into the cache at the position, in each kv head, and nothing else of the cache touched.
+    Heads of 128 (3 query heads on 2 kv heads), float32 so that the two roundings agree."""
+    from gearterm.backends.decoder import Shape, rotate, tile_rotary
+
+    @triton.jit
+    def epilogue(y_ptr, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions, Q_ROWS: tl.constexpr,
+                 KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr):  # fmt: skip
+        rows = tl.program_id(0) * 16 + tl.arange(0, 8)
+        first, second = tl.load(y_ptr + rows), tl.load(y_ptr + rows + 8)
+        triton_gemv_qkv._write_qkv(first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+                                   Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM)  # fmt: skip
+
+    s = Shape("phi3", 10, 16, 24, 1, 3, 2, 128, 1e-5, "silu", rotary_dim=rotary_dim, rotary_tiles=True)
+    torch.manual_seed(rotary_dim)
+    y = tile_rotary(torch.randn(3 * 128 + 2 * 2 * 128), s)  # a GEMV's output, q and k rows tiled
+    angles = torch.randn(rotary_dim // 2)
+    cos, sin = torch.cat([angles.cos()] * 2), torch.cat([angles.sin()] * 2)
+    positions, pos = 8, 5
+    k_cache, v_cache = torch.randn(2, 2, positions, 128).unbind(0)
+    k_before, v_before = k_cache.clone(), v_cache.clone()
+    q = torch.empty(3 * 128)
+    epilogue[(y.numel() // 16,)](y, q, cos, sin, torch.tensor([pos]), k_cache, v_cache, positions, Q_ROWS=384,
+                                 KV_ROWS=256, HEAD_DIM=128, ROTARY_DIM=rotary_dim)  # fmt: skip
+    q_rows, k_rows, v_rows = y.split([384, 256, 256])
+    expected_q, expected_k = (rotate(t.view(1, -1, 128), cos[None], sin[None], tiled=True)[0] for t in (q_rows, k_rows))
+    torch.testing.assert_close(q.view(3, 128), expected_q)
+    torch.testing.assert_close(k_cache[:, pos], expected_k)
+    assert torch.equal(v_cache[:, pos], v_rows.view(2, 128))
+    k_before[:, pos], v_before[:, pos] = k_cache[:, pos], v_cache[:, pos]
+    assert torch.equal(k_cache, k_before) and torch.equal(v_cache, v_before)
 
 
 def test_cpu_layers_keep_the_reference_layout():

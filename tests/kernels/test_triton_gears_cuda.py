@@ -23,6 +23,7 @@ def _compiled_kernels():
         ("gearterm.kernels.triton_rmsnorm", "_rms_norm_kernel"),
         ("gearterm.kernels.triton_decode_attention", "attend_slices"),
         ("gearterm.kernels.triton_gemv_f16", "_gemv_f16_kernel"),
+        ("gearterm.kernels.triton_gemv_qkv", "_gemv_qkv_kernel"),
     ]:
         module = importlib.import_module(name)
         if isinstance(getattr(module, kernel), InterpretedFunction):
@@ -177,6 +178,50 @@ def test_the_down_gemv_adds_the_residual_as_eager_torch_does(shape, dtype):
     assert plus_residual_matmul(x, planes, Gear.LOW, residual.float()) is None
 
 
+@pytest.mark.parametrize("heads", [(32, 8, 4096), (4, 2, 512)], ids=["llama3-8b", "small"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_qkv_gemv_rotates_q_and_k_and_writes_the_cache_as_the_decoder_does(heads, dtype):
+    """The experiment QKV_EPILOGUE's GEMV, q, k and v stacked in rotary tiles, heads of 128: q is
+    the decoder's rotation of the GEMV's own q rows, and the cache at the position holds the
+    rotated k and the v rows, to one rounding (the kernel rotates in float32, eager in 16 bits);
+    every other position of the cache is left as it was. Eagerly and as one operator of a
+    compiled graph, bit for bit; the high gear, several rows and a CPU are left to the decoder."""
+    torch._dynamo.reset()
+    from gearterm.backends.decoder import Shape, rotate, tile_rotary
+    from gearterm.kernels.matmul import geared_matmul, rotated_into_cache_matmul
+    from gearterm.kernels.nested import pack
+    from gearterm.kernels.word_planes import to_word_planes
+
+    num_heads, kv_heads, hidden = heads
+    s = Shape("llama", 10, hidden, 16, 1, num_heads, kv_heads, 128, 1e-5, "silu", rotary_dim=128, rotary_tiles=True)
+    q_rows, kv_rows, positions, pos = num_heads * 128, kv_heads * 128, 64, 37
+    torch.manual_seed(num_heads)
+    planes = to_word_planes(pack(tile_rotary(torch.randn(q_rows + 2 * kv_rows, hidden, device="cuda") * 0.02, s)))
+    x = torch.randn(1, hidden, device="cuda", dtype=dtype)
+    angles = pos * 10000 ** (-torch.arange(64, device="cuda") / 64)
+    cos, sin = (torch.cat([f(angles)] * 2).to(dtype) for f in (torch.cos, torch.sin))
+    at = torch.tensor([pos], device="cuda")
+    caches = [torch.randn(kv_heads, positions, 128, device="cuda", dtype=dtype) for _ in range(2)]
+    compiled = torch.compile(lambda x, k, v, gear: rotated_into_cache_matmul(x, planes, gear, cos, sin, at, k, v, q_rows, 128) * 2.0, fullgraph=True)
+    for gear in (Gear.LOW, Gear.MID):
+        q, k, v = geared_matmul(x, planes, gear).split([q_rows, kv_rows, kv_rows], -1)
+        q, k = (rotate(t.view(1, -1, 128), cos[None], sin[None], tiled=True) for t in (q, k))
+        k_cache, v_cache = (c.clone() for c in caches)
+        fused = rotated_into_cache_matmul(x, planes, gear, cos, sin, at, k_cache, v_cache, q_rows, 128)
+        assert fused.shape == (1, q_rows) and fused.dtype == dtype
+        ulp = 2.0**-7 if dtype == torch.bfloat16 else 2.0**-10  # at 1: the eager rotation's three roundings
+        for got, expected in ((fused.view(-1, 128), q[0]), (k_cache[:, pos], k[0])):
+            assert (got.float() - expected.float()).abs().max() <= 2 * ulp * expected.float().abs().max()
+        assert torch.equal(v_cache[:, pos], v.view(kv_heads, 128))
+        others = torch.arange(positions, device="cuda") != pos
+        assert torch.equal(k_cache[:, others], caches[0][:, others]) and torch.equal(v_cache[:, others], caches[1][:, others])
+        k_again, v_again = (c.clone() for c in caches)
+        torch.testing.assert_close(compiled(x, k_again, v_again, gear), fused * 2.0, rtol=0, atol=0)
+        assert torch.equal(k_again, k_cache) and torch.equal(v_again, v_cache)
+    assert rotated_into_cache_matmul(x, planes, Gear.HIGH, cos, sin, at, *caches, q_rows, 128) is None
+    assert rotated_into_cache_matmul(x.expand(2, -1).contiguous(), planes, Gear.LOW, cos, sin, at, *caches, q_rows, 128) is None
+
+
 def _against_cublas(shape, dtype):
     """w, x, the float64 product, and the error bound: cuBLAS's own error (1.5x), or one rounding."""
     import torch.nn.functional as F
@@ -313,6 +358,51 @@ def test_the_mlp_epilogues_in_the_gemvs_change_no_token(tmp_path, monkeypatch):
         for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
             assert same == token
             assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
+
+def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
+    """The experiment QKV_EPILOGUE on a random Llama in float16 (heads of 128, hidden 512): replayed
+    as graphs in the low and mid gears, with q and k rotated and k and v written into the cache by
+    the q/k/v GEMV, each step's logits are those of the same decoder rotating and writing after
+    the GEMV, to float16 rounding, on the same tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from gearterm.backends import decoder, geared_linear
+    from gearterm.backends.cuda_decoder import GraphDecoder
+    from gearterm.backends.decoder_weights import load_decoder
+    from gearterm.kernels.gear import GearSelector
+
+    config = LlamaConfig(vocab_size=512, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    monkeypatch.setattr(decoder, "QKV_EPILOGUE", True)
+    fused_matmul, written, steps = geared_linear.rotated_into_cache_matmul, [], {}
+    for fused in (False, True):
+
+        def fused_or_none(*args, fused=fused):
+            y = fused_matmul(*args) if fused else None
+            written.append(y is not None)
+            return y
+
+        monkeypatch.setattr(geared_linear, "rotated_into_cache_matmul", fused_or_none)
+        model = load_decoder(tmp_path, config, torch.float16, "cuda")
+        assert model.shape.rotary_tiles
+        selector = GearSelector(Gear.LOW)
+        geared_linear.gear_decoder_layers(model.layers, selector)
+        graphs = GraphDecoder(model, selector, 64)
+        for gear in (Gear.LOW, Gear.MID):
+            selector.gear = gear
+            logits, steps[fused, gear] = graphs.prefill([1, 400, 34])[-1], []
+            for i in range(12):
+                token = torch.tensor(steps[False, gear][i][0], device="cuda") if fused else logits.argmax(-1)
+                logits, _ = graphs.step(token)
+                steps[fused, gear].append((int(token), logits.float()))
+    assert any(written)  # in the fused run, the GEMV did
+    for gear in (Gear.LOW, Gear.MID):
+        for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
+            assert same == token
+            assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
+
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
     from transformers import AutoConfig

@@ -1,0 +1,116 @@
+"""Experiment (default off, GEARTERM_QKV_EPILOGUE=1): the decode step's q, k and v projection
+in the batch-1 low/mid gear GEMV of gearterm.kernels.triton_gemv_mma, with the rotary embedding
+and the KV cache write as its epilogue.
+
+Why: around that GEMV a compiled decode step runs three small kernels a layer (q's rotation, k's
+rotation with its cache write, v's cache write: 0.074 ms of a 2.5 ms low-gear step on an H200,
+decode-h200.md, plus a launch's latency each). With each rotary pair of a head's rows in one
+tile of 16 (backends.decoder.rotary_order), the program that computes a row also holds its
+partner, and can rotate and store both itself.
+
+The rows come out of the loop as the default kernel's do (_row_sums), are rounded to 16 bits
+as that kernel writes them, then rotated in float32 and rounded once (as inductor's fused
+rotation computes it). q goes to its own [1, q rows] tensor; k and v into the cache at the
+position the device holds. Inline PTX: CUDA only; the CUDA tests check it against the decoder's
+own rotation and cache write.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gearterm.kernels import dependent_launch
+from gearterm.kernels.gear import Gear
+from gearterm.kernels.triton_gemv_mma import _row_sums, prefetch_steps, splits, whole_steps, x_ahead
+from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
+
+ROTARY_TILE = 8  # backends.decoder.ROTARY_TILE: a program's rows 0-7 and their partners, rows 8-15
+
+
+@triton.jit
+def _gemv_qkv_kernel(
+    xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, G, positions,
+    Q_ROWS: tl.constexpr, KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr,
+    MID: tl.constexpr, BF16: tl.constexpr, KS: tl.constexpr, X_AHEAD: tl.constexpr, PREFETCH: tl.constexpr,
+    PDL: tl.constexpr,
+):  # fmt: skip
+    acc = _row_sums(xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, G, MID, BF16, KS, X_AHEAD, PREFETCH, PDL, 0, False)
+    wi = tl.arange(0, 16)[None, :]
+    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)  # as triton_gemv_mma._write_rows
+    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1).to(q_ptr.dtype.element_ty).to(tl.float32)  # rounded as the GEMV writes them
+    first, second = tl.split(tl.permute(y, (1, 0)))  # rows 0-7 and their partners, rows 8-15
+    _write_qkv(first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions, Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM)
+
+
+@triton.jit
+def _write_qkv(
+    first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+    Q_ROWS: tl.constexpr, KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr,
+):  # fmt: skip
+    """The program's 16 rows, [8] float32 each half (rows 0-7, then their rotary partners): q's
+    rotated into q_ptr, k's rotated and v's into the cache at the position pos_ptr holds."""
+    dtype = q_ptr.dtype.element_ty
+    row = tl.program_id(0) * 16
+    in_head = row % HEAD_DIM  # q, k and v are whole heads
+    i = tl.arange(0, 8)
+    if (row < Q_ROWS + KV_ROWS) & (in_head < ROTARY_DIM):  # q or k, and dims that rotate
+        dims = (in_head // 16) * 8 + i  # the first rows' dims: the first half's cos and sin
+        c = tl.load(cos_ptr + dims).to(tl.float32)
+        s = tl.load(sin_ptr + dims).to(tl.float32)
+        first, second = first * c - second * s, second * c + first * s
+    if row < Q_ROWS:
+        tl.store(q_ptr + row + i, first.to(dtype))
+        tl.store(q_ptr + row + 8 + i, second.to(dtype))
+    else:
+        kv_row = row - Q_ROWS
+        cache = k_ptr
+        if kv_row >= KV_ROWS:
+            kv_row -= KV_ROWS
+            cache = v_ptr
+        at = cache + (kv_row // HEAD_DIM) * positions * HEAD_DIM + tl.load(pos_ptr) * HEAD_DIM + in_head
+        tl.store(at + i, first.to(dtype))
+        tl.store(at + 8 + i, second.to(dtype))
+
+
+def fits(x: torch.Tensor, planes: WordPlanes, head_dim: int, rotary_dim: int) -> bool:
+    """Whether this kernel can run the q, k and v projection: the default kernel's shapes
+    (triton_gemv_mma.fits), whole tiles of rotary pairs, heads of whole row tiles."""
+    from gearterm.kernels import triton_gemv_mma
+
+    return triton_gemv_mma.fits(x, planes) and rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % TILE_ROWS == 0
+
+
+def gemv_qkv(
+    x: torch.Tensor,
+    planes: WordPlanes,
+    gear: Gear,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    pos: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    q_rows: int,
+    rotary_dim: int,
+) -> torch.Tensor:
+    """x [1, in] @ W_gear^T for q, k and v stacked, each head's q and k rows in rotary tiles
+    (backends.decoder.tile_rotary): returns q [1, q_rows] rotated; writes k rotated and v into the
+    caches [kv heads, positions, head dim] at position pos ([1], on the device). cos and sin: the
+    position's [rotary_dim] (halves repeated); x, the caches, cos and sin of one 16-bit type."""
+    n, _ = planes.shape
+    head_dim = k_cache.shape[-1]
+    ks = splits(n, planes.groups, gear)
+    if not whole_steps(planes.groups, ks):
+        raise ValueError(f"{planes.groups} groups do not split into whole steps")
+    ahead = x_ahead(n, x.device)
+    q = torch.empty(1, q_rows, dtype=x.dtype, device=x.device)
+    pdl = dependent_launch.enabled(x.device)
+    _gemv_qkv_kernel[(n // TILE_ROWS,)](
+        x.view(torch.int32), planes.h_words, planes.h_scale, planes.h_zero, planes.l_words, planes.l_scale, q,
+        cos, sin, pos, k_cache, v_cache, planes.groups, k_cache.shape[1],
+        Q_ROWS=q_rows, KV_ROWS=(n - q_rows) // 2, HEAD_DIM=head_dim, ROTARY_DIM=rotary_dim,
+        MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch_steps(gear, ahead),
+        PDL=pdl, launch_pdl=pdl, num_warps=ks,
+    )  # fmt: skip
+    return q
