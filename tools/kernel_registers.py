@@ -19,6 +19,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from gearterm.kernels.triton_decode_attention import attend_slices  # noqa: E402
 from gearterm.kernels.gear import Gear  # noqa: E402
 from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel, prefetch_steps  # noqa: E402
+from gearterm.kernels.triton_gemv_qkv import _gemv_qkv_kernel  # noqa: E402
 from gearterm.kernels.triton_gemv_tma import _gemv_tma_kernel  # noqa: E402
 
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -83,6 +84,15 @@ for mid in (False, True):
                          "RESIDUAL": False}  # fmt: skip
             used = usage(_gemv_tma_kernel, tma, constants, (0, 2, 3, 5, 6, 7, 8), num_warps=ks)
             print(f"gear GEMV {'mid' if mid else 'low'} KS {ks} TMA stages {stages}: {used}")
+# The experiment QKV_EPILOGUE (triton_gemv_qkv): the default loop, then the rotation and the cache
+# write, at Llama-3-8B's q/k/v (32 heads of 128 on 8, 6144 rows: KS 4, x not ahead).
+qkv = {**{k: v for k, v in gemv.items() if k not in ("y_ptr", "r_ptr", "G")}, "q_ptr": "*fp16", "cos_ptr": "*fp16",
+       "sin_ptr": "*fp16", "pos_ptr": "*i64", "k_ptr": "*fp16", "v_ptr": "*fp16", "G": "i32", "positions": "i32"}  # fmt: skip
+for mid in (False, True):
+    constants = {"Q_ROWS": 4096, "KV_ROWS": 1024, "HEAD_DIM": 128, "ROTARY_DIM": 128, "MID": mid, "BF16": False,
+                 "KS": 4, "X_AHEAD": False, "PREFETCH": 0, "PDL": True}  # fmt: skip
+    used = usage(_gemv_qkv_kernel, qkv, constants, range(12), num_warps=4)
+    print(f"gear GEMV {'mid' if mid else 'low'} KS 4 QKV_EPILOGUE: {used}, {code_loads_in_loop()}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6
