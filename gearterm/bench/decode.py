@@ -21,6 +21,7 @@ import datetime
 import gc
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ MODES = ("high", "mid", "low", "auto", "lossless")
 NO_LIMIT = dict.fromkeys(("bytes_per_step", "tbps", "limit_tok_per_s", "limit_share"))
 LOGIT_STD = 6.5
 BASELINE = "transformers generate"
+# The default-off experiments a run may have on, by their environment variables (read at import).
+EXPERIMENTS = ("GEARTERM_QKV_EPILOGUE", "GEARTERM_GEMV_TMA", "GEARTERM_GEMV_PIN")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -336,6 +339,8 @@ def main(args: argparse.Namespace) -> int:
         notes.append(dependent_launch.describe(device))
         which = "gearterm's own" if matmul.own_high_gemv(device) else "cuBLAS (F.linear)"
         notes.append(f"the high gear's batch-1 GEMV: {which} (GEARTERM_HIGH_GEMV={matmul.HIGH_GEMV or 'unset'})")
+    on = [f"{name}={os.environ[name]}" for name in EXPERIMENTS if os.environ.get(name, "") not in ("", "0")]
+    notes.append(f"experiments on: {', '.join(on)}" if on else f"experiments on: none ({', '.join(EXPERIMENTS)} unset)")
     backend.eos_ids = set()  # a fixed number of tokens per mode
     del model  # its weights now live in the backend's decoder, geared; the rest is freed
     gc.collect()

@@ -29,7 +29,9 @@ def test_a_steps_weight_bytes_are_the_16_bit_model_less_all_but_one_embedding_ro
     assert kv_bytes_per_position(decoder) == 2 * s.num_layers * s.num_kv_heads * s.head_dim * 4
 
 
-def test_every_mode_row_states_its_bytes_read_rate_and_share_of_the_limit(capsys, tmp_path):
+def test_every_mode_row_states_its_bytes_read_rate_and_share_of_the_limit(capsys, tmp_path, monkeypatch):
+    for name in ("GEARTERM_QKV_EPILOGUE", "GEARTERM_GEMV_TMA", "GEARTERM_GEMV_PIN"):
+        monkeypatch.delenv(name, raising=False)
     out_json = tmp_path / "decode.json"
     code = main(["bench", "decode", "--shape", "tiny", "--device", "cpu", "--tokens", "4", "--prompt-tokens", "8",
                  "--baseline-tokens", "4", "--json-out", str(out_json)])
@@ -45,6 +47,7 @@ def test_every_mode_row_states_its_bytes_read_rate_and_share_of_the_limit(capsys
     # Fewer bytes a step, a higher limit.
     assert rows["low"]["limit_tok_per_s"] > rows["mid"]["limit_tok_per_s"] > rows["high"]["limit_tok_per_s"]
     assert "limit: the tokens/s of a step that reads its bytes" in out and "TB/s, the LM head's batch-1 GEMV" in out
+    assert "note: experiments on: none (GEARTERM_QKV_EPILOGUE, GEARTERM_GEMV_TMA, GEARTERM_GEMV_PIN unset)" in out
 
 
 def test_the_context_sweep_fills_each_length_in_the_high_and_the_low_gear(capsys, tmp_path):
