@@ -241,7 +241,8 @@ class Attention(nn.Module):
     def _rotated_into_cache(self, x, cos, sin, cache: KVCache, pos: int | torch.Tensor) -> torch.Tensor | None:
         """The experiment QKV_EPILOGUE's captured step: q [1, q rows] from the gear's GEMV, which
         rotates q and k and writes k and v into the cache itself; None where it does not run (the
-        experiment off, a prompt, q/k norms between the GEMV and the rotation, the high gear, a CPU)."""
+        experiment off, a prompt, q/k norms between the GEMV and the rotation, cuBLAS in the high
+        gear, a CPU)."""
         s = self.s
         step = isinstance(pos, torch.Tensor) and x.shape[0] == 1 and reads_filled_only(x, s)
         if not (step and s.rotary_tiles and not s.qk_norm and hasattr(self.qkv, "rotated_into_cache")):

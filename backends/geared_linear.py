@@ -83,7 +83,8 @@ class GearedLinear(nn.Module):
         kernel can (kernels.matmul.rotated_into_cache_matmul); None elsewhere."""
         if not self.words or self.bias is not None:
             return None
-        return rotated_into_cache_matmul(x, self.planes, self.selector.gear, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
+        args = (x, self.planes, self.selector.gear, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
+        return rotated_into_cache_matmul(*args, own_high=self.own_high_gemv)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"

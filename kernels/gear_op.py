@@ -67,10 +67,13 @@ def gear_qkv_op(
     q_rows: int,
     rotary_dim: int,
 ) -> torch.Tensor:
-    """kernels.triton_gemv_qkv.gemv_qkv: q returned, k and v written into the caches (declared,
-    so that inductor orders the cache's readers after it and writes in place)."""
+    """kernels.triton_gemv_qkv.gemv_qkv (gemv_f16_qkv in the high gear): q returned, k and v written
+    into the caches (declared, so that inductor orders the cache's readers after it and writes in
+    place)."""
     from gearterm.kernels import triton_gemv_qkv  # imports triton: only where it runs
 
+    if Gear(gear) == Gear.HIGH:  # the original weight, in gearterm's own GEMV
+        return triton_gemv_qkv.gemv_f16_qkv(x, weight, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
     planes = WordPlanes(weight, h_words, h_scale, h_zero, l_words, l_scale, group_size)
     return triton_gemv_qkv.gemv_qkv(x, planes, Gear(gear), cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)
 

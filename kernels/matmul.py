@@ -154,17 +154,23 @@ def plus_residual_matmul(
 
 
 def rotated_into_cache_matmul(
-    x: torch.Tensor, w: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int
-) -> torch.Tensor | None:
+    x: torch.Tensor, w: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int,
+    own_high: bool = False,
+) -> torch.Tensor | None:  # fmt: skip
     """q [1, q_rows] rotated, k rotated and v written into the caches, from one row of x and q, k
     and v stacked in rotary tiles, by the gear's batch-1 GEMV (kernels.triton_gemv_qkv: the
-    experiment QKV_EPILOGUE). None where that GEMV does not run (the high gear, several rows, a CPU)."""
-    if gear == Gear.HIGH or x[..., 0].numel() != 1:
+    experiment QKV_EPILOGUE; the high gear's where it is gearterm's own, `own_high`). None where
+    that GEMV does not run (cuBLAS, several rows, a CPU)."""
+    if x[..., 0].numel() != 1 or (gear == Gear.HIGH and not own_high):
         return None
     from gearterm.kernels import triton_gemv_qkv  # imports triton: only where it runs
 
-    x = x.reshape(1, -1)
-    if not triton_gemv_qkv.fits(x, w, k_cache.shape[-1], rotary_dim):
+    x, head_dim = x.reshape(1, -1), k_cache.shape[-1]
+    if gear == Gear.HIGH:
+        fits = triton_gemv_qkv.fits_high(x, w.weight, head_dim, rotary_dim)
+    else:
+        fits = triton_gemv_qkv.fits(x, w, head_dim, rotary_dim)
+    if not fits:
         return None
     args = (x, w.weight, w.h_words, w.h_scale, w.h_zero, w.l_words, w.l_scale, w.group_size, int(gear))
     return gear_qkv_op(*args, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim)

@@ -35,6 +35,15 @@ def _gemv_f16_kernel(
     RESIDUAL: tl.constexpr,  # write r + x @ W^T (r at r_ptr, rounded as eager adds it)
 ):  # fmt: skip
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    y = _row_sums(x_ptr, w_ptr, rows, K, BLOCK_N, BLOCK_K, PDL).to(y_ptr.dtype.element_ty)
+    if RESIDUAL:  # the products rounded, then the sum: as `r + F.linear(x, W)` rounds twice
+        y = (tl.load(r_ptr + rows).to(tl.float32) + y.to(tl.float32)).to(y_ptr.dtype.element_ty)
+    tl.store(y_ptr + rows, y)
+
+
+@triton.jit
+def _row_sums(x_ptr, w_ptr, rows, K, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr):
+    """The products of the rows `rows` [BLOCK_N] with x, float32: the kernels' loop."""
     cols = tl.arange(0, BLOCK_K)
     w_ptrs = w_ptr + rows[:, None].to(tl.int64) * K + cols[None, :]
     w = tl.load(w_ptrs, eviction_policy="evict_first")
@@ -50,10 +59,7 @@ def _gemv_f16_kernel(
     x = tl.load(x_ptr + (K - BLOCK_K) + cols, eviction_policy="evict_last")
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     # tl.reduce with our own _add, not tl.sum: the interpreter tests can run it (triton_gears says why)
-    y = tl.reduce(acc, 1, _add).to(y_ptr.dtype.element_ty)
-    if RESIDUAL:  # the products rounded, then the sum: as `r + F.linear(x, W)` rounds twice
-        y = (tl.load(r_ptr + rows).to(tl.float32) + y.to(tl.float32)).to(y_ptr.dtype.element_ty)
-    tl.store(y_ptr + rows, y)
+    return tl.reduce(acc, 1, _add)
 
 
 def config(n: int, k: int) -> dict:

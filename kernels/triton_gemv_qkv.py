@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gearterm.kernels import dependent_launch
+from gearterm.kernels import dependent_launch, triton_gemv_f16
 from gearterm.kernels.gear import Gear
 from gearterm.kernels.triton_gemv_mma import _row_sums, prefetch_steps, splits, whole_steps, x_ahead
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
@@ -41,22 +41,40 @@ def _gemv_qkv_kernel(
     part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)  # as triton_gemv_mma._write_rows
     y = tl.sum(tl.reshape(part, [2, KS, 8]), 1).to(q_ptr.dtype.element_ty).to(tl.float32)  # rounded as the GEMV writes them
     first, second = tl.split(tl.permute(y, (1, 0)))  # rows 0-7 and their partners, rows 8-15
-    _write_qkv(first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions, Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM)
+    _write_qkv(first, second, tl.program_id(0) * 16, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+               Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM, 8)  # fmt: skip
+
+
+@triton.jit
+def _gemv_f16_qkv_kernel(
+    x_ptr, w_ptr, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, K, positions,
+    Q_ROWS: tl.constexpr, KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr,
+    BLOCK_K: tl.constexpr, PDL: tl.constexpr,
+):  # fmt: skip
+    """The high gear's: triton_gemv_f16's loop over 8 rows, 4 and their 4 partners 8 rows on (rows
+    4 (p % 2).. of tile p // 2), then the same epilogue."""
+    row = (tl.program_id(0) // 2) * 16 + (tl.program_id(0) % 2) * 4
+    j = tl.arange(0, 8)
+    y = triton_gemv_f16._row_sums(x_ptr, w_ptr, row + (j // 4) * 8 + j % 4, K, 8, BLOCK_K, PDL)
+    y = y.to(q_ptr.dtype.element_ty).to(tl.float32)  # rounded as the GEMV writes them
+    first, second = tl.split(tl.permute(tl.reshape(y, [2, 4]), (1, 0)))
+    _write_qkv(first, second, row, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+               Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM, 4)  # fmt: skip
 
 
 @triton.jit
 def _write_qkv(
-    first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
-    Q_ROWS: tl.constexpr, KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr,
+    first, second, row, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+    Q_ROWS: tl.constexpr, KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr, HALF: tl.constexpr,
 ):  # fmt: skip
-    """The program's 16 rows, [8] float32 each half (rows 0-7, then their rotary partners): q's
-    rotated into q_ptr, k's rotated and v's into the cache at the position pos_ptr holds."""
+    """A program's rows row..row + HALF - 1 (`first`) and their rotary partners 8 rows on
+    (`second`), [HALF] float32 each: q's rotated into q_ptr, k's rotated and v's into the cache
+    at the position pos_ptr holds."""
     dtype = q_ptr.dtype.element_ty
-    row = tl.program_id(0) * 16
     in_head = row % HEAD_DIM  # q, k and v are whole heads
-    i = tl.arange(0, 8)
+    i = tl.arange(0, HALF)
     if (row < Q_ROWS + KV_ROWS) & (in_head < ROTARY_DIM):  # q or k, and dims that rotate
-        dims = (in_head // 16) * 8 + i  # the first rows' dims: the first half's cos and sin
+        dims = (in_head // 16) * 8 + in_head % 16 + i  # the first rows' dims: the first half's cos and sin
         c = tl.load(cos_ptr + dims).to(tl.float32)
         s = tl.load(sin_ptr + dims).to(tl.float32)
         first, second = first * c - second * s, second * c + first * s
@@ -112,5 +130,27 @@ def gemv_qkv(
         Q_ROWS=q_rows, KV_ROWS=(n - q_rows) // 2, HEAD_DIM=head_dim, ROTARY_DIM=rotary_dim,
         MID=gear == Gear.MID, BF16=x.dtype == torch.bfloat16, KS=ks, X_AHEAD=ahead, PREFETCH=prefetch_steps(gear, ahead),
         PDL=pdl, launch_pdl=pdl, num_warps=ks,
+    )  # fmt: skip
+    return q
+
+
+def fits_high(x: torch.Tensor, weight: torch.Tensor, head_dim: int, rotary_dim: int) -> bool:
+    """Whether the high gear's q/k/v kernel can run: triton_gemv_f16's shapes, whole row tiles."""
+    n, k = weight.shape
+    cfg = triton_gemv_f16.config(n, k)
+    return triton_gemv_f16.fits(x, weight, cfg) and n % 16 == 0 and rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % 16 == 0
+
+
+def gemv_f16_qkv(x, weight, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int) -> torch.Tensor:
+    """gemv_qkv in the high gear: the original 16-bit weight, where fits_high."""
+    n, k = weight.shape
+    q = torch.empty(1, q_rows, dtype=x.dtype, device=x.device)
+    pdl = dependent_launch.enabled(x.device)
+    # 8 rows a program in 8 warps: 17.9 us at 6144x4096 on an H100 against 18.3 for the default 4
+    # rows in 4 warps (bench kernels --sweep --impl high, 2026-12-07, kernels-h100-high-sweep.json).
+    _gemv_f16_qkv_kernel[(n // 8,)](
+        x.reshape(k), weight, q, cos, sin, pos, k_cache, v_cache, k, k_cache.shape[1], Q_ROWS=q_rows,
+        KV_ROWS=(n - q_rows) // 2, HEAD_DIM=k_cache.shape[-1], ROTARY_DIM=rotary_dim,
+        BLOCK_K=triton_gemv_f16.config(n, k)["BLOCK_K"], PDL=pdl, launch_pdl=pdl, num_warps=8,
     )  # fmt: skip
     return q

@@ -273,8 +273,8 @@ def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
 
 @pytest.mark.parametrize("rotary_dim", [128, 64], ids=["all-rotate", "partial"])
 def test_the_qkv_epilogue_rotates_and_writes_as_the_decoder_does(rotary_dim):
-    """The experiment QKV_EPILOGUE's epilogue (triton_gemv_qkv._write_qkv; its GEMV is inline PTX,
-    CUDA only) given q, k and v rows in rotary tiles: q as the decoder rotates it, k rotated and v
+    """The experiment QKV_EPILOGUE's epilogue as the low/mid gear's kernel calls it (triton_gemv_qkv.
+    _write_qkv; that GEMV is inline PTX, CUDA only) given q, k and v rows in rotary tiles: q as the decoder rotates it, k rotated and v
     into the cache at the position, in each kv head, and nothing else of the cache touched.
     Heads of 128 (3 query heads on 2 kv heads), float32 so that the two roundings agree."""
     from gearterm.backends.decoder import Shape, rotate, tile_rotary
@@ -282,10 +282,10 @@ def test_the_qkv_epilogue_rotates_and_writes_as_the_decoder_does(rotary_dim):
     @triton.jit
     def epilogue(y_ptr, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions, Q_ROWS: tl.constexpr,
                  KV_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, ROTARY_DIM: tl.constexpr):  # fmt: skip
-        rows = tl.program_id(0) * 16 + tl.arange(0, 8)
-        first, second = tl.load(y_ptr + rows), tl.load(y_ptr + rows + 8)
-        triton_gemv_qkv._write_qkv(first, second, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
-                                   Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM)  # fmt: skip
+        row = tl.program_id(0) * 16
+        first, second = tl.load(y_ptr + row + tl.arange(0, 8)), tl.load(y_ptr + row + 8 + tl.arange(0, 8))
+        triton_gemv_qkv._write_qkv(first, second, row, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
+                                   Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM, 8)  # fmt: skip
 
     s = Shape("phi3", 10, 16, 24, 1, 3, 2, 128, 1e-5, "silu", rotary_dim=rotary_dim, rotary_tiles=True)
     torch.manual_seed(rotary_dim)
@@ -303,6 +303,34 @@ def test_the_qkv_epilogue_rotates_and_writes_as_the_decoder_does(rotary_dim):
     torch.testing.assert_close(q.view(3, 128), expected_q)
     torch.testing.assert_close(k_cache[:, pos], expected_k)
     assert torch.equal(v_cache[:, pos], v_rows.view(2, 128))
+    k_before[:, pos], v_before[:, pos] = k_cache[:, pos], v_cache[:, pos]
+    assert torch.equal(k_cache, k_before) and torch.equal(v_cache, v_before)
+
+
+@pytest.mark.parametrize("rotary_dim", [32, 16], ids=["all-rotate", "partial"])
+def test_the_high_gears_qkv_gemv_rotates_and_writes_as_the_decoder_does(rotary_dim):
+    """The experiment QKV_EPILOGUE in the high gear (triton_gemv_qkv.gemv_f16_qkv: gearterm's own
+    16-bit GEMV, programs of 4 rows and their 4 partners), whole, in float16: q is the decoder's
+    rotation of the GEMV's rows, the cache holds the rotated k and the v rows at the position, to a
+    rounding (the kernel rotates in float32), and nothing else of the cache is written."""
+    from gearterm.backends.decoder import Shape, rotate, tile_rotary
+
+    s = Shape("llama", 10, 512, 24, 1, 4, 2, 32, 1e-5, "silu", rotary_dim=rotary_dim, rotary_tiles=True)
+    torch.manual_seed(rotary_dim)
+    weight = tile_rotary(torch.randn(4 * 32 + 2 * 2 * 32, 512) * 0.05, s).half()
+    x = torch.randn(1, 512).half()
+    angles = torch.randn(rotary_dim // 2)
+    cos, sin = (torch.cat([f(angles)] * 2).half() for f in (torch.cos, torch.sin))
+    positions, pos = 8, 3
+    k_cache, v_cache = torch.randn(2, 2, positions, 32).half().unbind(0)
+    k_before, v_before = k_cache.clone(), v_cache.clone()
+    q = triton_gemv_qkv.gemv_f16_qkv(x, weight, cos, sin, torch.tensor([pos]), k_cache, v_cache, 128, rotary_dim)
+    y = (x.float() @ weight.float().T).half().float()
+    q_rows, k_rows, v_rows = y.split([128, 64, 64], -1)
+    expected_q, expected_k = (rotate(t.view(1, -1, 32), cos[None].float(), sin[None].float(), tiled=True)[0] for t in (q_rows, k_rows))
+    ulp = 2.0**-10 * y.abs().max()
+    for got, expected in ((q.view(4, 32), expected_q), (k_cache[:, pos], expected_k), (v_cache[:, pos], v_rows.view(2, 32))):
+        assert (got.float() - expected).abs().max() <= 2 * ulp
     k_before[:, pos], v_before[:, pos] = k_cache[:, pos], v_cache[:, pos]
     assert torch.equal(k_cache, k_before) and torch.equal(v_cache, v_before)
 

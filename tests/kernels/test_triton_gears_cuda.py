@@ -181,14 +181,18 @@ def test_the_down_gemv_adds_the_residual_as_eager_torch_does(shape, dtype):
 @pytest.mark.parametrize("heads", [(32, 8, 4096), (4, 2, 512)], ids=["llama3-8b", "small"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_the_qkv_gemv_rotates_q_and_k_and_writes_the_cache_as_the_decoder_does(heads, dtype):
-    """The experiment QKV_EPILOGUE's GEMV, q, k and v stacked in rotary tiles, heads of 128: q is
-    the decoder's rotation of the GEMV's own q rows, and the cache at the position holds the
-    rotated k and the v rows, to one rounding (the kernel rotates in float32, eager in 16 bits);
-    every other position of the cache is left as it was. Eagerly and as one operator of a
-    compiled graph, bit for bit; the high gear, several rows and a CPU are left to the decoder."""
+    """The experiment QKV_EPILOGUE's GEMV in every gear (the high gear's own), q, k and v stacked in
+    rotary tiles, heads of 128: q is the decoder's rotation of the GEMV's own q rows, and the cache
+    at the position holds the rotated k and the v rows, to one rounding (the kernel rotates in
+    float32, eager in 16 bits); every other position of the cache is left as it was. Eagerly and
+    as one operator of a compiled graph, bit for bit; cuBLAS's high gear and several rows are left
+    to the decoder."""
     torch._dynamo.reset()
+    from functools import partial
+
     from gearterm.backends.decoder import Shape, rotate, tile_rotary
     from gearterm.kernels.matmul import geared_matmul, rotated_into_cache_matmul
+    from gearterm.kernels.triton_gemv_f16 import gemv_f16
     from gearterm.kernels.nested import pack
     from gearterm.kernels.word_planes import to_word_planes
 
@@ -196,18 +200,20 @@ def test_the_qkv_gemv_rotates_q_and_k_and_writes_the_cache_as_the_decoder_does(h
     s = Shape("llama", 10, hidden, 16, 1, num_heads, kv_heads, 128, 1e-5, "silu", rotary_dim=128, rotary_tiles=True)
     q_rows, kv_rows, positions, pos = num_heads * 128, kv_heads * 128, 64, 37
     torch.manual_seed(num_heads)
-    planes = to_word_planes(pack(tile_rotary(torch.randn(q_rows + 2 * kv_rows, hidden, device="cuda") * 0.02, s)))
+    planes = to_word_planes(pack(tile_rotary(torch.randn(q_rows + 2 * kv_rows, hidden, device="cuda") * 0.02, s).to(dtype)))
     x = torch.randn(1, hidden, device="cuda", dtype=dtype)
     angles = pos * 10000 ** (-torch.arange(64, device="cuda") / 64)
     cos, sin = (torch.cat([f(angles)] * 2).to(dtype) for f in (torch.cos, torch.sin))
     at = torch.tensor([pos], device="cuda")
     caches = [torch.randn(kv_heads, positions, 128, device="cuda", dtype=dtype) for _ in range(2)]
-    compiled = torch.compile(lambda x, k, v, gear: rotated_into_cache_matmul(x, planes, gear, cos, sin, at, k, v, q_rows, 128) * 2.0, fullgraph=True)
-    for gear in (Gear.LOW, Gear.MID):
-        q, k, v = geared_matmul(x, planes, gear).split([q_rows, kv_rows, kv_rows], -1)
+    fused_qkv = partial(rotated_into_cache_matmul, x, planes, cos=cos, sin=sin, pos=at, q_rows=q_rows, rotary_dim=128, own_high=True)
+    compiled = torch.compile(lambda gear, k, v: fused_qkv(gear, k_cache=k, v_cache=v) * 2.0, fullgraph=True)
+    for gear in Gear:
+        products = gemv_f16(x, planes.weight) if gear == Gear.HIGH else geared_matmul(x, planes, gear)
+        q, k, v = products.split([q_rows, kv_rows, kv_rows], -1)
         q, k = (rotate(t.view(1, -1, 128), cos[None], sin[None], tiled=True) for t in (q, k))
         k_cache, v_cache = (c.clone() for c in caches)
-        fused = rotated_into_cache_matmul(x, planes, gear, cos, sin, at, k_cache, v_cache, q_rows, 128)
+        fused = fused_qkv(gear, k_cache=k_cache, v_cache=v_cache)
         assert fused.shape == (1, q_rows) and fused.dtype == dtype
         ulp = 2.0**-7 if dtype == torch.bfloat16 else 2.0**-10  # at 1: the eager rotation's three roundings
         for got, expected in ((fused.view(-1, 128), q[0]), (k_cache[:, pos], k[0])):
@@ -216,9 +222,9 @@ def test_the_qkv_gemv_rotates_q_and_k_and_writes_the_cache_as_the_decoder_does(h
         others = torch.arange(positions, device="cuda") != pos
         assert torch.equal(k_cache[:, others], caches[0][:, others]) and torch.equal(v_cache[:, others], caches[1][:, others])
         k_again, v_again = (c.clone() for c in caches)
-        torch.testing.assert_close(compiled(x, k_again, v_again, gear), fused * 2.0, rtol=0, atol=0)
+        torch.testing.assert_close(compiled(gear, k_again, v_again), fused * 2.0, rtol=0, atol=0)
         assert torch.equal(k_again, k_cache) and torch.equal(v_again, v_cache)
-    assert rotated_into_cache_matmul(x, planes, Gear.HIGH, cos, sin, at, *caches, q_rows, 128) is None
+    assert rotated_into_cache_matmul(x, planes, Gear.HIGH, cos, sin, at, *caches, q_rows, 128) is None  # cuBLAS's
     assert rotated_into_cache_matmul(x.expand(2, -1).contiguous(), planes, Gear.LOW, cos, sin, at, *caches, q_rows, 128) is None
 
 
@@ -361,9 +367,9 @@ def test_the_mlp_epilogues_in_the_gemvs_change_no_token(tmp_path, monkeypatch):
 
 def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
     """The experiment QKV_EPILOGUE on a random Llama in float16 (heads of 128, hidden 512): replayed
-    as graphs in the low and mid gears, with q and k rotated and k and v written into the cache by
-    the q/k/v GEMV, each step's logits are those of the same decoder rotating and writing after
-    the GEMV, to float16 rounding, on the same tokens."""
+    as graphs in every gear (the high gear's with gearterm's own GEMV, on Hopper), with q and k
+    rotated and k and v written into the cache by the q/k/v GEMV, each step's logits are those of
+    the same decoder rotating and writing after the GEMV, to float16 rounding, on the same tokens."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from gearterm.backends import decoder, geared_linear
@@ -390,7 +396,7 @@ def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
         selector = GearSelector(Gear.LOW)
         geared_linear.gear_decoder_layers(model.layers, selector)
         graphs = GraphDecoder(model, selector, 64)
-        for gear in (Gear.LOW, Gear.MID):
+        for gear in Gear:
             selector.gear = gear
             logits, steps[fused, gear] = graphs.prefill([1, 400, 34])[-1], []
             for i in range(12):
@@ -398,7 +404,7 @@ def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
                 logits, _ = graphs.step(token)
                 steps[fused, gear].append((int(token), logits.float()))
     assert any(written)  # in the fused run, the GEMV did
-    for gear in (Gear.LOW, Gear.MID):
+    for gear in Gear:
         for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
             assert same == token
             assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
