@@ -19,7 +19,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from gearterm.kernels.triton_decode_attention import attend_slices  # noqa: E402
 from gearterm.kernels.gear import Gear  # noqa: E402
 from gearterm.kernels.triton_gemv_mma import _gemv_mma_kernel, prefetch_steps  # noqa: E402
-from gearterm.kernels.triton_gemv_qkv import _gemv_qkv_kernel  # noqa: E402
+from gearterm.kernels.triton_gemv_qkv import _gemv_f16_qkv_kernel, _gemv_qkv_kernel  # noqa: E402
 from gearterm.kernels.triton_gemv_tma import _gemv_tma_kernel  # noqa: E402
 
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -93,6 +93,10 @@ for mid in (False, True):
                  "KS": 4, "X_AHEAD": False, "PREFETCH": 0, "PDL": True}  # fmt: skip
     used = usage(_gemv_qkv_kernel, qkv, constants, range(12), num_warps=4)
     print(f"gear GEMV {'mid' if mid else 'low'} KS 4 QKV_EPILOGUE: {used}, {code_loads_in_loop()}")
+f16_qkv = {"x_ptr": "*fp16", "w_ptr": "*fp16", "q_ptr": "*fp16", "cos_ptr": "*fp16", "sin_ptr": "*fp16", "pos_ptr": "*i64",
+           "k_ptr": "*fp16", "v_ptr": "*fp16", "K": "i32", "positions": "i32"}  # fmt: skip
+constants = {"Q_ROWS": 4096, "KV_ROWS": 1024, "HEAD_DIM": 128, "ROTARY_DIM": 128, "BLOCK_K": 1024, "PDL": True}
+print(f"high gear GEMV QKV_EPILOGUE, 8 warps: {usage(_gemv_f16_qkv_kernel, f16_qkv, constants, range(10), num_warps=8)}")
 
 names = "q_ptr k_ptr v_ptr pos_ptr out_ptr max_ptr sum_ptr T L WINDOW scale stride_qt stride_qh stride_kh stride_kl stride_vh stride_vl"
 types = ["*fp16"] * 3 + ["*i64"] + ["*fp32"] * 3 + ["i32"] * 3 + ["fp32"] + ["i32"] * 6
