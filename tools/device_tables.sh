@@ -20,8 +20,9 @@
 #      decode table as it is, with TMA (GEARTERM_GEMV_TMA=3:1; KS 1, whose view has its strides in
 #      order), then with PIN where x is not read ahead (GEARTERM_GEMV_PIN=wide), where time is
 #      left (carry .whl .devshared);
-#   qkv: the experiment QKV_EPILOGUE (kernels/triton_gemv_qkv.py): its CUDA tests, then the decode
-#      table with it on and off, both profiled (RUNS=n: alternated n times; carry .whl .devshared);
+#   qkv: the experiment QKV_EPILOGUE (kernels/triton_gemv_qkv.py): its CUDA tests and the MLP
+#      epilogues', then the decode table with it on and off, both profiled (RUNS=n: alternated n
+#      times; carry .whl .devshared);
 #   ab: the decode table of this tree against an older one (tools/device_before.sh COMMIT lays out
 #      what differs), alternated twice (RUNS=n: n times) on one machine, after the CUDA tests of
 #      the gear GEMVs' epilogues (carry .whl .devshared).
@@ -86,7 +87,7 @@ exp)
     done
     ;;
 qkv)
-    timeout 170 $pytest tests/kernels/test_triton_gears_cuda.py -k "qkv"
+    timeout 200 $pytest tests/kernels/test_triton_gears_cuda.py -k "qkv or silu or residual or epilogues"
     profile=--profile
     for run in $(seq "${RUNS:-1}"); do
         for setting in 1 0; do
