@@ -111,9 +111,9 @@ QKV_EPILOGUE = os.environ.get("GEARTERM_QKV_EPILOGUE", "") == "1"
 ROTARY_TILE = 8
 
 
-def tiles_rotary(head_dim: int, rotary_dim: int) -> bool:
+def tiles_rotary(rotary_dim: int) -> bool:
     """Whether the experiment asks for rotary tiles and a head's rotating dims split into whole tiles."""
-    return QKV_EPILOGUE and rotary_dim % (2 * ROTARY_TILE) == 0 and rotary_dim <= head_dim
+    return QKV_EPILOGUE and rotary_dim % (2 * ROTARY_TILE) == 0
 
 
 def rotary_order(s: Shape) -> torch.Tensor:

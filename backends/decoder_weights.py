@@ -82,7 +82,7 @@ def shape_of(config) -> Shape:
         sliding_window=window,
         sliding_layers=sliding,
         rotary_dim=int(head_dim * partial),
-        rotary_tiles=tiles_rotary(head_dim, int(head_dim * partial)),
+        rotary_tiles=tiles_rotary(int(head_dim * partial)),
         tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
         max_positions=getattr(config, "max_position_embeddings", 2048),
         **_experts(config),

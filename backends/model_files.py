@@ -14,7 +14,9 @@ def resolve_model_dir(model: str) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise BackendError(f"{model} is a file but not a GGUF file; --model takes a model directory, a .gguf file or a Hugging Face id")
+        raise BackendError(
+            f"{model} is a file but not a GGUF file; --model takes a model directory, a .gguf file or a Hugging Face id"
+        )
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise BackendError(f"no such model directory: {model}")
     from huggingface_hub import snapshot_download

@@ -50,23 +50,11 @@ def compiled_gear_matmul(
 
 @torch.library.custom_op("gearterm::gear_qkv", mutates_args=("k_cache", "v_cache"))
 def gear_qkv_op(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    h_words: torch.Tensor,
-    h_scale: torch.Tensor,
-    h_zero: torch.Tensor,
-    l_words: torch.Tensor,
-    l_scale: torch.Tensor,
-    group_size: int,
-    gear: int,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    pos: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    q_rows: int,
-    rotary_dim: int,
-) -> torch.Tensor:
+    x: torch.Tensor, weight: torch.Tensor, h_words: torch.Tensor, h_scale: torch.Tensor, h_zero: torch.Tensor,
+    l_words: torch.Tensor, l_scale: torch.Tensor, group_size: int, gear: int,
+    cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+    q_rows: int, rotary_dim: int,
+) -> torch.Tensor:  # fmt: skip
     """kernels.triton_gemv_qkv.gemv_qkv (gemv_f16_qkv in the high gear): q returned, k and v written
     into the caches (declared, so that inductor orders the cache's readers after it and writes in
     place)."""
@@ -79,7 +67,8 @@ def gear_qkv_op(
 
 
 @gear_qkv_op.register_fake
-def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, cos, sin, pos, k_cache, v_cache, q_rows, rotary_dim):
+def _(x, weight, h_words, h_scale, h_zero, l_words, l_scale, group_size, gear, cos, sin, pos, k_cache, v_cache,
+      q_rows, rotary_dim):  # fmt: skip
     return x.new_empty((1, q_rows))
 
 

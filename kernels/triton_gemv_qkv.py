@@ -100,18 +100,7 @@ def fits(x: torch.Tensor, planes: WordPlanes, head_dim: int, rotary_dim: int) ->
     return triton_gemv_mma.fits(x, planes) and rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % TILE_ROWS == 0
 
 
-def gemv_qkv(
-    x: torch.Tensor,
-    planes: WordPlanes,
-    gear: Gear,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    pos: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    q_rows: int,
-    rotary_dim: int,
-) -> torch.Tensor:
+def gemv_qkv(x, planes: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int) -> torch.Tensor:
     """x [1, in] @ W_gear^T for q, k and v stacked, each head's q and k rows in rotary tiles
     (backends.decoder.tile_rotary): returns q [1, q_rows] rotated; writes k rotated and v into the
     caches [kv heads, positions, head dim] at position pos ([1], on the device). cos and sin: the

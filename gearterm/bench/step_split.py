@@ -14,7 +14,8 @@ import re
 import time
 
 # Kernel names by part, first match wins (gear GEMVs: the low and mid gears', their experiments'
-# too, and the high gear's own where it runs, kernels.matmul.own_high_gemv). cuBLAS names carry gemv, gemm, xmma or (CUDA 13) nvjet.
+# too, and the high gear's own where it runs, kernels.matmul.own_high_gemv). cuBLAS names carry
+# gemv, gemm, xmma or (CUDA 13) nvjet.
 PARTS = [
     ("gear GEMVs", re.compile(r"_gemv(_mma|_f16|_tma|_qkv)?_kernel|_gemm_kernel")),
     ("cuBLAS (16-bit weights)", re.compile(r"gemv|gemm|xmma|cutlass|cublas|nvjet", re.IGNORECASE)),

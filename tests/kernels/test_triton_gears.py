@@ -327,7 +327,8 @@ def test_the_high_gears_qkv_gemv_rotates_and_writes_as_the_decoder_does(rotary_d
     q = triton_gemv_qkv.gemv_f16_qkv(x, weight, cos, sin, torch.tensor([pos]), k_cache, v_cache, 128, rotary_dim)
     y = (x.float() @ weight.float().T).half().float()
     q_rows, k_rows, v_rows = y.split([128, 64, 64], -1)
-    expected_q, expected_k = (rotate(t.view(1, -1, 32), cos[None].float(), sin[None].float(), tiled=True)[0] for t in (q_rows, k_rows))
+    rotated = (rotate(t.view(1, -1, 32), cos[None].float(), sin[None].float(), tiled=True)[0] for t in (q_rows, k_rows))
+    expected_q, expected_k = rotated
     ulp = 2.0**-10 * y.abs().max()
     for got, expected in ((q.view(4, 32), expected_q), (k_cache[:, pos], expected_k), (v_cache[:, pos], v_rows.view(2, 32))):
         assert (got.float() - expected).abs().max() <= 2 * ulp

@@ -206,7 +206,9 @@ def test_the_qkv_gemv_rotates_q_and_k_and_writes_the_cache_as_the_decoder_does(h
     cos, sin = (torch.cat([f(angles)] * 2).to(dtype) for f in (torch.cos, torch.sin))
     at = torch.tensor([pos], device="cuda")
     caches = [torch.randn(kv_heads, positions, 128, device="cuda", dtype=dtype) for _ in range(2)]
-    fused_qkv = partial(rotated_into_cache_matmul, x, planes, cos=cos, sin=sin, pos=at, q_rows=q_rows, rotary_dim=128, own_high=True)
+    fused_qkv = partial(
+        rotated_into_cache_matmul, x, planes, cos=cos, sin=sin, pos=at, q_rows=q_rows, rotary_dim=128, own_high=True
+    )
     compiled = torch.compile(lambda gear, k, v: fused_qkv(gear, k_cache=k, v_cache=v) * 2.0, fullgraph=True)
     for gear in Gear:
         products = gemv_f16(x, planes.weight) if gear == Gear.HIGH else geared_matmul(x, planes, gear)
@@ -350,20 +352,35 @@ def test_the_mlp_epilogues_in_the_gemvs_change_no_token(tmp_path, monkeypatch):
         model = load_decoder(tmp_path, config, torch.float16, "cuda")
         selector = GearSelector(Gear.LOW)
         geared_linear.gear_decoder_layers(model.layers, selector)
-        decoder = GraphDecoder(model, selector, 64)
-        for gear in (Gear.LOW, Gear.MID):
-            selector.gear = gear
-            logits, steps[fused, gear] = decoder.prefill([1, 400, 34])[-1], []
-            for i in range(12):
-                token = torch.tensor(steps[False, gear][i][0], device="cuda") if fused else logits.argmax(-1)
-                logits, _ = decoder.step(token)
-                steps[fused, gear].append((int(token), logits.float()))
+        graphs = GraphDecoder(model, selector, 64)
+        steps[fused] = _replayed_steps(graphs, selector, (Gear.LOW, Gear.MID), steps.get(False))
         monkeypatch.undo()
     assert written == {"silu_times_up_matmul", "plus_residual_matmul"}  # in the fused run, the GEMVs did
-    for gear in (Gear.LOW, Gear.MID):
-        for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
+    _same_tokens_close_logits(steps[False], steps[True])
+
+
+def _replayed_steps(graphs, selector, gears, forced: dict | None = None) -> dict:
+    """Each gear's 12 decode steps after a 3-token prompt, replayed as graphs: (token, logits) a
+    step, the tokens greedy, or `forced`'s (another run's) where given."""
+    steps = {}
+    for gear in gears:
+        selector.gear = gear
+        logits, steps[gear] = graphs.prefill([1, 400, 34])[-1], []
+        for i in range(12):
+            token = torch.tensor(forced[gear][i][0], device="cuda") if forced else logits.argmax(-1)
+            logits, _ = graphs.step(token)
+            steps[gear].append((int(token), logits.float()))
+    return steps
+
+
+def _same_tokens_close_logits(plain: dict, fused: dict) -> None:
+    """Two runs' steps (_replayed_steps, the second forced to the first's tokens): the logits of
+    each step the same to float16 rounding."""
+    for gear in plain:
+        for (token, a), (same, b) in zip(plain[gear], fused[gear]):
             assert same == token
-            assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
+            assert (b - a).abs().max().item() <= 1e-2 * a.abs().max().item()
+
 
 def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
     """The experiment QKV_EPILOGUE on a random Llama in float16 (heads of 128, hidden 512): replayed
@@ -385,8 +402,10 @@ def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
     fused_matmul, written, steps = geared_linear.rotated_into_cache_matmul, [], {}
     for fused in (False, True):
 
-        def fused_or_none(*args, fused=fused):
-            y = fused_matmul(*args) if fused else None
+        def fused_or_none(*args, fused=fused, **kwargs):
+            if not fused:
+                return None
+            y = fused_matmul(*args, **kwargs)
             written.append(y is not None)
             return y
 
@@ -395,19 +414,9 @@ def test_the_qkv_epilogue_changes_no_token(tmp_path, monkeypatch):
         assert model.shape.rotary_tiles
         selector = GearSelector(Gear.LOW)
         geared_linear.gear_decoder_layers(model.layers, selector)
-        graphs = GraphDecoder(model, selector, 64)
-        for gear in Gear:
-            selector.gear = gear
-            logits, steps[fused, gear] = graphs.prefill([1, 400, 34])[-1], []
-            for i in range(12):
-                token = torch.tensor(steps[False, gear][i][0], device="cuda") if fused else logits.argmax(-1)
-                logits, _ = graphs.step(token)
-                steps[fused, gear].append((int(token), logits.float()))
-    assert any(written)  # in the fused run, the GEMV did
-    for gear in Gear:
-        for (token, plain), (same, fused) in zip(steps[False, gear], steps[True, gear]):
-            assert same == token
-            assert (fused - plain).abs().max().item() <= 1e-2 * plain.abs().max().item()
+        steps[fused] = _replayed_steps(GraphDecoder(model, selector, 64), selector, Gear, steps.get(False))
+    assert written and all(written)  # in the fused run, every step's q/k/v GEMV did, in every gear
+    _same_tokens_close_logits(steps[False], steps[True])
 
 
 def test_graph_decoder_replays_the_eager_tokens(stories_hf):
