@@ -309,7 +309,7 @@ def _gemv_mma_kernel(
     LOADS_ONLY: tl.constexpr = False,  # probe: the same loads without the products (_xor_words)
 ):  # fmt: skip
     acc = _row_sums(xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, G, MID, BF16, KS, X_AHEAD, PREFETCH, PDL, PIN, LOADS_ONLY)
-    _write_rows(acc, tl.arange(0, 16)[None, :], y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+    _write_rows(acc, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
 
 
 @triton.jit
@@ -379,11 +379,17 @@ def _program_tile(G, KS: tl.constexpr):
 
 
 @triton.jit
-def _write_rows(acc, wi, y_ptr, r_ptr, KS: tl.constexpr, SILU_TIMES_UP: tl.constexpr, RESIDUAL: tl.constexpr):
-    """The program's 16 rows from the lanes' sums [16 KS, 16], written as the epilogue asks."""
+def _program_rows(acc, KS: tl.constexpr):
+    """The program's 16 rows, float32 [2, 8] (rows 0-7, rows 8-15), from the lanes' sums [16 KS, 16]."""
     # Word 0 of lane t = 0 holds each row's chunk sum; then the chunks of a row are added.
-    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)
-    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1)
+    part = tl.sum(tl.where(tl.arange(0, 16)[None, :] == 0, acc, 0.0), 1)
+    return tl.sum(tl.reshape(part, [2, KS, 8]), 1)
+
+
+@triton.jit
+def _write_rows(acc, y_ptr, r_ptr, KS: tl.constexpr, SILU_TIMES_UP: tl.constexpr, RESIDUAL: tl.constexpr):
+    """The program's 16 rows from the lanes' sums [16 KS, 16], written as the epilogue asks."""
+    y = _program_rows(acc, KS)
     dtype = y_ptr.dtype.element_ty
     if SILU_TIMES_UP:
         gate, up = tl.split(tl.permute(y, (1, 0)))

@@ -23,7 +23,8 @@ import triton.language as tl
 
 from gearterm.kernels import dependent_launch, triton_gemv_f16
 from gearterm.kernels.gear import Gear
-from gearterm.kernels.triton_gemv_mma import _row_sums, prefetch_steps, splits, whole_steps, x_ahead
+from gearterm.kernels import triton_gemv_mma
+from gearterm.kernels.triton_gemv_mma import _program_rows, _row_sums, prefetch_steps, splits, x_ahead
 from gearterm.kernels.word_planes import TILE_ROWS, WordPlanes
 
 ROTARY_TILE = 8  # backends.decoder.ROTARY_TILE: a program's rows 0-7 and their partners, rows 8-15
@@ -37,9 +38,7 @@ def _gemv_qkv_kernel(
     PDL: tl.constexpr,
 ):  # fmt: skip
     acc = _row_sums(xw_ptr, hw_ptr, hs_ptr, hz_ptr, lw_ptr, ls_ptr, G, MID, BF16, KS, X_AHEAD, PREFETCH, PDL, 0, False)
-    wi = tl.arange(0, 16)[None, :]
-    part = tl.sum(tl.where(wi == 0, acc, 0.0), 1)  # as triton_gemv_mma._write_rows
-    y = tl.sum(tl.reshape(part, [2, KS, 8]), 1).to(q_ptr.dtype.element_ty).to(tl.float32)  # rounded as the GEMV writes them
+    y = _program_rows(acc, KS).to(q_ptr.dtype.element_ty).to(tl.float32)  # rounded as the GEMV writes them
     first, second = tl.split(tl.permute(y, (1, 0)))  # rows 0-7 and their partners, rows 8-15
     _write_qkv(first, second, tl.program_id(0) * 16, q_ptr, cos_ptr, sin_ptr, pos_ptr, k_ptr, v_ptr, positions,
                Q_ROWS, KV_ROWS, HEAD_DIM, ROTARY_DIM, 8)  # fmt: skip
@@ -92,12 +91,16 @@ def _write_qkv(
         tl.store(at + 8 + i, second.to(dtype))
 
 
-def fits(x: torch.Tensor, planes: WordPlanes, head_dim: int, rotary_dim: int) -> bool:
-    """Whether this kernel can run the q, k and v projection: the default kernel's shapes
-    (triton_gemv_mma.fits), whole tiles of rotary pairs, heads of whole row tiles."""
-    from gearterm.kernels import triton_gemv_mma
+def _whole_tiles(head_dim: int, rotary_dim: int) -> bool:
+    """Whether a head is whole row tiles of 16 and its rotating dims whole tiles of rotary pairs
+    (then q, k and v, whole heads, are whole row tiles too)."""
+    return rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % TILE_ROWS == 0
 
-    return triton_gemv_mma.fits(x, planes) and rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % TILE_ROWS == 0
+
+def fits(x: torch.Tensor, planes: WordPlanes, head_dim: int, rotary_dim: int) -> bool:
+    """Whether the low/mid gear's kernel can run the q, k and v projection: the default kernel's
+    shapes (triton_gemv_mma.fits), in whole tiles."""
+    return triton_gemv_mma.fits(x, planes) and _whole_tiles(head_dim, rotary_dim)
 
 
 def gemv_qkv(x, planes: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int) -> torch.Tensor:
@@ -107,9 +110,7 @@ def gemv_qkv(x, planes: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache,
     position's [rotary_dim] (halves repeated); x, the caches, cos and sin of one 16-bit type."""
     n, _ = planes.shape
     head_dim = k_cache.shape[-1]
-    ks = splits(n, planes.groups, gear)
-    if not whole_steps(planes.groups, ks):
-        raise ValueError(f"{planes.groups} groups do not split into whole steps")
+    ks = splits(n, planes.groups, gear)  # whole steps wherever `fits`
     ahead = x_ahead(n, x.device)
     q = torch.empty(1, q_rows, dtype=x.dtype, device=x.device)
     pdl = dependent_launch.enabled(x.device)
@@ -124,10 +125,8 @@ def gemv_qkv(x, planes: WordPlanes, gear: Gear, cos, sin, pos, k_cache, v_cache,
 
 
 def fits_high(x: torch.Tensor, weight: torch.Tensor, head_dim: int, rotary_dim: int) -> bool:
-    """Whether the high gear's q/k/v kernel can run: triton_gemv_f16's shapes, whole row tiles."""
-    n, k = weight.shape
-    cfg = triton_gemv_f16.config(n, k)
-    return triton_gemv_f16.fits(x, weight, cfg) and n % 16 == 0 and rotary_dim % (2 * ROTARY_TILE) == 0 and head_dim % 16 == 0
+    """Whether the high gear's q/k/v kernel can run: triton_gemv_f16's shapes, in whole tiles."""
+    return triton_gemv_f16.fits(x, weight) and _whole_tiles(head_dim, rotary_dim)
 
 
 def gemv_f16_qkv(x, weight, cos, sin, pos, k_cache, v_cache, q_rows: int, rotary_dim: int) -> torch.Tensor:

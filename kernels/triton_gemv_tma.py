@@ -106,7 +106,7 @@ def _gemv_tma_kernel(
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 1, wi, q1, l1, s, z, ls, 1, MID, BF16)
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 2, wi, q2, l2, s, z, ls, 2, MID, BF16)
         acc = _group_at(acc, xw_ptr, x_chunk, g0 + 3, wi, q3, l3, s, z, ls, 3, MID, BF16)
-    _write_rows(acc, wi, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
+    _write_rows(acc, y_ptr, r_ptr, KS, SILU_TIMES_UP, RESIDUAL)
 
 
 def _descriptor(words: torch.Tensor, ks: int) -> TensorDescriptor:
