@@ -274,9 +274,10 @@ def test_the_bulk_copy_view_reads_the_tile_the_mma_kernel_reads(ks):
 @pytest.mark.parametrize("rotary_dim", [128, 64], ids=["all-rotate", "partial"])
 def test_the_qkv_epilogue_rotates_and_writes_as_the_decoder_does(rotary_dim):
     """The experiment QKV_EPILOGUE's epilogue as the low/mid gear's kernel calls it (triton_gemv_qkv.
-    _write_qkv; that GEMV is inline PTX, CUDA only) given q, k and v rows in rotary tiles: q as the decoder rotates it, k rotated and v
-    into the cache at the position, in each kv head, and nothing else of the cache touched.
-    Heads of 128 (3 query heads on 2 kv heads), float32 so that the two roundings agree."""
+    _write_qkv; that GEMV is inline PTX, CUDA only) given q, k and v rows in rotary tiles: q as the
+    decoder rotates it, k rotated and v into the cache at the position, in each kv head, and
+    nothing else of the cache touched. Heads of 128 (3 query heads on 2 kv heads), float32 so that
+    the two roundings agree."""
     from gearterm.backends.decoder import Shape, rotate, tile_rotary
 
     @triton.jit
@@ -327,8 +328,8 @@ def test_the_high_gears_qkv_gemv_rotates_and_writes_as_the_decoder_does(rotary_d
     q = triton_gemv_qkv.gemv_f16_qkv(x, weight, cos, sin, torch.tensor([pos]), k_cache, v_cache, 128, rotary_dim)
     y = (x.float() @ weight.float().T).half().float()
     q_rows, k_rows, v_rows = y.split([128, 64, 64], -1)
-    rotated = (rotate(t.view(1, -1, 32), cos[None].float(), sin[None].float(), tiled=True)[0] for t in (q_rows, k_rows))
-    expected_q, expected_k = rotated
+    cos32, sin32 = cos[None].float(), sin[None].float()
+    expected_q, expected_k = (rotate(t.view(1, -1, 32), cos32, sin32, tiled=True)[0] for t in (q_rows, k_rows))
     ulp = 2.0**-10 * y.abs().max()
     for got, expected in ((q.view(4, 32), expected_q), (k_cache[:, pos], expected_k), (v_cache[:, pos], v_rows.view(2, 32))):
         assert (got.float() - expected).abs().max() <= 2 * ulp
